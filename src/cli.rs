@@ -1,0 +1,166 @@
+//! The command line: `ballast serve` (the default) and `ballast check`.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::units::{format_duration, format_size};
+use crate::config::{self, Config, ConfigProblem, ProviderKind};
+use crate::server::{self, Gateway};
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ballast",
+    version,
+    about = "A resilient gateway in front of LLM providers."
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Options of `serve`, the default command.
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// The config file [default: $BALLAST_CONFIG, else config/ballast.yaml]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Log format [default: pretty on a terminal, json otherwise]
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (the default command).
+    Serve(ServeArgs),
+    /// Validate the config and print the route table; exit 1 listing every problem.
+    Check,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Listen address, overriding `server.listen` (e.g. 127.0.0.1:8080; port 0 picks one).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let path = config::resolve_path(cli.config);
+    match cli.command {
+        Some(Command::Check) => Ok(check(&path)),
+        Some(Command::Serve(args)) => serve(&path, args).await,
+        None => serve(&path, cli.serve).await,
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let (text, code) = match config::load(path) {
+        Ok(config) => (route_table(path, &config), ExitCode::SUCCESS),
+        Err(problems) => (problem_list(path, &problems), ExitCode::FAILURE),
+    };
+    // A closed stdout (`ballast check | head`) is not a config problem.
+    drop(out.write_all(text.as_bytes()));
+    code
+}
+
+async fn serve(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = match config::load(path) {
+        Ok(config) => config,
+        Err(problems) => {
+            drop(
+                std::io::stderr()
+                    .lock()
+                    .write_all(problem_list(path, &problems).as_bytes()),
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let gateway = Gateway::bind(config, args.listen).await?;
+    let addr = gateway.local_addr()?;
+    tracing::info!(addr = %addr, config = %path.display(), "listening");
+    gateway.serve(server::shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn problem_list(path: &Path, problems: &[ConfigProblem]) -> String {
+    let mut text = format!("{}: {} problem(s)\n", path.display(), problems.len());
+    for problem in problems {
+        let _ = writeln!(text, "  - {problem}");
+    }
+    text
+}
+
+/// What `check` prints for a valid config: server settings, providers, models → targets.
+/// Keys and header values are never printed.
+fn route_table(path: &Path, config: &Config) -> String {
+    let server = &config.server;
+    let mut text = format!("{}: OK\n\n", path.display());
+    let _ = writeln!(
+        text,
+        "server: listen {}, max_body_size {}, request_timeout {}, shutdown_grace {}\n",
+        server.listen,
+        format_size(server.max_body_size as u64),
+        format_duration(server.request_timeout),
+        format_duration(server.shutdown_grace),
+    );
+    let _ = writeln!(text, "providers:");
+    for provider in &config.providers {
+        let t = &provider.timeouts;
+        let detail = match &provider.kind {
+            ProviderKind::OpenAi(s) => format!(
+                "{} (key {}{})",
+                s.base_url,
+                if s.api_key.is_some() { "set" } else { "none" },
+                if s.headers.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} extra header(s)", s.headers.len())
+                },
+            ),
+            ProviderKind::Mock(s) => format!(
+                "offline, latency {}, failure_rate {}, failure_status {}",
+                format_duration(s.latency),
+                s.failure_rate,
+                s.failure_status.as_u16()
+            ),
+        };
+        let _ = writeln!(
+            text,
+            "  {:<16} {:<7} {detail}",
+            provider.name,
+            provider.kind.name()
+        );
+        let _ = writeln!(
+            text,
+            "  {:<16} {:<7} timeouts: connect {}, first_byte {}, idle {}, total {}",
+            "",
+            "",
+            format_duration(t.connect),
+            format_duration(t.first_byte),
+            format_duration(t.idle),
+            format_duration(t.total)
+        );
+    }
+    let _ = writeln!(text, "\nmodels (routing ordered, cache off):");
+    for model in &config.models {
+        let _ = writeln!(text, "  {}", model.name);
+        for (index, target) in model.targets.iter().enumerate() {
+            let _ = writeln!(
+                text,
+                "    {}. {} → {} ({})",
+                index + 1,
+                target.provider.name,
+                target.model,
+                target.provider.kind.name()
+            );
+        }
+    }
+    text
+}

@@ -1,0 +1,167 @@
+//! The configuration: validated runtime types, and `load` from a YAML file.
+//!
+//! Loading is `text → YAML tree → ${VAR} expansion → raw serde mirror → validated Config`.
+//! Every problem found on the way is collected with its YAML path, so `ballast check` lists
+//! all of them at once instead of stopping at the first.
+
+mod env;
+mod path;
+mod raw;
+mod secret;
+pub mod units;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, StatusCode};
+use reqwest::Url;
+
+pub use env::Lookup;
+pub use secret::Secret;
+
+/// The config file used when neither `--config` nor `$BALLAST_CONFIG` names one.
+pub const DEFAULT_CONFIG_PATH: &str = "config/ballast.yaml";
+
+/// A validated configuration. Built only by [`load`] or [`from_yaml`].
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    /// In file order.
+    pub providers: Vec<Arc<ProviderConfig>>,
+    /// In file order; the order `/v1/models` lists them in.
+    pub models: Vec<ModelConfig>,
+}
+
+#[derive(Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body_size: usize,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub timeouts: Timeouts,
+}
+
+#[derive(Debug)]
+pub enum ProviderKind {
+    /// Any server speaking OpenAI's chat completions: OpenAI, vLLM, Ollama, LiteLLM...
+    OpenAi(OpenAiSettings),
+    /// The built-in offline provider.
+    Mock(MockSettings),
+}
+
+#[derive(Debug)]
+pub struct OpenAiSettings {
+    /// Ends with `/v1` for OpenAI; `chat/completions` is appended to it.
+    pub base_url: Url,
+    pub api_key: Option<Secret>,
+    /// Extra static headers, all marked sensitive (they may carry credentials).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+#[derive(Debug)]
+pub struct MockSettings {
+    /// Time to the first byte of an answer.
+    pub latency: Duration,
+    /// Gap between two streamed chunks.
+    pub chunk_interval: Duration,
+    /// Fraction of requests answered with `failure_status`.
+    pub failure_rate: f64,
+    pub failure_status: StatusCode,
+}
+
+/// Per-attempt timeouts of one provider (SPEC §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing the TCP (and TLS) connection.
+    pub connect: Duration,
+    /// A streamed attempt, from sending the request to the upstream's first event.
+    pub first_byte: Duration,
+    /// Any gap between two reads of a response body.
+    pub idle: Duration,
+    /// A non-streamed attempt, from sending the request to the last byte of the answer.
+    pub total: Duration,
+}
+
+#[derive(Debug)]
+pub struct ModelConfig {
+    /// The name clients send as `model`.
+    pub name: String,
+    /// In routing order; never empty.
+    pub targets: Vec<TargetConfig>,
+}
+
+#[derive(Debug)]
+pub struct TargetConfig {
+    pub provider: Arc<ProviderConfig>,
+    /// The model name sent upstream.
+    pub model: String,
+}
+
+/// One thing wrong with a config file, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// A YAML path such as `providers.openai.timeouts.connect`; empty for the file itself.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl Config {
+    pub fn model(&self, name: &str) -> Option<&ModelConfig> {
+        self.models.iter().find(|model| model.name == name)
+    }
+}
+
+impl ProviderKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::OpenAi(_) => "openai",
+            Self::Mock(_) => "mock",
+        }
+    }
+}
+
+/// The config path: `--config`, else `$BALLAST_CONFIG`, else [`DEFAULT_CONFIG_PATH`].
+pub fn resolve_path(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| {
+        env::process_env("BALLAST_CONFIG")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+    })
+    .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+}
+
+/// Reads and validates the file at `path`, expanding variables from the process environment.
+pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        vec![ConfigProblem {
+            path: String::new(),
+            message: format!("cannot read {}: {err}", path.display()),
+        }]
+    })?;
+    from_yaml(&text, &env::process_env)
+}
+
+/// Validates a config given as YAML text, expanding variables through `lookup`.
+pub fn from_yaml(text: &str, lookup: Lookup<'_>) -> Result<Config, Vec<ConfigProblem>> {
+    validate::from_yaml(text, lookup)
+}

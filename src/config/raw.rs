@@ -1,0 +1,105 @@
+//! The serde mirror of the YAML file: every key the file may hold, no logic.
+//!
+//! Sections are kept as loose YAML values at the top level so that each one is read on its own:
+//! a typo in `server` does not hide a problem in `models`. Every struct denies unknown keys.
+//! Scalars that often come from the environment are read as text whatever their YAML type.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer};
+use yaml_serde::{Mapping, Value};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTop {
+    pub server: Option<Value>,
+    pub auth: Option<Value>,
+    pub providers: Option<Mapping>,
+    pub models: Option<Mapping>,
+    pub cache: Option<Value>,
+    pub pricing: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    #[serde(default, deserialize_with = "text")]
+    pub listen: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub metrics_listen: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub max_body_size: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub request_timeout: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub kind: String,
+    #[serde(default, deserialize_with = "text")]
+    pub base_url: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub api_key: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub api_version: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Value>,
+    pub timeouts: Option<RawTimeouts>,
+    pub retry: Option<Value>,
+    pub circuit_breaker: Option<Value>,
+    pub max_concurrency: Option<Value>,
+    // The `mock` kind's own keys.
+    #[serde(default, deserialize_with = "text")]
+    pub latency: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub chunk_interval: Option<String>,
+    pub failure_rate: Option<f64>,
+    pub failure_status: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    #[serde(default, deserialize_with = "text")]
+    pub connect: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub first_byte: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub idle: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub total: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub routing: Option<String>,
+    pub targets: Vec<RawTarget>,
+    pub cache: Option<Value>,
+    pub degraded_response: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub provider: String,
+    pub model: String,
+    pub weight: Option<Value>,
+}
+
+/// Reads a string, number or bool as text (`api_key: ${KEY}` may expand to digits).
+pub fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let value = Option::<Value>::deserialize(deserializer)?;
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+        Some(_) => Err(serde::de::Error::custom(
+            "expected a single value (text or number)",
+        )),
+    }
+}

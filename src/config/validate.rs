@@ -1,0 +1,566 @@
+//! Raw → validated `Config`, collecting every problem with its YAML path.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, StatusCode};
+use reqwest::Url;
+use serde::de::DeserializeOwned;
+use yaml_serde::Value;
+
+use super::path::YamlPath;
+use super::raw::{RawModel, RawProvider, RawServer, RawTimeouts, RawTop};
+use super::units::{parse_duration, parse_size};
+use super::{
+    Config, ConfigProblem, Lookup, MockSettings, ModelConfig, OpenAiSettings, ProviderConfig,
+    ProviderKind, Secret, ServerConfig, TargetConfig, Timeouts, env,
+};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(2),
+    first_byte: Duration::from_secs(30),
+    idle: Duration::from_secs(30),
+    total: Duration::from_secs(120),
+};
+
+pub(super) fn from_yaml(text: &str, lookup: Lookup<'_>) -> Result<Config, Vec<ConfigProblem>> {
+    let root = YamlPath::root();
+    let mut problems = Vec::new();
+    let mut tree: Value = yaml_serde::from_str(text)
+        .map_err(|err| vec![root.problem(format!("the file is not valid YAML: {err}"))])?;
+    if tree.is_null() {
+        return Err(vec![root.problem("the file is empty")]);
+    }
+    env::expand_tree(&mut tree, lookup, &mut problems);
+    let top: RawTop = read(&root, tree, &mut problems).ok_or_else(|| problems.clone())?;
+
+    for (key, present) in [
+        ("auth", top.auth.is_some()),
+        ("cache", top.cache.is_some()),
+        ("pricing", top.pricing.is_some()),
+    ] {
+        if present {
+            problems.push(unsupported(&root.key(key)));
+        }
+    }
+
+    let server_path = root.key("server");
+    let raw_server = match top.server {
+        Some(value) => read(&server_path, value, &mut problems).unwrap_or_default(),
+        None => RawServer::default(),
+    };
+    let server = server_config(&server_path, raw_server, &mut problems);
+
+    let providers_path = root.key("providers");
+    let mut providers = Vec::new();
+    let mut provider_names = BTreeSet::new();
+    for (key, value) in top.providers.unwrap_or_default() {
+        let Some(name) = mapping_key(&providers_path, &key, &mut problems) else {
+            continue;
+        };
+        let path = providers_path.key(&name);
+        provider_names.insert(name.clone());
+        if let Some(raw) = read::<RawProvider>(&path, value, &mut problems)
+            && let Some(provider) = provider_config(&path, name, raw, &mut problems)
+        {
+            providers.push(Arc::new(provider));
+        }
+    }
+    if provider_names.is_empty() {
+        problems.push(providers_path.problem("at least one provider is required"));
+    }
+
+    let models_path = root.key("models");
+    let mut models = Vec::new();
+    for (key, value) in top.models.unwrap_or_default() {
+        let Some(name) = mapping_key(&models_path, &key, &mut problems) else {
+            continue;
+        };
+        let path = models_path.key(&name);
+        if let Some(raw) = read::<RawModel>(&path, value, &mut problems) {
+            let model = model_config(&path, name, raw, &providers, &provider_names, &mut problems);
+            models.extend(model);
+        }
+    }
+    if models.is_empty() && !problems.iter().any(|p| p.path.starts_with("models.")) {
+        problems.push(models_path.problem("at least one model is required"));
+    }
+
+    if problems.is_empty() {
+        Ok(Config {
+            server,
+            providers,
+            models,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+fn server_config(path: &YamlPath, raw: RawServer, out: &mut Vec<ConfigProblem>) -> ServerConfig {
+    let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+        out.push(path.key("listen").problem(format!(
+            "`{listen_text}` is not an IP address and port such as 127.0.0.1:8080 or 0.0.0.0:8080"
+        )));
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    });
+    if raw.metrics_listen.is_some() {
+        out.push(unsupported(&path.key("metrics_listen")));
+    }
+    let max_body_size = size(&path.key("max_body_size"), raw.max_body_size, 10 << 20, out);
+    ServerConfig {
+        listen,
+        max_body_size: usize::try_from(max_body_size).unwrap_or(usize::MAX),
+        request_timeout: duration(&path.key("request_timeout"), raw.request_timeout, 300, out),
+        shutdown_grace: duration(&path.key("shutdown_grace"), raw.shutdown_grace, 30, out),
+    }
+}
+
+fn provider_config(
+    path: &YamlPath,
+    name: String,
+    mut raw: RawProvider,
+    out: &mut Vec<ConfigProblem>,
+) -> Option<ProviderConfig> {
+    for (key, present) in [
+        ("retry", raw.retry.is_some()),
+        ("circuit_breaker", raw.circuit_breaker.is_some()),
+        ("max_concurrency", raw.max_concurrency.is_some()),
+    ] {
+        if present {
+            out.push(unsupported(&path.key(key)));
+        }
+    }
+    let timeouts = timeouts(
+        &path.key("timeouts"),
+        raw.timeouts.take().unwrap_or_default(),
+        out,
+    );
+    let kind_path = path.key("kind");
+    let kind = match raw.kind.as_str() {
+        "openai" => {
+            let mock_keys = [
+                ("latency", raw.latency.is_some()),
+                ("chunk_interval", raw.chunk_interval.is_some()),
+                ("failure_rate", raw.failure_rate.is_some()),
+                ("failure_status", raw.failure_status.is_some()),
+                ("api_version", raw.api_version.is_some()),
+            ];
+            reject_keys_for_kind(path, "openai", &mock_keys, out);
+            ProviderKind::OpenAi(OpenAiSettings {
+                base_url: base_url(&path.key("base_url"), raw.base_url, out)?,
+                api_key: raw.api_key.filter(|key| !key.is_empty()).map(Secret::new),
+                headers: headers(&path.key("headers"), raw.headers, out),
+            })
+        }
+        "mock" => {
+            let http_keys = [
+                ("base_url", raw.base_url.is_some()),
+                ("api_key", raw.api_key.is_some()),
+                ("api_version", raw.api_version.is_some()),
+                ("headers", !raw.headers.is_empty()),
+            ];
+            reject_keys_for_kind(path, "mock", &http_keys, out);
+            ProviderKind::Mock(mock_settings(path, &raw, out))
+        }
+        "azure" | "anthropic" => {
+            out.push(kind_path.problem(format!(
+                "provider kind `{}` is not supported by this version of ballast yet \
+                 (supported: openai, mock)",
+                raw.kind
+            )));
+            return None;
+        }
+        other => {
+            out.push(kind_path.problem(format!(
+                "unknown provider kind `{other}` (expected openai, azure, anthropic or mock)"
+            )));
+            return None;
+        }
+    };
+    Some(ProviderConfig {
+        name,
+        kind,
+        timeouts,
+    })
+}
+
+fn mock_settings(path: &YamlPath, raw: &RawProvider, out: &mut Vec<ConfigProblem>) -> MockSettings {
+    let failure_rate = raw.failure_rate.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&failure_rate) {
+        out.push(
+            path.key("failure_rate")
+                .problem("must be between 0.0 and 1.0"),
+        );
+    }
+    let status = raw.failure_status.unwrap_or(503);
+    let failure_status = match StatusCode::from_u16(status) {
+        Ok(code) if code.is_client_error() || code.is_server_error() => code,
+        _ => {
+            out.push(
+                path.key("failure_status")
+                    .problem("must be an HTTP error status (400-599)"),
+            );
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    };
+    MockSettings {
+        latency: duration_or_zero(&path.key("latency"), raw.latency.clone(), out),
+        chunk_interval: duration_or_zero(
+            &path.key("chunk_interval"),
+            raw.chunk_interval.clone(),
+            out,
+        ),
+        failure_rate,
+        failure_status,
+    }
+}
+
+fn model_config(
+    path: &YamlPath,
+    name: String,
+    raw: RawModel,
+    providers: &[Arc<ProviderConfig>],
+    provider_names: &BTreeSet<String>,
+    out: &mut Vec<ConfigProblem>,
+) -> Option<ModelConfig> {
+    match raw.routing.as_deref() {
+        None | Some("ordered") => {}
+        Some("weighted" | "least_latency") => out.push(unsupported(&path.key("routing"))),
+        Some(other) => out.push(path.key("routing").problem(format!(
+            "unknown routing `{other}` (expected ordered, weighted or least_latency)"
+        ))),
+    }
+    for (key, present) in [
+        ("cache", raw.cache.is_some()),
+        ("degraded_response", raw.degraded_response.is_some()),
+    ] {
+        if present {
+            out.push(unsupported(&path.key(key)));
+        }
+    }
+    if raw.targets.is_empty() {
+        out.push(
+            path.key("targets")
+                .problem("a model needs at least one target"),
+        );
+    }
+    let mut targets = Vec::with_capacity(raw.targets.len());
+    for (index, target) in raw.targets.into_iter().enumerate() {
+        let target_path = path.key("targets").index(index);
+        if target.weight.is_some() {
+            out.push(unsupported(&target_path.key("weight")));
+        }
+        if target.model.trim().is_empty() {
+            out.push(
+                target_path
+                    .key("model")
+                    .problem("the upstream model name is empty"),
+            );
+        }
+        match providers.iter().find(|p| p.name == target.provider) {
+            Some(provider) => targets.push(TargetConfig {
+                provider: Arc::clone(provider),
+                model: target.model,
+            }),
+            // A provider that exists but is invalid has its own problem already.
+            None if provider_names.contains(&target.provider) => {}
+            None => out.push(target_path.key("provider").problem(format!(
+                "unknown provider `{}` (configured: {})",
+                target.provider,
+                provider_names.iter().cloned().collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+    (!targets.is_empty()).then_some(ModelConfig { name, targets })
+}
+
+// === Field helpers ===
+
+fn read<T: DeserializeOwned>(
+    path: &YamlPath,
+    value: Value,
+    out: &mut Vec<ConfigProblem>,
+) -> Option<T> {
+    match serde_path_to_error::deserialize(value) {
+        Ok(parsed) => Some(parsed),
+        Err(err) => {
+            let inner = err.path().to_string();
+            out.push(path.join(&inner).problem(err.into_inner().to_string()));
+            None
+        }
+    }
+}
+
+fn mapping_key(path: &YamlPath, key: &Value, out: &mut Vec<ConfigProblem>) -> Option<String> {
+    match key.as_str() {
+        Some(name) if !name.is_empty() => Some(name.to_owned()),
+        _ => {
+            out.push(path.problem(format!("names must be non-empty text, found {key:?}")));
+            None
+        }
+    }
+}
+
+fn unsupported(path: &YamlPath) -> ConfigProblem {
+    path.problem(
+        "not supported by this version of ballast yet; remove it (docs/configuration.md lists \
+         what is)",
+    )
+}
+
+fn reject_keys_for_kind(
+    path: &YamlPath,
+    kind: &str,
+    keys: &[(&str, bool)],
+    out: &mut Vec<ConfigProblem>,
+) {
+    for (key, present) in keys {
+        if *present {
+            out.push(
+                path.key(key)
+                    .problem(format!("not a setting of kind `{kind}`")),
+            );
+        }
+    }
+}
+
+fn timeouts(path: &YamlPath, raw: RawTimeouts, out: &mut Vec<ConfigProblem>) -> Timeouts {
+    let d = DEFAULT_TIMEOUTS;
+    Timeouts {
+        connect: duration(&path.key("connect"), raw.connect, d.connect.as_secs(), out),
+        first_byte: duration(
+            &path.key("first_byte"),
+            raw.first_byte,
+            d.first_byte.as_secs(),
+            out,
+        ),
+        idle: duration(&path.key("idle"), raw.idle, d.idle.as_secs(), out),
+        total: duration(&path.key("total"), raw.total, d.total.as_secs(), out),
+    }
+}
+
+/// A positive duration, `default_secs` when absent.
+fn duration(
+    path: &YamlPath,
+    text: Option<String>,
+    default_secs: u64,
+    out: &mut Vec<ConfigProblem>,
+) -> Duration {
+    let default = Duration::from_secs(default_secs);
+    let Some(text) = text else { return default };
+    match parse_duration(&text) {
+        Ok(d) if !d.is_zero() => d,
+        Ok(_) => {
+            out.push(path.problem("must be longer than zero"));
+            default
+        }
+        Err(message) => {
+            out.push(path.problem(message));
+            default
+        }
+    }
+}
+
+/// A duration that may be zero, and is zero when absent.
+fn duration_or_zero(
+    path: &YamlPath,
+    text: Option<String>,
+    out: &mut Vec<ConfigProblem>,
+) -> Duration {
+    let Some(text) = text else {
+        return Duration::ZERO;
+    };
+    parse_duration(&text).unwrap_or_else(|message| {
+        out.push(path.problem(message));
+        Duration::ZERO
+    })
+}
+
+fn size(path: &YamlPath, text: Option<String>, default: u64, out: &mut Vec<ConfigProblem>) -> u64 {
+    let Some(text) = text else { return default };
+    match parse_size(&text) {
+        Ok(0) => {
+            out.push(path.problem("must be larger than zero"));
+            default
+        }
+        Ok(bytes) => bytes,
+        Err(message) => {
+            out.push(path.problem(message));
+            default
+        }
+    }
+}
+
+fn base_url(path: &YamlPath, text: Option<String>, out: &mut Vec<ConfigProblem>) -> Option<Url> {
+    let Some(text) = text else {
+        out.push(path.problem("required for this kind (e.g. https://api.openai.com/v1)"));
+        return None;
+    };
+    match Url::parse(text.trim_end_matches('/')) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+        Ok(_) => {
+            out.push(path.problem(format!("`{text}` is not an http:// or https:// URL")));
+            None
+        }
+        Err(err) => {
+            out.push(path.problem(format!("`{text}` is not a URL: {err}")));
+            None
+        }
+    }
+}
+
+fn headers(
+    path: &YamlPath,
+    raw: std::collections::BTreeMap<String, Value>,
+    out: &mut Vec<ConfigProblem>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = Vec::with_capacity(raw.len());
+    for (name, value) in raw {
+        let header_path = path.key(&name);
+        let text = match value {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => {
+                out.push(header_path.problem("a header value must be text"));
+                continue;
+            }
+        };
+        match (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(text),
+        ) {
+            (Ok(name), Ok(mut value)) => {
+                value.set_sensitive(true);
+                headers.push((name, value));
+            }
+            (Err(_), _) => out.push(header_path.problem("not a valid HTTP header name")),
+            (_, Err(_)) => out.push(header_path.problem("not a valid HTTP header value")),
+        }
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn problems(yaml: &str) -> Vec<String> {
+        from_yaml(yaml, &no_env)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    const MINIMAL: &str = "
+providers:
+  demo: { kind: mock }
+models:
+  chat:
+    targets: [{ provider: demo, model: m }]
+";
+
+    #[test]
+    fn a_minimal_file_takes_the_documented_defaults() {
+        let config = from_yaml(MINIMAL, &no_env).unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.server.max_body_size, 10 << 20);
+        assert_eq!(config.server.request_timeout, Duration::from_secs(300));
+        assert_eq!(config.server.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(config.providers[0].timeouts, DEFAULT_TIMEOUTS);
+        assert_eq!(config.models[0].targets[0].provider.name, "demo");
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_path() {
+        let found = problems(
+            "
+server: { listen: nowhere, request_timeout: 3x }
+providers:
+  a: { kind: openai }
+  b: { kind: mock, failure_rate: 2, timeouts: { conect: 1s } }
+  c: { kind: carrier-pigeon }
+models:
+  one: { targets: [{ provider: zzz, model: m }] }
+  two: { targets: [] }
+",
+        );
+        let expect = [
+            "server.listen:",
+            "server.request_timeout:",
+            "providers.a.base_url: required",
+            "providers.b.timeouts",
+            "providers.c.kind: unknown provider kind",
+            "models.one.targets[0].provider: unknown provider `zzz`",
+            "models.two.targets: a model needs at least one target",
+        ];
+        for prefix in expect {
+            assert!(
+                found.iter().any(|p| p.starts_with(prefix)),
+                "{prefix} not in {found:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let found = problems(&format!("{MINIMAL}\nservre: {{}}\n"));
+        assert!(found[0].contains("unknown field `servre`"), "{found:?}");
+        let found = problems(
+            "providers:\n  d: { kind: mock, latncy: 1s }\nmodels:\n  m: { targets: [{ provider: d, model: x }] }\n",
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("providers.d") && p.contains("latncy")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn features_not_built_yet_are_refused_not_ignored() {
+        let found = problems(&format!(
+            "{MINIMAL}\ncache: {{ backend: memory }}\nauth: {{ keys: [] }}\n"
+        ));
+        assert!(
+            found.iter().any(|p| p.starts_with("cache: not supported")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|p| p.starts_with("auth: not supported")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn variables_fill_values_and_missing_ones_are_named_with_their_path() {
+        let env = |name: &str| (name == "KEY").then(|| "sk-test".to_owned());
+        let yaml = "
+providers:
+  up: { kind: openai, base_url: '${BASE:-http://127.0.0.1:9}', api_key: '${KEY}' }
+  other: { kind: openai, base_url: http://127.0.0.1:9, api_key: '${ABSENT}' }
+models:
+  m: { targets: [{ provider: up, model: x }] }
+";
+        let err = from_yaml(yaml, &env).unwrap_err();
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert_eq!(err[0].path, "providers.other.api_key");
+        assert!(err[0].message.contains("`ABSENT`"));
+        let ok = from_yaml(&yaml.replace("${ABSENT}", "${KEY}"), &env).unwrap();
+        let ProviderKind::OpenAi(settings) = &ok.providers[0].kind else {
+            panic!("openai")
+        };
+        assert_eq!(settings.api_key.as_ref().unwrap().expose(), "sk-test");
+        assert_eq!(settings.base_url.as_str(), "http://127.0.0.1:9/");
+    }
+}

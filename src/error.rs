@@ -1,0 +1,125 @@
+//! `GatewayError`: the only error that reaches a client, and the one mapping to HTTP.
+//!
+//! Every error body is OpenAI's `{"error":{"message","type","param","code"}}`, built here and
+//! nowhere else. 5xx answers given after the gateway's own attempts carry `x-should-retry: false`
+//! so the OpenAI SDKs do not multiply upstream traffic with retries of their own.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode};
+
+use crate::failure::{Failure, FailureClass};
+use crate::openai::chat::InvalidRequest;
+use crate::openai::error::ErrorBody;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{message}")]
+    InvalidRequest {
+        message: String,
+        param: Option<&'static str>,
+        code: &'static str,
+    },
+    #[error("The model `{0}` does not exist or you do not have access to it.")]
+    ModelNotFound(String),
+    #[error("The request body is larger than the gateway's limit of {limit} bytes.")]
+    RequestTooLarge { limit: usize },
+    #[error("Unknown request URL: {method} {path}.")]
+    UnknownRoute { method: String, path: String },
+    #[error("Method {method} is not allowed for {path}.")]
+    MethodNotAllowed { method: String, path: String },
+    /// An upstream client error (400, 404, 413, 422...), passed on with its status and message.
+    #[error("{}", .1.error.message)]
+    UpstreamRejected(StatusCode, ErrorBody),
+    #[error(
+        "Every upstream provider for this model failed (last: {class} from `{provider}`). \
+         Try again later."
+    )]
+    UpstreamUnavailable {
+        provider: String,
+        class: &'static str,
+    },
+    #[error("The request did not complete within the gateway's request_timeout.")]
+    Timeout,
+    #[error("The gateway hit an internal error while handling this request.")]
+    Internal,
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::ModelNotFound(_) | Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UpstreamRejected(status, _) => *status,
+            Self::UpstreamUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let message = self.to_string();
+        let (kind, code, param) = match self {
+            Self::InvalidRequest { param, code, .. } => {
+                ("invalid_request_error", Some(*code), *param)
+            }
+            Self::ModelNotFound(_) => (
+                "invalid_request_error",
+                Some("model_not_found"),
+                Some("model"),
+            ),
+            Self::RequestTooLarge { .. } => {
+                ("invalid_request_error", Some("request_too_large"), None)
+            }
+            Self::UnknownRoute { .. } => ("invalid_request_error", Some("unknown_url"), None),
+            Self::MethodNotAllowed { .. } => {
+                ("invalid_request_error", Some("method_not_allowed"), None)
+            }
+            Self::UpstreamRejected(_, body) => return body.clone(),
+            Self::UpstreamUnavailable { .. } => ("api_error", Some("upstream_unavailable"), None),
+            Self::Timeout => ("api_error", Some("timeout"), None),
+            Self::Internal => ("api_error", Some("internal_error"), None),
+        };
+        ErrorBody::new(kind, code, param, message)
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, Json(self.body())).into_response();
+        if matches!(self, Self::UpstreamUnavailable { .. } | Self::Timeout) {
+            response
+                .headers_mut()
+                .insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        response
+    }
+}
+
+impl From<InvalidRequest> for GatewayError {
+    fn from(invalid: InvalidRequest) -> Self {
+        Self::InvalidRequest {
+            message: invalid.message,
+            param: invalid.param,
+            code: invalid.code,
+        }
+    }
+}
+
+impl From<Failure> for GatewayError {
+    fn from(failure: Failure) -> Self {
+        match (failure.class, failure.upstream) {
+            (FailureClass::Deadline, _) => Self::Timeout,
+            (FailureClass::ClientError, Some(upstream)) => {
+                Self::UpstreamRejected(upstream.0, upstream.1)
+            }
+            (class, _) => Self::UpstreamUnavailable {
+                provider: failure.provider.to_string(),
+                class: class.as_str(),
+            },
+        }
+    }
+}

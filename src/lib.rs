@@ -1,0 +1,19 @@
+//! ballast: a reverse-proxy gateway in front of LLM providers. See ARCHITECTURE.md for the map.
+//!
+//! Modules in reading order: the command line and start-up, the HTTP edge, the pipeline a
+//! request goes through, the providers it reaches, and the types they share.
+
+pub mod cli;
+pub mod config;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+
+pub mod error;
+pub mod http;
+
+pub mod failure;
+pub mod pipeline;
+pub mod providers;
+
+pub mod openai;

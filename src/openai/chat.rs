@@ -1,0 +1,263 @@
+//! The chat-completions request as the gateway reads it, and the response types it writes.
+//!
+//! The request is kept as the client's JSON object so that fields the gateway does not know
+//! (vendor sampling parameters sent through the SDK's `extra_body`) reach the upstream unchanged.
+//! Only what the gateway itself needs is read out of it and checked.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::{Deserialize, Serialize as DeriveSerialize};
+use serde_json::{Map, Value};
+
+/// A checked `POST /v1/chat/completions` body.
+#[derive(Clone, Debug)]
+pub struct ChatRequest {
+    /// The model name the client sent: a configured alias.
+    pub model: String,
+    pub stream: bool,
+    /// `stream_options.include_usage`: the client wants the final usage chunk.
+    pub include_usage: bool,
+    /// The whole body as sent.
+    pub body: Map<String, Value>,
+}
+
+/// Why a request body was refused; `param` names the offending field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidRequest {
+    pub message: String,
+    pub param: Option<&'static str>,
+    pub code: &'static str,
+}
+
+impl ChatRequest {
+    /// Parses and checks the fields the gateway relies on; the upstream judges the rest.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, InvalidRequest> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|err| InvalidRequest {
+            message: format!("The request body is not valid JSON: {err}."),
+            param: None,
+            code: "invalid_json",
+        })?;
+        let Value::Object(body) = value else {
+            return Err(invalid(
+                None,
+                "invalid_type",
+                "The request body must be a JSON object.",
+            ));
+        };
+        let model = match body.get("model") {
+            Some(Value::String(model)) if !model.is_empty() => model.clone(),
+            Some(_) => {
+                return Err(invalid(
+                    Some("model"),
+                    "invalid_type",
+                    "`model` must be a string.",
+                ));
+            }
+            None => return Err(missing("model")),
+        };
+        match body.get("messages") {
+            Some(Value::Array(messages)) if !messages.is_empty() => {}
+            Some(Value::Array(_)) => {
+                return Err(invalid(
+                    Some("messages"),
+                    "invalid_value",
+                    "`messages` must not be empty.",
+                ));
+            }
+            Some(_) => {
+                return Err(invalid(
+                    Some("messages"),
+                    "invalid_type",
+                    "`messages` must be an array.",
+                ));
+            }
+            None => return Err(missing("messages")),
+        }
+        let stream = match body.get("stream") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(stream)) => *stream,
+            Some(_) => {
+                return Err(invalid(
+                    Some("stream"),
+                    "invalid_type",
+                    "`stream` must be a boolean.",
+                ));
+            }
+        };
+        let include_usage = stream
+            && body
+                .get("stream_options")
+                .and_then(|options| options.get("include_usage"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+        Ok(Self {
+            model,
+            stream,
+            include_usage,
+            body,
+        })
+    }
+
+    pub fn messages(&self) -> &[Value] {
+        self.body
+            .get("messages")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The body with `model` replaced by the upstream's model name, ready to serialise.
+    pub fn for_upstream<'a>(&'a self, upstream_model: &'a str) -> UpstreamBody<'a> {
+        UpstreamBody {
+            request: self,
+            model: upstream_model,
+        }
+    }
+}
+
+fn invalid(param: Option<&'static str>, code: &'static str, message: &str) -> InvalidRequest {
+    InvalidRequest {
+        message: message.to_owned(),
+        param,
+        code,
+    }
+}
+
+fn missing(param: &'static str) -> InvalidRequest {
+    InvalidRequest {
+        message: format!("Missing required parameter: '{param}'."),
+        param: Some(param),
+        code: "missing_required_parameter",
+    }
+}
+
+/// Serialises a request's body with another `model`, without copying the body.
+pub struct UpstreamBody<'a> {
+    request: &'a ChatRequest,
+    model: &'a str,
+}
+
+impl Serialize for UpstreamBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.request.body.len()))?;
+        map.serialize_entry("model", self.model)?;
+        for (key, value) in &self.request.body {
+            if key != "model" {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+// === Response types (written by the gateway's own providers) ===
+
+#[derive(Clone, Debug, DeriveSerialize, Deserialize, PartialEq)]
+pub struct ChatCompletion {
+    pub id: String,
+    pub object: String,
+    pub created: u64,
+    pub model: String,
+    pub choices: Vec<Choice>,
+    pub usage: Usage,
+}
+
+#[derive(Clone, Debug, DeriveSerialize, Deserialize, PartialEq)]
+pub struct Choice {
+    pub index: u32,
+    pub message: AssistantMessage,
+    pub logprobs: Option<Value>,
+    pub finish_reason: String,
+}
+
+#[derive(Clone, Debug, DeriveSerialize, Deserialize, PartialEq)]
+pub struct AssistantMessage {
+    pub role: String,
+    pub content: Option<String>,
+    pub refusal: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+}
+
+#[derive(Clone, Debug, DeriveSerialize, Deserialize, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub function: FunctionCall,
+}
+
+#[derive(Clone, Debug, DeriveSerialize, Deserialize, PartialEq)]
+pub struct FunctionCall {
+    pub name: String,
+    /// JSON text, as OpenAI sends it.
+    pub arguments: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, DeriveSerialize, Deserialize, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+impl Usage {
+    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
+        Self {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_unknown_fields_and_swaps_only_the_model() {
+        let body = br#"{"model":"alias","messages":[{"role":"user","content":"hi"}],"top_k":7,"stream":true,"stream_options":{"include_usage":true}}"#;
+        let request = ChatRequest::from_slice(body).unwrap();
+        assert!(request.stream && request.include_usage);
+        let upstream: Value = serde_json::to_value(request.for_upstream("gpt-x")).unwrap();
+        assert_eq!(upstream["model"], "gpt-x");
+        assert_eq!(upstream["top_k"], 7);
+        assert_eq!(upstream["messages"][0]["content"], "hi");
+    }
+
+    #[test]
+    fn names_the_offending_parameter() {
+        let cases: [(&[u8], Option<&str>, &str); 6] = [
+            (b"not json", None, "invalid_json"),
+            (b"[1]", None, "invalid_type"),
+            (
+                br#"{"messages":[{}]}"#,
+                Some("model"),
+                "missing_required_parameter",
+            ),
+            (
+                br#"{"model":"m"}"#,
+                Some("messages"),
+                "missing_required_parameter",
+            ),
+            (
+                br#"{"model":"m","messages":[]}"#,
+                Some("messages"),
+                "invalid_value",
+            ),
+            (
+                br#"{"model":"m","messages":[{}],"stream":"yes"}"#,
+                Some("stream"),
+                "invalid_type",
+            ),
+        ];
+        for (body, param, code) in cases {
+            let err = ChatRequest::from_slice(body).unwrap_err();
+            assert_eq!(
+                (err.param, err.code),
+                (param, code),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! `Call` goes into a model's pipeline and `Answer` comes out: per-request data in typed structs.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use crate::openai::chat::ChatRequest;
+use crate::providers::Reply;
+
+/// One client request on its way through the pipeline.
+#[derive(Clone)]
+pub struct Call {
+    pub request: Arc<ChatRequest>,
+    /// Sent upstream as `x-request-id` for correlation.
+    pub request_id: Arc<str>,
+    /// Arrival + `request_timeout`: nothing in the pipeline runs past it.
+    pub deadline: Instant,
+}
+
+/// A successful answer and where it came from.
+pub struct Answer {
+    pub reply: Reply,
+    pub provenance: Provenance,
+}
+
+/// What the `x-ballast-*` headers report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provenance {
+    /// The configured name of the provider that produced the answer.
+    pub provider: Arc<str>,
+    pub route: Route,
+    /// Upstream attempts made for this request.
+    pub attempts: u32,
+}
+
+/// How the answer was obtained (SPEC §3 `x-ballast-route`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// From the model's first target.
+    Primary,
+}
+
+impl Route {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The listener: the axum router with its edge layers, the accept loop, graceful shutdown.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::routing::{get, post};
+use http::header::{AUTHORIZATION, COOKIE, HeaderName};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::http::{chat, health, models, request_id};
+use crate::state::AppState;
+
+/// A client has this long to send its request headers (slow-loris protection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// After the shutdown grace, open streams get their error event; this long to flush it.
+const CUT_FLUSH: Duration = Duration::from_secs(1);
+
+/// A bound, not yet serving, gateway.
+pub struct Gateway {
+    listener: TcpListener,
+    state: AppState,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl Gateway {
+    /// Builds the state and binds `listen` (or the config's `server.listen`).
+    pub async fn bind(config: Config, listen: Option<SocketAddr>) -> Result<Self, StartError> {
+        let addr = listen.unwrap_or(config.server.listen);
+        let state = AppState::new(config).map_err(StartError::Setup)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `signal` resolves, then drains: no new connections, in-flight requests and
+    /// streams finish within `shutdown_grace`; streams still open then end with an error event.
+    pub async fn serve(self, signal: impl Future<Output = ()> + Send) {
+        let Self { listener, state } = self;
+        let grace = state.config().server.shutdown_grace;
+        let app = router(state.clone());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        builder.http2().timer(TokioTimer::new());
+        let connections = GracefulShutdown::new();
+        let mut signal = std::pin::pin!(signal);
+        loop {
+            let (stream, _peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %err, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut signal => break,
+            };
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+            }
+            let service = TowerToHyperService::new(app.clone());
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = connections.watch(connection);
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(error = %err, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        state.start_draining();
+        tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
+        let drained = connections.shutdown();
+        let mut drained = std::pin::pin!(drained);
+        tokio::select! {
+            () = &mut drained => tracing::info!("all requests finished"),
+            () = tokio::time::sleep(grace) => {
+                tracing::warn!("shutdown grace passed; ending the streams still open");
+                state.streams_cut().cancel();
+                if tokio::time::timeout(CUT_FLUSH, drained).await.is_err() {
+                    tracing::warn!("connections still open after the grace; closing them");
+                }
+            }
+        }
+    }
+}
+
+/// The router and its edge layers. The order, outermost first:
+///
+/// 1. Request id: keep the client's `x-request-id` or make one, echo it on every response,
+///    the panic response included (so it is outside 2).
+/// 2. `CatchPanicLayer`: a panic becomes an OpenAI-shaped 500, never a dropped connection.
+/// 3. `SetSensitiveRequestHeadersLayer`: credentials are redacted before anything can log them.
+/// 4. `TraceLayer`: a span per request (request id, method, path; never bodies) and an info
+///    line with status and latency when it ends.
+/// 5. `DefaultBodyLimit`: bodies over `max_body_size` are refused (413) by `ChatBody`.
+/// 6. The routes; unknown paths and methods get OpenAI-shaped 404 and 405.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config().server.max_body_size;
+    let sensitive = [
+        AUTHORIZATION,
+        COOKIE,
+        HeaderName::from_static("api-key"),
+        HeaderName::from_static("x-api-key"),
+    ];
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request| {
+            tracing::info_span!(
+                "request",
+                request_id = %request_id::of(request.headers()),
+                method = %request.method(),
+                path = %request.uri().path(),
+            )
+        })
+        .on_request(())
+        .on_response(DefaultOnResponse::new().level(Level::INFO));
+    let edge = ServiceBuilder::new()
+        .layer(axum::middleware::from_fn(request_id::set_request_id))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(GatewayError::Internal)
+        }))
+        .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
+        .layer(trace)
+        .layer(DefaultBodyLimit::max(body_limit));
+    Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/models", get(models::list_models))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(edge)
+        .with_state(state)
+}
+
+async fn unknown_route(request: Request) -> GatewayError {
+    GatewayError::UnknownRoute {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+    }
+}
+
+async fn method_not_allowed(request: Request) -> GatewayError {
+    GatewayError::MethodNotAllowed {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

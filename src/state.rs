@@ -1,0 +1,84 @@
+//! `AppState`: what every handler shares, built once at start-up; cheap to clone.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+use crate::providers::Provider;
+
+#[derive(Clone)]
+pub struct AppState {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: Config,
+    pipelines: HashMap<String, Pipeline>,
+    /// Unix time the config was loaded: the `created` of every listed model.
+    loaded_at: u64,
+    draining: AtomicBool,
+    /// Cancelled when the shutdown grace has passed: open streams end with an error event.
+    streams_cut: CancellationToken,
+}
+
+impl AppState {
+    /// Builds the providers (their connection pools) and each model's pipeline.
+    pub fn new(config: Config) -> Result<Self, String> {
+        let mut providers = HashMap::new();
+        for provider in &config.providers {
+            providers.insert(
+                provider.name.clone(),
+                Arc::new(Provider::from_config(provider)?),
+            );
+        }
+        let mut pipelines = HashMap::new();
+        for model in &config.models {
+            let pipeline = Pipeline::build(model, &providers)
+                .ok_or_else(|| format!("model `{}` has no usable target", model.name))?;
+            pipelines.insert(model.name.clone(), pipeline);
+        }
+        let loaded_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let shared = Shared {
+            config,
+            pipelines,
+            loaded_at,
+            draining: AtomicBool::new(false),
+            streams_cut: CancellationToken::new(),
+        };
+        Ok(Self {
+            shared: Arc::new(shared),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    pub fn pipeline(&self, model: &str) -> Option<&Pipeline> {
+        self.shared.pipelines.get(model)
+    }
+
+    pub fn loaded_at(&self) -> u64 {
+        self.shared.loaded_at
+    }
+
+    /// Marks the gateway as shutting down: `/readyz` answers 503 from now on.
+    pub fn start_draining(&self) {
+        self.shared.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn streams_cut(&self) -> &CancellationToken {
+        &self.shared.streams_cut
+    }
+}
