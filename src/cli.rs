@@ -83,8 +83,9 @@ async fn serve(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let gateway = Gateway::bind(config, args.listen).await?;
     let addr = gateway.local_addr()?;
+    let signal = server::shutdown_signal();
     tracing::info!(addr = %addr, config = %path.display(), "listening");
-    gateway.serve(server::shutdown_signal()).await;
+    gateway.serve(signal).await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

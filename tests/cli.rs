@@ -1,0 +1,227 @@
+//! The `ballast` binary: `check` output and exit codes, config path resolution, `serve` start-up
+//! and SIGTERM.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers: a failed unwrap is a failed test"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ballast");
+
+fn ballast(args: &[&str], dir: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("BALLAST_CONFIG")
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+const VALID: &str = "
+providers:
+  openai: { kind: openai, base_url: 'https://api.openai.com/v1', api_key: sk-live-SECRET-1, headers: { x-extra: hdr-SECRET-2 } }
+  offline: { kind: mock, latency: 40ms }
+models:
+  gpt-4o-mini:
+    targets:
+      - { provider: openai, model: gpt-4o-mini }
+      - { provider: offline, model: mock-mini }
+";
+
+#[test]
+fn check_prints_the_route_table_of_a_valid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "ok.yaml", VALID);
+
+    let output = ballast(&["check", "--config", &path], dir.path());
+
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    for expected in [
+        "OK",
+        "gpt-4o-mini",
+        "1. openai → gpt-4o-mini (openai)",
+        "2. offline → mock-mini (mock)",
+        "https://api.openai.com/v1",
+        "latency 40ms",
+    ] {
+        assert!(
+            text.contains(expected),
+            "`{expected}` missing from:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn check_output_never_contains_keys_or_header_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "ok.yaml", VALID);
+
+    let output = ballast(&["check", "--config", &path], dir.path());
+
+    let everything = format!(
+        "{}{}",
+        stdout(&output),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!everything.contains("SECRET"), "{everything}");
+}
+
+#[test]
+fn check_lists_every_problem_with_its_yaml_path_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "bad.yaml",
+        "
+server: { listen: not-an-address, request_timeout: soon }
+providers:
+  up: { kind: openai, base_url: 'https://x.example/v1', api_key: '${MISSING_KEY}' }
+  odd: { kind: mock, failure_rate: 3 }
+models:
+  m: { targets: [ { provider: nowhere, model: x } ] }
+",
+    );
+
+    let output = ballast(&["check", "--config", &path], dir.path());
+
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    for expected in [
+        "5 problem(s)",
+        "server.listen:",
+        "server.request_timeout:",
+        "providers.up.api_key: environment variable `MISSING_KEY` is not set",
+        "providers.odd.failure_rate:",
+        "models.m.targets[0].provider: unknown provider `nowhere`",
+    ] {
+        assert!(
+            text.contains(expected),
+            "`{expected}` missing from:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn the_config_path_comes_from_the_flag_then_the_environment_then_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = write(dir.path(), "flag.yaml", VALID);
+    let from_env = write(dir.path(), "env.yaml", VALID);
+    write(dir.path(), "config/ballast.yaml", VALID);
+
+    let by_flag = Command::new(BIN)
+        .args(["check", "--config", &flag])
+        .env("BALLAST_CONFIG", &from_env)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&by_flag).contains("flag.yaml: OK"),
+        "{}",
+        stdout(&by_flag)
+    );
+    let by_env = Command::new(BIN)
+        .arg("check")
+        .env("BALLAST_CONFIG", &from_env)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&by_env).contains("env.yaml: OK"),
+        "{}",
+        stdout(&by_env)
+    );
+    let by_default = ballast(&["check"], dir.path());
+    assert!(
+        stdout(&by_default).contains("config/ballast.yaml: OK"),
+        "{}",
+        stdout(&by_default)
+    );
+}
+
+#[test]
+fn the_shipped_configs_pass_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let demo = ballast(&["check", "--config", "config/demo.yaml"], root);
+    assert!(demo.status.success(), "{}", stdout(&demo));
+    let real = Command::new(BIN)
+        .args(["check", "--config", "config/ballast.yaml"])
+        .current_dir(root)
+        .env("OPENAI_API_KEY", "sk-placeholder")
+        .output()
+        .unwrap();
+    assert!(real.status.success(), "{}", stdout(&real));
+}
+
+#[test]
+fn serve_refuses_an_invalid_config_and_prints_the_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "bad.yaml", "providers: {}\nmodels: {}\n");
+
+    let output = ballast(
+        &["serve", "--config", &path, "--listen", "127.0.0.1:0"],
+        dir.path(),
+    );
+
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("providers: at least one provider is required"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_is_the_default_command_and_exits_0_on_sigterm() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(BIN)
+        .args(["--config", "config/demo.yaml", "--listen", "127.0.0.1:0"])
+        .current_dir(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Not a terminal, so the logs are JSON; the `listening` line names the port.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let listening = lines
+        .by_ref()
+        .take(20)
+        .map(Result::unwrap)
+        .find(|line| line.contains("\"listening\""));
+    let line = listening.expect("a `listening` log line");
+    let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let addr = log["fields"]["addr"].as_str().unwrap().to_owned();
+    assert!(
+        std::net::TcpStream::connect(&addr).is_ok(),
+        "serving on {addr}"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (done, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait().unwrap()));
+    let status = exited
+        .recv_timeout(Duration::from_secs(10))
+        .expect("ballast stops within 10 s");
+    assert_eq!(status.code(), Some(0));
+}

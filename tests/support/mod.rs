@@ -1,0 +1,541 @@
+//! Test harness: the real gateway on 127.0.0.1:0, scripted fake upstreams, client helpers.
+//!
+//! `FakeUpstream` is a raw HTTP/1.1 server on a TCP socket rather than an axum app, so that it
+//! can do what real upstreams do on bad days: hang, reset the connection, cut a stream after K
+//! chunks, stall mid-stream. It records every request it receives and notices when the gateway
+//! hangs up on it.
+
+#![expect(
+    dead_code,
+    reason = "each test file uses a different part of the harness"
+)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test harness: a failed unwrap is a failed test"
+)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
+
+/// The key test clients send; it must never reach an upstream.
+pub const CLIENT_KEY: &str = "client-secret-key-123";
+/// The key the gateway's config gives the fake upstream.
+pub const UPSTREAM_KEY: &str = "upstream-key-456";
+
+// === The gateway ===
+
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl TestGateway {
+    /// Starts the gateway in this process with `yaml` as its config, on a free port.
+    pub async fn start(yaml: &str) -> Self {
+        let config = ballast::config::from_yaml(yaml, &|_| None)
+            .unwrap_or_else(|problems| panic!("test config is invalid: {problems:#?}"));
+        let gateway = ballast::server::Gateway::bind(config, Some(([127, 0, 0, 1], 0).into()))
+            .await
+            .expect("gateway binds");
+        let addr = gateway.local_addr().unwrap();
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let task = tokio::spawn(gateway.serve(async {
+            let _ = signal.await;
+        }));
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        Self {
+            addr,
+            client,
+            shutdown: Some(shutdown),
+            task,
+        }
+    }
+
+    /// A gateway with one model, `chat`, on one `openai`-kind target: `upstream`.
+    pub async fn in_front_of(upstream: &FakeUpstream) -> Self {
+        Self::start(&openai_config(&upstream.base_url(), "")).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs `body` to `/v1/chat/completions` with the client's own key.
+    pub async fn chat(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(CLIENT_KEY)
+            .json(body)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
+    /// Signals shutdown and waits for `serve` to return.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .expect("gateway stops within 10 s")
+            .unwrap();
+    }
+}
+
+/// A config with model `chat` → provider `up` (kind openai) at `base_url`; `extra` is appended
+/// to the provider's flow mapping (e.g. `timeouts: { total: 200ms }`).
+pub fn openai_config(base_url: &str, extra: &str) -> String {
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(", {extra}")
+    };
+    format!(
+        "server: {{ listen: 127.0.0.1:0, request_timeout: 10s, shutdown_grace: 2s }}
+providers:
+  up: {{ kind: openai, base_url: '{base_url}', api_key: {UPSTREAM_KEY}{extra} }}
+models:
+  chat:
+    targets: [ {{ provider: up, model: upstream-model }} ]
+"
+    )
+}
+
+/// A chat request for model `chat`.
+pub fn chat_request(stream: bool) -> Value {
+    json!({"model": "chat", "stream": stream, "messages": [{"role": "user", "content": "Hello there"}]})
+}
+
+// === Reading answers ===
+
+/// The `data:` payloads of an SSE body, in order.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            let lines: Vec<&str> = event
+                .lines()
+                .filter_map(|line| line.strip_prefix("data: "))
+                .collect();
+            (!lines.is_empty()).then(|| lines.join("\n"))
+        })
+        .collect()
+}
+
+/// Reads a whole streamed answer and returns its `data:` payloads.
+pub async fn read_stream(response: reqwest::Response) -> Vec<String> {
+    let text = tokio::time::timeout(Duration::from_secs(10), response.text())
+        .await
+        .expect("stream ends within 10 s")
+        .expect("stream body reads");
+    sse_data(&text)
+}
+
+/// The content text carried by chat-completion chunks.
+pub fn streamed_text(events: &[String]) -> String {
+    events
+        .iter()
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter_map(|chunk| {
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+// === The fake upstream ===
+
+/// What the fake upstream does with the next request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// An HTTP response with this status, extra headers and body.
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// A `text/event-stream` answer: each string is one event's `data:`, sent `gap` apart.
+    Stream {
+        events: Vec<String>,
+        gap: Duration,
+        end: StreamEnd,
+    },
+    /// Read the request, then never answer (the connection stays open).
+    Hang,
+    /// Read the request, then reset the connection (RST).
+    Reset,
+    /// Wait, then do the inner reply.
+    Delay(Duration, Box<Reply>),
+}
+
+/// How a streamed reply ends after its events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The chunked body ends properly.
+    Finish,
+    /// The connection is closed without ending the chunked body.
+    Close,
+    /// The connection is reset.
+    Reset,
+    /// Nothing more is sent; the connection stays open.
+    Stall,
+}
+
+impl Reply {
+    /// A 200 `chat.completion` whose answer is `text`.
+    pub fn completion(text: &str) -> Self {
+        Self::json(200, &completion_body(text))
+    }
+
+    pub fn json(status: u16, body: &Value) -> Self {
+        Self::Respond {
+            status,
+            headers: Vec::new(),
+            body: body.to_string(),
+        }
+    }
+
+    /// An OpenAI-shaped error with `status`.
+    pub fn error(status: u16, message: &str) -> Self {
+        Self::json(
+            status,
+            &json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}}),
+        )
+    }
+
+    /// A well-formed stream: a role chunk, one chunk per piece, a finish chunk, `[DONE]`.
+    pub fn chunks(pieces: &[&str]) -> Self {
+        Self::Stream {
+            events: chunk_events(pieces, true),
+            gap: Duration::ZERO,
+            end: StreamEnd::Finish,
+        }
+    }
+
+    pub fn with_header(self, name: &str, value: &str) -> Self {
+        match self {
+            Self::Respond {
+                status,
+                mut headers,
+                body,
+            } => {
+                headers.push((name.to_owned(), value.to_owned()));
+                Self::Respond {
+                    status,
+                    headers,
+                    body,
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+pub fn completion_body(text: &str) -> Value {
+    json!({
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000u64,
+        "model": "upstream-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+    })
+}
+
+/// Chunk payloads for `pieces`, with a finish chunk and (when `done`) a `[DONE]`.
+pub fn chunk_events(pieces: &[&str], done: bool) -> Vec<String> {
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000u64,
+               "model": "upstream-model",
+               "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+        .to_string()
+    };
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    events.extend(
+        pieces
+            .iter()
+            .map(|piece| chunk(json!({"content": piece}), Value::Null)),
+    );
+    events.push(chunk(json!({}), json!("stop")));
+    if done {
+        events.push("[DONE]".to_owned());
+    }
+    events
+}
+
+/// One request as the fake upstream received it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    /// Lower-cased names.
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    script: Mutex<VecDeque<Reply>>,
+    requests: Mutex<Vec<Recorded>>,
+    hang_ups: Mutex<usize>,
+    hung_up: Notify,
+}
+
+pub struct FakeUpstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FakeUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeUpstream {
+    /// Starts on a free port. With an empty script it answers `Reply::completion("fake answer")`
+    /// (or a short well-formed stream when the request asks for one).
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared::default());
+        let accept_shared = Arc::clone(&shared);
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                connections.spawn(serve_connection(stream, Arc::clone(&accept_shared)));
+            }
+        });
+        Self { addr, shared, task }
+    }
+
+    /// Starts with `replies` queued.
+    pub async fn scripted(replies: impl IntoIterator<Item = Reply>) -> Self {
+        let upstream = Self::start().await;
+        for reply in replies {
+            upstream.push(reply);
+        }
+        upstream
+    }
+
+    /// `http://127.0.0.1:PORT/v1`, the base URL to configure.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn push(&self, reply: Reply) {
+        self.shared.script.lock().unwrap().push_back(reply);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    pub fn hits(&self) -> usize {
+        self.shared.requests.lock().unwrap().len()
+    }
+
+    /// Waits (at most `limit`) until the gateway has closed a connection during a reply.
+    pub async fn wait_for_hang_up(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.shared.hung_up.notified();
+            if *self.shared.hang_ups.lock().unwrap() > 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+}
+
+async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
+    let mut buffer = Vec::new();
+    loop {
+        let Some(request) = read_request(&mut stream, &mut buffer).await else {
+            return;
+        };
+        let wants_stream = request.body["stream"] == json!(true);
+        shared.requests.lock().unwrap().push(request);
+        let scripted = shared.script.lock().unwrap().pop_front();
+        let reply = scripted.unwrap_or_else(|| {
+            if wants_stream {
+                Reply::chunks(&["fake", " answer"])
+            } else {
+                Reply::completion("fake answer")
+            }
+        });
+        if !play(reply, &mut stream, &shared).await {
+            return;
+        }
+    }
+}
+
+/// Plays one reply; false when the connection is finished with.
+async fn play(mut reply: Reply, stream: &mut TcpStream, shared: &Shared) -> bool {
+    while let Reply::Delay(wait, inner) = reply {
+        tokio::time::sleep(wait).await;
+        reply = *inner;
+    }
+    match reply {
+        Reply::Respond {
+            status,
+            headers,
+            body,
+        } => {
+            let mut head = format!(
+                "HTTP/1.1 {status} Fake\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+                body.len()
+            );
+            for (name, value) in headers {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("\r\n");
+            stream.write_all(head.as_bytes()).await.is_ok()
+                && stream.write_all(body.as_bytes()).await.is_ok()
+        }
+        Reply::Stream { events, gap, end } => play_stream(stream, &events, gap, end, shared).await,
+        Reply::Hang => {
+            wait_for_close(stream, Duration::from_secs(60), shared).await;
+            false
+        }
+        Reply::Reset => {
+            let _ = stream.set_zero_linger();
+            false
+        }
+        Reply::Delay(..) => unreachable!("delays are unwrapped above"),
+    }
+}
+
+async fn play_stream(
+    stream: &mut TcpStream,
+    events: &[String],
+    gap: Duration,
+    end: StreamEnd,
+    shared: &Shared,
+) -> bool {
+    let head =
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+    if stream.write_all(head.as_bytes()).await.is_err() {
+        return false;
+    }
+    for (index, data) in events.iter().enumerate() {
+        if index > 0 && !gap.is_zero() && wait_for_close(stream, gap, shared).await {
+            return false;
+        }
+        let event = format!("data: {data}\n\n");
+        let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+        if stream.write_all(chunk.as_bytes()).await.is_err() {
+            note_hang_up(shared);
+            return false;
+        }
+    }
+    match end {
+        StreamEnd::Finish => stream.write_all(b"0\r\n\r\n").await.is_ok(),
+        StreamEnd::Close => {
+            let _ = stream.shutdown().await;
+            false
+        }
+        StreamEnd::Reset => {
+            let _ = stream.set_zero_linger();
+            false
+        }
+        StreamEnd::Stall => {
+            wait_for_close(stream, Duration::from_secs(60), shared).await;
+            false
+        }
+    }
+}
+
+/// Waits `wait` while watching the socket; true (and noted) when the peer closed it meanwhile.
+async fn wait_for_close(stream: &mut TcpStream, wait: Duration, shared: &Shared) -> bool {
+    let mut byte = [0u8; 1];
+    tokio::select! {
+        () = tokio::time::sleep(wait) => false,
+        read = stream.read(&mut byte) => {
+            if matches!(read, Ok(0) | Err(_)) {
+                note_hang_up(shared);
+                true
+            } else {
+                false
+            }
+        }
+    }
+}
+
+fn note_hang_up(shared: &Shared) {
+    *shared.hang_ups.lock().unwrap() += 1;
+    shared.hung_up.notify_waiters();
+}
+
+/// Reads one request (head and `content-length` body); None at end of connection.
+async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Recorded> {
+    let head_end = loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        let mut chunk = [0u8; 8192];
+        let read = stream.read(&mut chunk).await.ok()?;
+        if read == 0 || buffer.len() > 1 << 20 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next()?.split(' ');
+    let method = request_line.next()?.to_owned();
+    let path = request_line.next()?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0);
+    let body_start = head_end + 4;
+    while buffer.len() < body_start + length {
+        let mut chunk = [0u8; 8192];
+        let read = stream.read(&mut chunk).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+    let body =
+        serde_json::from_slice(&buffer[body_start..body_start + length]).unwrap_or(Value::Null);
+    buffer.drain(..body_start + length);
+    Some(Recorded {
+        method,
+        path,
+        headers,
+        body,
+    })
+}

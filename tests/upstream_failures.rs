@@ -1,0 +1,179 @@
+//! How one attempt fails: per-attempt timeouts (`first_byte`, `idle`, `total`), refused and
+//! reset connections, and 200 answers that are not answers.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "assertion helpers: a failed unwrap is a failed test"
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use serde_json::{Value, json};
+use support::{
+    FakeUpstream, Reply, StreamEnd, TestGateway, chat_request, chunk_events, openai_config,
+    read_stream,
+};
+
+async fn assert_unavailable(response: reqwest::Response) {
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_unavailable");
+}
+
+#[tokio::test]
+async fn total_bounds_a_non_streamed_attempt() {
+    let upstream = FakeUpstream::scripted([Reply::Hang]).await;
+    let gateway = TestGateway::start(&openai_config(
+        &upstream.base_url(),
+        "timeouts: { total: 300ms }",
+    ))
+    .await;
+
+    let started = Instant::now();
+    assert_unavailable(gateway.chat(&chat_request(false)).await).await;
+
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn first_byte_bounds_the_wait_for_a_streams_first_chunk() {
+    let upstream = FakeUpstream::scripted([Reply::Hang]).await;
+    let gateway = TestGateway::start(&openai_config(
+        &upstream.base_url(),
+        "timeouts: { first_byte: 300ms, total: 30s }",
+    ))
+    .await;
+
+    let started = Instant::now();
+    assert_unavailable(gateway.chat(&chat_request(true)).await).await;
+
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn first_byte_does_not_cut_a_slow_non_streamed_answer() {
+    let slow = Reply::Delay(
+        Duration::from_millis(500),
+        Box::new(Reply::completion("worth the wait")),
+    );
+    let upstream = FakeUpstream::scripted([slow]).await;
+    let gateway = TestGateway::start(&openai_config(
+        &upstream.base_url(),
+        "timeouts: { first_byte: 100ms, idle: 2s, total: 5s }",
+    ))
+    .await;
+
+    let response = gateway.chat(&chat_request(false)).await;
+
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn idle_ends_a_stream_that_stalls_mid_way_with_an_error_event() {
+    let events = chunk_events(&["one"], false)[..2].to_vec();
+    let upstream = FakeUpstream::scripted([Reply::Stream {
+        events,
+        gap: Duration::ZERO,
+        end: StreamEnd::Stall,
+    }])
+    .await;
+    let gateway = TestGateway::start(&openai_config(
+        &upstream.base_url(),
+        "timeouts: { idle: 300ms }",
+    ))
+    .await;
+
+    let started = Instant::now();
+    let events = read_stream(gateway.chat(&chat_request(true)).await).await;
+
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(events.len(), 3, "{events:?}");
+    let error: Value = serde_json::from_str(&events[2]).unwrap();
+    assert_eq!(error["error"]["code"], "upstream_stream_error");
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_failed_attempt() {
+    // Bind a port, then free it: nothing listens there.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let gateway = TestGateway::start(&openai_config(&format!("http://{closed}/v1"), "")).await;
+
+    let started = Instant::now();
+    assert_unavailable(gateway.chat(&chat_request(false)).await).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refusal is immediate, no timeout wait"
+    );
+}
+
+#[tokio::test]
+async fn a_reset_connection_is_a_failed_attempt() {
+    let upstream = FakeUpstream::scripted([Reply::Reset, Reply::Reset]).await;
+    let gateway = TestGateway::in_front_of(&upstream).await;
+
+    assert_unavailable(gateway.chat(&chat_request(false)).await).await;
+    assert_unavailable(gateway.chat(&chat_request(true)).await).await;
+}
+
+#[tokio::test]
+async fn a_200_that_is_not_a_completion_is_a_failed_attempt() {
+    let bodies = [
+        Reply::Respond {
+            status: 200,
+            headers: vec![],
+            body: String::new(),
+        },
+        Reply::Respond {
+            status: 200,
+            headers: vec![],
+            body: "<html>proxy error</html>".to_owned(),
+        },
+        Reply::json(
+            200,
+            &json!({"error": {"message": "quota", "type": "server_error"}}),
+        ),
+        Reply::json(200, &json!({"object": "chat.completion"})),
+    ];
+    for reply in bodies {
+        let upstream = FakeUpstream::scripted([reply.clone()]).await;
+        let gateway = TestGateway::in_front_of(&upstream).await;
+
+        let response = gateway.chat(&chat_request(false)).await;
+
+        assert_eq!(response.status(), 503, "{reply:?}");
+    }
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let elsewhere = FakeUpstream::start().await;
+    let redirect = Reply::Respond {
+        status: 307,
+        headers: vec![(
+            "location".to_owned(),
+            format!("{}/chat/completions", elsewhere.base_url()),
+        )],
+        body: "{}".to_owned(),
+    };
+    let upstream = FakeUpstream::scripted([redirect]).await;
+    let gateway = TestGateway::in_front_of(&upstream).await;
+
+    assert_unavailable(gateway.chat(&chat_request(false)).await).await;
+    assert_eq!(elsewhere.hits(), 0, "the key must not follow a redirect");
+}
