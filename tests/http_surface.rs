@@ -149,3 +149,24 @@ async fn a_stream_still_open_when_the_grace_ends_gets_an_error_event() {
     assert_eq!(last["error"]["code"], "gateway_shutting_down");
     stopping.await.unwrap();
 }
+
+#[tokio::test]
+async fn clients_may_speak_http2() {
+    let gateway = TestGateway::start(TWO_MODELS).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let mut request = chat_request(false);
+    request["model"] = json!("fast");
+
+    let response = client
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+}

@@ -225,3 +225,40 @@ async fn the_mock_provider_sends_a_usage_chunk_when_asked() {
     assert_eq!(usage["choices"], json!([]));
     assert_eq!(usage["usage"], whole["usage"]);
 }
+
+#[tokio::test]
+async fn request_timeout_bounds_a_stream_only_up_to_its_first_chunk() {
+    // Five events 150 ms apart: the stream lasts far longer than request_timeout (300 ms).
+    let upstream = FakeUpstream::scripted([Reply::Stream {
+        events: chunk_events(&["a", "b", "c"], true),
+        gap: Duration::from_millis(150),
+        end: StreamEnd::Finish,
+    }])
+    .await;
+    let config = support::openai_config(&upstream.base_url(), "")
+        .replace("request_timeout: 10s", "request_timeout: 300ms");
+    let gateway = TestGateway::start(&config).await;
+
+    let events = read_stream(gateway.chat(&chat_request(true)).await).await;
+
+    assert_eq!(events.last().unwrap(), "[DONE]", "{events:?}");
+    assert_eq!(streamed_text(&events), "abc");
+}
+
+#[tokio::test]
+async fn a_client_that_gives_up_waiting_cancels_the_upstream_call() {
+    let upstream = FakeUpstream::scripted([Reply::Hang]).await;
+    let gateway = TestGateway::in_front_of(&upstream).await;
+
+    let waiting = tokio::time::timeout(
+        Duration::from_millis(300),
+        gateway.chat(&chat_request(false)),
+    )
+    .await;
+
+    assert!(waiting.is_err(), "the upstream never answers");
+    assert!(
+        upstream.wait_for_hang_up(Duration::from_secs(3)).await,
+        "the gateway drops the upstream call once its client is gone"
+    );
+}

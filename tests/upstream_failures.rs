@@ -177,3 +177,39 @@ async fn redirects_are_not_followed() {
     assert_unavailable(gateway.chat(&chat_request(false)).await).await;
     assert_eq!(elsewhere.hits(), 0, "the key must not follow a redirect");
 }
+
+#[tokio::test]
+async fn connect_bounds_establishing_the_connection() {
+    // A listener whose accept queue is full drops new SYNs, so connecting hangs.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(stream)) => fillers.push(stream),
+            _ => break,
+        }
+    }
+    let config = openai_config(
+        &format!("http://{addr}/v1"),
+        "timeouts: { connect: 300ms, total: 20s }",
+    );
+    let gateway = TestGateway::start(&config).await;
+
+    let started = Instant::now();
+    assert_unavailable(gateway.chat(&chat_request(false)).await).await;
+
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    drop(listener);
+}
