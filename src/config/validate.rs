@@ -37,15 +37,12 @@ pub(super) fn from_yaml(text: &str, lookup: Lookup<'_>) -> Result<Config, Vec<Co
     env::expand_tree(&mut tree, lookup, &mut problems);
     let top: RawTop = read(&root, tree, &mut problems).ok_or_else(|| problems.clone())?;
 
-    for (key, present) in [
+    let later_keys = [
         ("auth", top.auth.is_some()),
         ("cache", top.cache.is_some()),
         ("pricing", top.pricing.is_some()),
-    ] {
-        if present {
-            problems.push(unsupported(&root.key(key)));
-        }
-    }
+    ];
+    refuse_unsupported(&root, &later_keys, &mut problems);
 
     let server_path = root.key("server");
     let raw_server = match top.server {
@@ -108,9 +105,11 @@ fn server_config(path: &YamlPath, raw: RawServer, out: &mut Vec<ConfigProblem>) 
         )));
         SocketAddr::from(([127, 0, 0, 1], 8080))
     });
-    if raw.metrics_listen.is_some() {
-        out.push(unsupported(&path.key("metrics_listen")));
-    }
+    refuse_unsupported(
+        path,
+        &[("metrics_listen", raw.metrics_listen.is_some())],
+        out,
+    );
     let max_body_size = size(&path.key("max_body_size"), raw.max_body_size, 10 << 20, out);
     ServerConfig {
         listen,
@@ -126,15 +125,12 @@ fn provider_config(
     mut raw: RawProvider,
     out: &mut Vec<ConfigProblem>,
 ) -> Option<ProviderConfig> {
-    for (key, present) in [
+    let later_keys = [
         ("retry", raw.retry.is_some()),
         ("circuit_breaker", raw.circuit_breaker.is_some()),
         ("max_concurrency", raw.max_concurrency.is_some()),
-    ] {
-        if present {
-            out.push(unsupported(&path.key(key)));
-        }
-    }
+    ];
+    refuse_unsupported(path, &later_keys, out);
     let timeouts = timeouts(
         &path.key("timeouts"),
         raw.timeouts.take().unwrap_or_default(),
@@ -230,19 +226,16 @@ fn model_config(
 ) -> Option<ModelConfig> {
     match raw.routing.as_deref() {
         None | Some("ordered") => {}
-        Some("weighted" | "least_latency") => out.push(unsupported(&path.key("routing"))),
+        Some("weighted" | "least_latency") => refuse_unsupported(path, &[("routing", true)], out),
         Some(other) => out.push(path.key("routing").problem(format!(
             "unknown routing `{other}` (expected ordered, weighted or least_latency)"
         ))),
     }
-    for (key, present) in [
+    let later_keys = [
         ("cache", raw.cache.is_some()),
         ("degraded_response", raw.degraded_response.is_some()),
-    ] {
-        if present {
-            out.push(unsupported(&path.key(key)));
-        }
-    }
+    ];
+    refuse_unsupported(path, &later_keys, out);
     if raw.targets.is_empty() {
         out.push(
             path.key("targets")
@@ -252,9 +245,7 @@ fn model_config(
     let mut targets = Vec::with_capacity(raw.targets.len());
     for (index, target) in raw.targets.into_iter().enumerate() {
         let target_path = path.key("targets").index(index);
-        if target.weight.is_some() {
-            out.push(unsupported(&target_path.key("weight")));
-        }
+        refuse_unsupported(&target_path, &[("weight", target.weight.is_some())], out);
         if target.model.trim().is_empty() {
             out.push(
                 target_path
@@ -306,11 +297,14 @@ fn mapping_key(path: &YamlPath, key: &Value, out: &mut Vec<ConfigProblem>) -> Op
     }
 }
 
-fn unsupported(path: &YamlPath) -> ConfigProblem {
-    path.problem(
-        "not supported by this version of ballast yet; remove it (docs/configuration.md lists \
-         what is)",
-    )
+/// Keys of features not built yet are refused, never accepted and ignored.
+fn refuse_unsupported(path: &YamlPath, keys: &[(&str, bool)], out: &mut Vec<ConfigProblem>) {
+    for (key, _) in keys.iter().filter(|(_, present)| *present) {
+        out.push(path.key(key).problem(
+            "not supported by this version of ballast yet; remove it (docs/configuration.md \
+             lists what is)",
+        ));
+    }
 }
 
 fn reject_keys_for_kind(
