@@ -38,6 +38,8 @@ pub enum GatewayError {
     UpstreamUnavailable {
         provider: String,
         class: &'static str,
+        /// Until the first open circuit admits a trial, when circuits are open.
+        retry_after: Option<std::time::Duration>,
     },
     #[error("The request did not complete within the gateway's request_timeout.")]
     Timeout,
@@ -119,6 +121,7 @@ impl From<Failure> for GatewayError {
             (class, _) => Self::UpstreamUnavailable {
                 provider: failure.provider.to_string(),
                 class: class.as_str(),
+                retry_after: failure.retry_after,
             },
         }
     }

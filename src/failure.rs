@@ -1,14 +1,16 @@
 //! `Failure`: a classified upstream error. Every upstream problem is classified here, once.
 //!
-//! The class decides what happens next (SPEC §4): retry and failover for `rate_limit`,
-//! `server_error`, `timeout` and `connect`; failover without retry for `auth`; neither for
-//! `client_error`, whose upstream message goes back to the client. `Deadline` is the gateway's
-//! own `request_timeout`, not an upstream outcome.
+//! The class decides what happens next (SPEC §4): `rate_limit`, `server_error`, `timeout` and
+//! `connect` are retried on the same provider, then failed over; `auth` is failed over without
+//! a retry; `client_error` is neither, and its upstream message goes back to the client.
+//! Three classes are the gateway's own decisions, not upstream outcomes: `circuit_open` and
+//! `bulkhead_full` (a target skipped without calling it) and `deadline` (`request_timeout`).
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 
 use crate::openai::error::ErrorBody;
 
@@ -27,6 +29,10 @@ pub enum FailureClass {
     Auth,
     /// Upstream 400, 404, 413, 422 and other 4xx: the request itself is wrong.
     ClientError,
+    /// The provider's circuit is open: skipped without calling it.
+    CircuitOpen,
+    /// The provider's `max_concurrency` is reached: skipped without calling it.
+    BulkheadFull,
     /// The request's `request_timeout` passed.
     Deadline,
 }
@@ -40,6 +46,11 @@ pub struct Failure {
     pub detail: String,
     /// The upstream's status and error body, kept for client errors that go back to the client.
     pub upstream: Option<Box<(StatusCode, ErrorBody)>>,
+    /// When it is worth trying again: the upstream's `retry-after-ms` / `retry-after`, or the
+    /// time until an open circuit admits a trial.
+    pub retry_after: Option<Duration>,
+    /// Upstream attempts this failure stands for (0 when the target was skipped).
+    pub attempts: u32,
 }
 
 impl FailureClass {
@@ -52,8 +63,28 @@ impl FailureClass {
             Self::Connect => "connect",
             Self::Auth => "auth",
             Self::ClientError => "client_error",
+            Self::CircuitOpen => "circuit_open",
+            Self::BulkheadFull => "bulkhead_full",
             Self::Deadline => "deadline",
         }
+    }
+
+    /// Worth another attempt on the same provider.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            Self::RateLimit | Self::ServerError | Self::Timeout | Self::Connect
+        )
+    }
+
+    /// Worth trying the model's next target.
+    pub fn fails_over(self) -> bool {
+        self.is_retryable() || matches!(self, Self::Auth | Self::CircuitOpen | Self::BulkheadFull)
+    }
+
+    /// Says something about the provider's health (counts for its circuit breaker).
+    pub fn is_provider_fault(self) -> bool {
+        self.is_retryable() || self == Self::Auth
     }
 
     fn from_status(status: StatusCode) -> Self {
@@ -69,22 +100,34 @@ impl FailureClass {
 
 impl Failure {
     pub fn new(class: FailureClass, provider: &Arc<str>, detail: impl Into<String>) -> Self {
+        let attempts = u32::from(!matches!(
+            class,
+            FailureClass::CircuitOpen | FailureClass::BulkheadFull | FailureClass::Deadline
+        ));
         Self {
             class,
             provider: Arc::clone(provider),
             detail: detail.into(),
             upstream: None,
+            retry_after: None,
+            attempts,
         }
     }
 
     /// An upstream answered with a non-2xx status.
-    pub fn from_status(provider: &Arc<str>, status: StatusCode, body: &[u8]) -> Self {
+    pub fn from_status(
+        provider: &Arc<str>,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Self {
         let class = FailureClass::from_status(status);
         let mut failure = Self::new(
             class,
             provider,
             format!("upstream answered HTTP {}", status.as_u16()),
         );
+        failure.retry_after = retry_after(headers, SystemTime::now());
         if class == FailureClass::ClientError {
             let error = ErrorBody::from_upstream(body, "invalid_request_error");
             failure.upstream = Some(Box::new((status, error)));
@@ -114,6 +157,32 @@ impl Failure {
     }
 }
 
+/// How long the upstream asks to wait: `retry-after-ms` (also Azure's `x-ms-retry-after-ms`,
+/// float milliseconds), else `retry-after` (seconds, float tolerated, or an HTTP date).
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let millis = ["retry-after-ms", "x-ms-retry-after-ms"]
+        .iter()
+        .find_map(|name| text(name)?.parse::<f64>().ok())
+        .filter(|ms| ms.is_finite() && *ms >= 0.0);
+    if let Some(ms) = millis {
+        return Duration::try_from_secs_f64(ms / 1000.0).ok();
+    }
+    let value = text("retry-after")?;
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0)
+            .then(|| Duration::try_from_secs_f64(seconds).ok())
+            .flatten();
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.provider.is_empty() {
@@ -130,7 +199,7 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Writes an error and its sources as `outer: inner: innermost`, without the request URL.
+/// Writes a reqwest error as a kind and its sources, without the request URL.
 struct DisplayChain<'a>(&'a reqwest::Error);
 
 impl fmt::Display for DisplayChain<'_> {
@@ -146,10 +215,10 @@ impl fmt::Display for DisplayChain<'_> {
             "request failed"
         };
         f.write_str(kind)?;
-        let mut source = std::error::Error::source(self.0);
-        while let Some(err) = source {
-            write!(f, ": {err}")?;
-            source = err.source();
+        let mut source = std::error::Error::source(err);
+        while let Some(inner) = source {
+            write!(f, ": {inner}")?;
+            source = inner.source();
         }
         Ok(())
     }
@@ -182,21 +251,71 @@ mod tests {
     }
 
     #[test]
+    fn decides_retry_and_failover_by_class() {
+        use FailureClass::*;
+        for class in [RateLimit, ServerError, Timeout, Connect] {
+            assert!(class.is_retryable() && class.fails_over(), "{class:?}");
+        }
+        assert!(!Auth.is_retryable() && Auth.fails_over());
+        assert!(!ClientError.is_retryable() && !ClientError.fails_over());
+        assert!(!Deadline.fails_over());
+        assert!(!CircuitOpen.is_provider_fault() && CircuitOpen.fails_over());
+    }
+
+    #[test]
     fn keeps_the_upstream_message_only_for_client_errors() {
         let provider: Arc<str> = Arc::from("p");
+        let none = HeaderMap::new();
         let body = br#"{"error":{"message":"context too long","type":"invalid_request_error"}}"#;
-        let client = Failure::from_status(&provider, StatusCode::BAD_REQUEST, body);
+        let client = Failure::from_status(&provider, StatusCode::BAD_REQUEST, &none, body);
         let (status, error) = *client.upstream.unwrap();
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(error.error.message, "context too long");
         let auth = Failure::from_status(
             &provider,
             StatusCode::UNAUTHORIZED,
+            &none,
             b"{\"error\":\"key sk-1\"}",
         );
         assert!(
             auth.upstream.is_none(),
             "an auth error message may quote the gateway's key"
         );
+    }
+
+    #[test]
+    fn reads_every_retry_after_form() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, value.parse().unwrap());
+            }
+            map
+        };
+        let read = |pairs: &[(&'static str, &str)]| retry_after(&headers(pairs), now);
+        assert_eq!(read(&[("retry-after", "3")]), Some(Duration::from_secs(3)));
+        assert_eq!(
+            read(&[("retry-after", "1.5")]),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            read(&[("retry-after-ms", "250"), ("retry-after", "9")]),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            read(&[("x-ms-retry-after-ms", "40.5")]),
+            Some(Duration::from_micros(40_500))
+        );
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(20));
+        assert_eq!(
+            read(&[("retry-after", &date)]),
+            Some(Duration::from_secs(20))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(20));
+        assert_eq!(read(&[("retry-after", &past)]), Some(Duration::ZERO));
+        assert_eq!(read(&[("retry-after", "soon")]), None);
+        assert_eq!(read(&[("retry-after", "-1")]), None);
+        assert_eq!(read(&[]), None);
     }
 }

@@ -160,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(models::list_models))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/status", get(health::status))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(edge)

@@ -8,8 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::pipeline::Pipeline;
-use crate::providers::Provider;
+use crate::pipeline::{Pipeline, ProviderHealth, RetryBudget, Upstream};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -19,6 +18,8 @@ pub struct AppState {
 struct Shared {
     config: Config,
     pipelines: HashMap<String, Pipeline>,
+    /// By provider name.
+    health: HashMap<String, Arc<ProviderHealth>>,
     /// Unix time the config was loaded: the `created` of every listed model.
     loaded_at: u64,
     draining: AtomicBool,
@@ -27,27 +28,30 @@ struct Shared {
 }
 
 impl AppState {
-    /// Builds the providers (their connection pools) and each model's pipeline.
+    /// Builds the providers (their connection pools and health) and each model's pipeline.
     pub fn new(config: Config) -> Result<Self, String> {
-        let mut providers = HashMap::new();
+        let mut upstreams = HashMap::new();
         for provider in &config.providers {
-            providers.insert(
-                provider.name.clone(),
-                Arc::new(Provider::from_config(provider)?),
-            );
+            upstreams.insert(provider.name.clone(), Upstream::from_config(provider)?);
         }
+        let budget = Arc::new(RetryBudget::default());
         let mut pipelines = HashMap::new();
         for model in &config.models {
-            let pipeline = Pipeline::build(model, &providers)
+            let pipeline = Pipeline::build(model, &upstreams, &budget)
                 .ok_or_else(|| format!("model `{}` has no usable target", model.name))?;
             pipelines.insert(model.name.clone(), pipeline);
         }
+        let health = upstreams
+            .into_iter()
+            .map(|(name, upstream)| (name, upstream.health))
+            .collect();
         let loaded_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let shared = Shared {
             config,
             pipelines,
+            health,
             loaded_at,
             draining: AtomicBool::new(false),
             streams_cut: CancellationToken::new(),
@@ -63,6 +67,11 @@ impl AppState {
 
     pub fn pipeline(&self, model: &str) -> Option<&Pipeline> {
         self.shared.pipelines.get(model)
+    }
+
+    /// The health of the provider named `name`.
+    pub fn health(&self, name: &str) -> Option<&Arc<ProviderHealth>> {
+        self.shared.health.get(name)
     }
 
     pub fn loaded_at(&self) -> u64 {

@@ -49,6 +49,26 @@ pub struct ProviderConfig {
     pub name: String,
     pub kind: ProviderKind,
     pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+    pub breaker: BreakerPolicy,
+    /// At most this many calls in flight; when full the target is skipped for the request.
+    pub max_concurrency: Option<usize>,
+}
+
+/// Retries on one provider (SPEC §4): backoff before retry k is uniform in
+/// `[0, min(max_delay, base_delay × 2^k)]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+/// The provider's circuit opens after `consecutive_failures` and stays open for `open_for`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    pub consecutive_failures: u32,
+    pub open_for: Duration,
 }
 
 #[derive(Debug)]
@@ -96,8 +116,22 @@ pub struct Timeouts {
 pub struct ModelConfig {
     /// The name clients send as `model`.
     pub name: String,
-    /// In routing order; never empty.
+    pub routing: Routing,
+    /// In configured order; never empty.
     pub targets: Vec<TargetConfig>,
+    /// The reply of last resort when every target failed.
+    pub degraded_response: Option<String>,
+}
+
+/// The order in which a request tries a model's targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routing {
+    /// The configured order.
+    Ordered,
+    /// A random order, each target's chance to come first proportional to its `weight`.
+    Weighted,
+    /// Fastest recent latency first.
+    LeastLatency,
 }
 
 #[derive(Debug)]
@@ -105,6 +139,8 @@ pub struct TargetConfig {
     pub provider: Arc<ProviderConfig>,
     /// The model name sent upstream.
     pub model: String,
+    /// For `routing: weighted`; 1 by default.
+    pub weight: f64,
 }
 
 /// One thing wrong with a config file, and where.
@@ -128,6 +164,16 @@ impl fmt::Display for ConfigProblem {
 impl Config {
     pub fn model(&self, name: &str) -> Option<&ModelConfig> {
         self.models.iter().find(|model| model.name == name)
+    }
+}
+
+impl Routing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ordered => "ordered",
+            Self::Weighted => "weighted",
+            Self::LeastLatency => "least_latency",
+        }
     }
 }
 

@@ -48,9 +48,9 @@ pub struct RawProvider {
     #[serde(default)]
     pub headers: BTreeMap<String, Value>,
     pub timeouts: Option<RawTimeouts>,
-    pub retry: Option<Value>,
-    pub circuit_breaker: Option<Value>,
-    pub max_concurrency: Option<Value>,
+    pub retry: Option<RawRetry>,
+    pub circuit_breaker: Option<RawBreaker>,
+    pub max_concurrency: Option<u32>,
     // The `mock` kind's own keys.
     #[serde(default, deserialize_with = "text")]
     pub latency: Option<String>,
@@ -73,13 +73,31 @@ pub struct RawTimeouts {
     pub total: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub max_retries: Option<u32>,
+    #[serde(default, deserialize_with = "text")]
+    pub base_delay: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub max_delay: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    pub consecutive_failures: Option<u32>,
+    #[serde(default, deserialize_with = "text")]
+    pub open_for: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
     pub routing: Option<String>,
     pub targets: Vec<RawTarget>,
     pub cache: Option<Value>,
-    pub degraded_response: Option<Value>,
+    pub degraded_response: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,7 +105,7 @@ pub struct RawModel {
 pub struct RawTarget {
     pub provider: String,
     pub model: String,
-    pub weight: Option<Value>,
+    pub weight: Option<f64>,
 }
 
 /// Reads a string, number or bool as text (`api_key: ${KEY}` may expand to digits).

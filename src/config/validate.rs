@@ -11,11 +11,12 @@ use serde::de::DeserializeOwned;
 use yaml_serde::Value;
 
 use super::path::YamlPath;
-use super::raw::{RawModel, RawProvider, RawServer, RawTimeouts, RawTop};
+use super::raw::{RawBreaker, RawModel, RawProvider, RawRetry, RawServer, RawTimeouts, RawTop};
 use super::units::{parse_duration, parse_size};
 use super::{
-    Config, ConfigProblem, Lookup, MockSettings, ModelConfig, OpenAiSettings, ProviderConfig,
-    ProviderKind, Secret, ServerConfig, TargetConfig, Timeouts, env,
+    BreakerPolicy, Config, ConfigProblem, Lookup, MockSettings, ModelConfig, OpenAiSettings,
+    ProviderConfig, ProviderKind, RetryPolicy, Routing, Secret, ServerConfig, TargetConfig,
+    Timeouts, env,
 };
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -125,12 +126,23 @@ fn provider_config(
     mut raw: RawProvider,
     out: &mut Vec<ConfigProblem>,
 ) -> Option<ProviderConfig> {
-    let later_keys = [
-        ("retry", raw.retry.is_some()),
-        ("circuit_breaker", raw.circuit_breaker.is_some()),
-        ("max_concurrency", raw.max_concurrency.is_some()),
-    ];
-    refuse_unsupported(path, &later_keys, out);
+    let retry = retry_policy(
+        &path.key("retry"),
+        raw.retry.take().unwrap_or_default(),
+        out,
+    );
+    let breaker = breaker_policy(
+        &path.key("circuit_breaker"),
+        raw.circuit_breaker.take().unwrap_or_default(),
+        out,
+    );
+    if raw.max_concurrency == Some(0) {
+        out.push(
+            path.key("max_concurrency")
+                .problem("must be at least 1 (omit it for no limit)"),
+        );
+    }
+    let max_concurrency = raw.max_concurrency.and_then(|n| usize::try_from(n).ok());
     let timeouts = timeouts(
         &path.key("timeouts"),
         raw.timeouts.take().unwrap_or_default(),
@@ -182,7 +194,40 @@ fn provider_config(
         name,
         kind,
         timeouts,
+        retry,
+        breaker,
+        max_concurrency,
     })
+}
+
+fn retry_policy(path: &YamlPath, raw: RawRetry, out: &mut Vec<ConfigProblem>) -> RetryPolicy {
+    let base_delay = duration_millis(&path.key("base_delay"), raw.base_delay, 250, out);
+    let max_delay = duration_millis(&path.key("max_delay"), raw.max_delay, 8_000, out);
+    if base_delay > max_delay {
+        out.push(
+            path.key("base_delay")
+                .problem("must not be longer than max_delay"),
+        );
+    }
+    RetryPolicy {
+        max_retries: raw.max_retries.unwrap_or(2),
+        base_delay,
+        max_delay,
+    }
+}
+
+fn breaker_policy(path: &YamlPath, raw: RawBreaker, out: &mut Vec<ConfigProblem>) -> BreakerPolicy {
+    let consecutive_failures = raw.consecutive_failures.unwrap_or(5);
+    if consecutive_failures == 0 {
+        out.push(
+            path.key("consecutive_failures")
+                .problem("must be at least 1"),
+        );
+    }
+    BreakerPolicy {
+        consecutive_failures: consecutive_failures.max(1),
+        open_for: duration_millis(&path.key("open_for"), raw.open_for, 30_000, out),
+    }
 }
 
 fn mock_settings(path: &YamlPath, raw: &RawProvider, out: &mut Vec<ConfigProblem>) -> MockSettings {
@@ -224,18 +269,28 @@ fn model_config(
     provider_names: &BTreeSet<String>,
     out: &mut Vec<ConfigProblem>,
 ) -> Option<ModelConfig> {
-    match raw.routing.as_deref() {
-        None | Some("ordered") => {}
-        Some("weighted" | "least_latency") => refuse_unsupported(path, &[("routing", true)], out),
-        Some(other) => out.push(path.key("routing").problem(format!(
-            "unknown routing `{other}` (expected ordered, weighted or least_latency)"
-        ))),
+    let routing = match raw.routing.as_deref() {
+        None | Some("ordered") => Routing::Ordered,
+        Some("weighted") => Routing::Weighted,
+        Some("least_latency") => Routing::LeastLatency,
+        Some(other) => {
+            out.push(path.key("routing").problem(format!(
+                "unknown routing `{other}` (expected ordered, weighted or least_latency)"
+            )));
+            Routing::Ordered
+        }
+    };
+    refuse_unsupported(path, &[("cache", raw.cache.is_some())], out);
+    if raw
+        .degraded_response
+        .as_deref()
+        .is_some_and(|text| text.trim().is_empty())
+    {
+        out.push(
+            path.key("degraded_response")
+                .problem("must not be empty (omit it for none)"),
+        );
     }
-    let later_keys = [
-        ("cache", raw.cache.is_some()),
-        ("degraded_response", raw.degraded_response.is_some()),
-    ];
-    refuse_unsupported(path, &later_keys, out);
     if raw.targets.is_empty() {
         out.push(
             path.key("targets")
@@ -245,7 +300,20 @@ fn model_config(
     let mut targets = Vec::with_capacity(raw.targets.len());
     for (index, target) in raw.targets.into_iter().enumerate() {
         let target_path = path.key("targets").index(index);
-        refuse_unsupported(&target_path, &[("weight", target.weight.is_some())], out);
+        let weight = target.weight.unwrap_or(1.0);
+        if target.weight.is_some() && routing != Routing::Weighted {
+            out.push(
+                target_path
+                    .key("weight")
+                    .problem("only used with `routing: weighted`"),
+            );
+        } else if !(weight.is_finite() && weight > 0.0) {
+            out.push(
+                target_path
+                    .key("weight")
+                    .problem("must be a number above 0"),
+            );
+        }
         if target.model.trim().is_empty() {
             out.push(
                 target_path
@@ -257,6 +325,7 @@ fn model_config(
             Some(provider) => targets.push(TargetConfig {
                 provider: Arc::clone(provider),
                 model: target.model,
+                weight,
             }),
             // A provider that exists but is invalid has its own problem already.
             None if provider_names.contains(&target.provider) => {}
@@ -267,7 +336,13 @@ fn model_config(
             ))),
         }
     }
-    (!targets.is_empty()).then_some(ModelConfig { name, targets })
+    let degraded_response = raw.degraded_response;
+    (!targets.is_empty()).then_some(ModelConfig {
+        name,
+        routing,
+        targets,
+        degraded_response,
+    })
 }
 
 // === Field helpers ===
@@ -335,6 +410,19 @@ fn timeouts(path: &YamlPath, raw: RawTimeouts, out: &mut Vec<ConfigProblem>) -> 
         ),
         idle: duration(&path.key("idle"), raw.idle, d.idle.as_secs(), out),
         total: duration(&path.key("total"), raw.total, d.total.as_secs(), out),
+    }
+}
+
+/// A positive duration, `default_ms` milliseconds when absent.
+fn duration_millis(
+    path: &YamlPath,
+    text: Option<String>,
+    default_ms: u64,
+    out: &mut Vec<ConfigProblem>,
+) -> Duration {
+    match text {
+        None => Duration::from_millis(default_ms),
+        Some(text) => duration(path, Some(text), 1, out),
     }
 }
 

@@ -41,7 +41,7 @@ pub fn answer(answer: Answer, request_id: &str, streams_cut: &CancellationToken)
 
 fn set_provenance(response: &mut Response, provenance: &Provenance) {
     let headers = response.headers_mut();
-    if let Ok(provider) = HeaderValue::try_from(provenance.provider.as_ref()) {
+    if let Some(Ok(provider)) = provenance.provider.as_deref().map(HeaderValue::try_from) {
         headers.insert("x-ballast-provider", provider);
     }
     headers.insert(

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::chat::Usage;
+use super::chat::{ChatCompletion, Usage};
 
 /// The payload of the last SSE event of a successful stream.
 pub const DONE: &str = "[DONE]";
@@ -51,4 +51,91 @@ pub struct FunctionDelta {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub arguments: String,
+}
+
+/// The stream of chunks that carries `completion`: per choice a role chunk, one chunk per word
+/// (or tool-argument fragment), a finish chunk; then the usage chunk when asked for.
+pub fn chunks_of(completion: &ChatCompletion, include_usage: bool) -> Vec<ChatCompletionChunk> {
+    let chunk = |choices: Vec<ChunkChoice>, usage: Option<Usage>| ChatCompletionChunk {
+        id: completion.id.clone(),
+        object: "chat.completion.chunk".to_owned(),
+        created: completion.created,
+        model: completion.model.clone(),
+        choices,
+        usage,
+    };
+    let delta = |index: u32, delta: Delta, finish_reason: Option<String>| {
+        vec![ChunkChoice {
+            index,
+            delta,
+            logprobs: None,
+            finish_reason,
+        }]
+    };
+    let mut chunks = Vec::new();
+    for choice in &completion.choices {
+        let first = Delta {
+            role: Some("assistant".to_owned()),
+            content: Some(String::new()),
+            ..Delta::default()
+        };
+        chunks.push(chunk(delta(choice.index, first, None), None));
+        let content = choice.message.content.as_deref().unwrap_or("");
+        for (position, word) in content.split(' ').filter(|w| !w.is_empty()).enumerate() {
+            let text = if position == 0 {
+                word.to_owned()
+            } else {
+                format!(" {word}")
+            };
+            let piece = Delta {
+                content: Some(text),
+                ..Delta::default()
+            };
+            chunks.push(chunk(delta(choice.index, piece, None), None));
+        }
+        for (call_index, call) in choice.message.tool_calls.iter().enumerate() {
+            let call_index = u32::try_from(call_index).unwrap_or(u32::MAX);
+            let opening = ToolCallDelta {
+                index: call_index,
+                id: Some(call.id.clone()),
+                kind: Some("function".to_owned()),
+                function: FunctionDelta {
+                    name: Some(call.function.name.clone()),
+                    arguments: String::new(),
+                },
+            };
+            let opening = Delta {
+                tool_calls: vec![opening],
+                ..Delta::default()
+            };
+            chunks.push(chunk(delta(choice.index, opening, None), None));
+            let characters: Vec<char> = call.function.arguments.chars().collect();
+            for piece in characters.chunks(8) {
+                let fragment = ToolCallDelta {
+                    index: call_index,
+                    id: None,
+                    kind: None,
+                    function: FunctionDelta {
+                        name: None,
+                        arguments: piece.iter().collect(),
+                    },
+                };
+                let fragment = Delta {
+                    tool_calls: vec![fragment],
+                    ..Delta::default()
+                };
+                chunks.push(chunk(delta(choice.index, fragment, None), None));
+            }
+        }
+        let finish = delta(
+            choice.index,
+            Delta::default(),
+            Some(choice.finish_reason.clone()),
+        );
+        chunks.push(chunk(finish, None));
+    }
+    if include_usage {
+        chunks.push(chunk(Vec::new(), Some(completion.usage)));
+    }
+    chunks
 }

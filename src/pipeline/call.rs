@@ -18,6 +18,7 @@ pub struct Call {
 }
 
 /// A successful answer and where it came from.
+#[derive(Debug)]
 pub struct Answer {
     pub reply: Reply,
     pub provenance: Provenance,
@@ -26,8 +27,8 @@ pub struct Answer {
 /// What the `x-ballast-*` headers report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Provenance {
-    /// The configured name of the provider that produced the answer.
-    pub provider: Arc<str>,
+    /// The configured name of the provider that produced the answer; none for a degraded reply.
+    pub provider: Option<Arc<str>>,
     pub route: Route,
     /// Upstream attempts made for this request.
     pub attempts: u32,
@@ -36,14 +37,20 @@ pub struct Provenance {
 /// How the answer was obtained (SPEC §3 `x-ballast-route`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
-    /// From the model's first target.
+    /// From the first target in this request's routing order.
     Primary,
+    /// From a later target, after the ones before it failed or were skipped.
+    Failover,
+    /// Every target failed: the model's `degraded_response`.
+    Degraded,
 }
 
 impl Route {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Primary => "primary",
+            Self::Failover => "failover",
+            Self::Degraded => "degraded",
         }
     }
 }

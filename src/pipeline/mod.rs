@@ -1,9 +1,18 @@
-//! A model's pipeline: what happens to a `Call` between the HTTP handler and the upstream.
+//! A model's pipeline: what happens to a `Call` between the HTTP handler and the upstreams.
 //! No HTTP types here; failures are classified `Failure`s, answers carry their `Provenance`.
 
+mod breaker;
+mod budget;
+mod bulkhead;
 mod call;
 mod deadline;
+mod degraded;
+mod failover;
+mod health;
+mod retry;
+mod routing;
 mod target;
+mod window;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,13 +20,39 @@ use std::sync::Arc;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
+pub use breaker::CircuitState;
+pub use budget::RetryBudget;
 pub use call::{Answer, Call, Provenance, Route};
+pub use health::ProviderHealth;
+
+use breaker::BreakerLayer;
+use bulkhead::BulkheadLayer;
 use deadline::DeadlineLayer;
+use degraded::DegradedLayer;
+use failover::{FailoverService, Target, TargetStack};
+use retry::RetryLayer;
 use target::TargetService;
 
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, ProviderConfig, RetryPolicy};
 use crate::failure::Failure;
 use crate::providers::Provider;
+
+/// A configured provider with what the gateway tracks about it; shared by every model.
+pub struct Upstream {
+    pub provider: Arc<Provider>,
+    pub health: Arc<ProviderHealth>,
+    retry: RetryPolicy,
+}
+
+impl Upstream {
+    pub fn from_config(config: &ProviderConfig) -> Result<Self, String> {
+        Ok(Self {
+            provider: Arc::new(Provider::from_config(config)?),
+            health: Arc::new(ProviderHealth::new(config)),
+            retry: config.retry,
+        })
+    }
+}
 
 /// The built stack of one model, cheap to clone.
 #[derive(Clone)]
@@ -29,16 +64,44 @@ impl Pipeline {
     /// Builds the stack for `model`. The order, outermost first:
     ///
     /// 1. `DeadlineLayer`: `request_timeout` bounds everything below; when it passes the call
-    ///    fails with `Deadline` (504). It is outermost so that no later step can outlive it.
-    /// 2. `TargetService`: one attempt on the model's first target, under that provider's
-    ///    per-attempt timeouts (`first_byte` for streams, `total` otherwise), then
-    ///    `providers::Provider::send`. A stream is returned once its first chunk arrived.
-    pub fn build(model: &ModelConfig, providers: &HashMap<String, Arc<Provider>>) -> Option<Self> {
-        let primary = model.targets.first()?;
-        let provider = providers.get(&primary.provider.name)?;
+    ///    fails with `Deadline` (504). Outermost, so that nothing below can outlive it.
+    /// 2. `DegradedLayer` (only with a `degraded_response`): when every target failed with an
+    ///    upstream-class failure, answer with that text instead of an error.
+    /// 3. `FailoverService`: the targets in routing order until one answers; counts the request
+    ///    for the retry budget.
+    /// 4. Per target, outermost first:
+    ///    a. `BreakerLayer`: skip at once while the provider's circuit is open; half-open admits
+    ///    one trial. Outside the retries, so that a skipped target costs no waiting.
+    ///    b. `BulkheadLayer` (only with `max_concurrency`): skip at once when the provider is full.
+    ///    c. `RetryLayer`: retries on this provider (backoff, Retry-After, budget, deadline).
+    ///    d. `TargetService`: one attempt under the provider's `first_byte` (streams) or `total`
+    ///    timeout, then `providers::Provider::send`. A stream is returned once its first chunk
+    ///    arrived, so everything above can still retry or fail over before the client sees it.
+    pub fn build(
+        model: &ModelConfig,
+        upstreams: &HashMap<String, Upstream>,
+        budget: &Arc<RetryBudget>,
+    ) -> Option<Self> {
+        let mut targets = Vec::with_capacity(model.targets.len());
+        for target in &model.targets {
+            let upstream = upstreams.get(&target.provider.name)?;
+            let stack = target_stack(upstream, &target.model, budget);
+            targets.push(Target {
+                stack,
+                health: Arc::clone(&upstream.health),
+                weight: target.weight,
+            });
+        }
+        let failover =
+            FailoverService::new(&model.name, model.routing, targets, Arc::clone(budget));
+        let degraded = model
+            .degraded_response
+            .as_deref()
+            .map(|text| DegradedLayer::new(&model.name, text));
         let service = ServiceBuilder::new()
             .layer(DeadlineLayer)
-            .service(TargetService::new(Arc::clone(provider), &primary.model));
+            .option_layer(degraded)
+            .service(failover);
         Some(Self {
             service: BoxCloneSyncService::new(service),
         })
@@ -47,4 +110,22 @@ impl Pipeline {
     pub async fn call(&self, call: Call) -> Result<Answer, Failure> {
         self.service.clone().oneshot(call).await
     }
+}
+
+fn target_stack(upstream: &Upstream, model: &str, budget: &Arc<RetryBudget>) -> TargetStack {
+    let health = &upstream.health;
+    let bulkhead = health
+        .slots
+        .as_ref()
+        .map(|slots| BulkheadLayer::new(Arc::clone(&health.name), Arc::clone(slots)));
+    let stack = ServiceBuilder::new()
+        .layer(BreakerLayer::new(Arc::clone(&health.breaker)))
+        .option_layer(bulkhead)
+        .layer(RetryLayer::new(upstream.retry, Arc::clone(budget)))
+        .service(TargetService::new(
+            Arc::clone(&upstream.provider),
+            model,
+            Arc::clone(health),
+        ));
+    BoxCloneSyncService::new(stack)
 }

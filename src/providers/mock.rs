@@ -20,9 +20,7 @@ use crate::failure::Failure;
 use crate::openai::chat::{
     AssistantMessage, ChatCompletion, ChatRequest, Choice, FunctionCall, ToolCall, Usage,
 };
-use crate::openai::stream::{
-    ChatCompletionChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta,
-};
+use crate::openai::stream::chunks_of;
 
 const VOCABULARY: [&str; 48] = [
     "the",
@@ -102,15 +100,19 @@ impl Mock {
         if self.failure_rate > 0.0 && rand::rng().random_bool(self.failure_rate) {
             let body = json!({"error": {"message": "The mock provider failed this request on purpose (failure_rate).",
                 "type": "server_error", "param": null, "code": "mock_failure"}});
+            let no_headers = http::HeaderMap::new();
+            let body = body.to_string();
             return Err(Failure::from_status(
                 &self.name,
                 self.failure_status,
-                body.to_string().as_bytes(),
+                &no_headers,
+                body.as_bytes(),
             ));
         }
         let completion = compose(request, model, unix_now()).map_err(|message| {
             let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": "n", "code": null}});
-            Failure::from_status(&self.name, http::StatusCode::BAD_REQUEST, body.to_string().as_bytes())
+            let body = body.to_string();
+            Failure::from_status(&self.name, http::StatusCode::BAD_REQUEST, &http::HeaderMap::new(), body.as_bytes())
         })?;
         if !request.stream {
             let body = serde_json::to_vec(&completion).unwrap_or_default();
@@ -118,7 +120,7 @@ impl Mock {
         }
         let interval = self.chunk_interval;
         let chunks = stream::iter(
-            to_chunks(&completion, request.include_usage)
+            chunks_of(&completion, request.include_usage)
                 .into_iter()
                 .enumerate(),
         )
@@ -304,93 +306,6 @@ fn text_answer(
     (message, finish.to_owned(), tokens)
 }
 
-/// The stream of chunks that carries `completion`: per choice a role chunk, one chunk per word
-/// (or tool-argument fragment), a finish chunk; then the usage chunk when asked for.
-fn to_chunks(completion: &ChatCompletion, include_usage: bool) -> Vec<ChatCompletionChunk> {
-    let chunk = |choices: Vec<ChunkChoice>, usage: Option<Usage>| ChatCompletionChunk {
-        id: completion.id.clone(),
-        object: "chat.completion.chunk".to_owned(),
-        created: completion.created,
-        model: completion.model.clone(),
-        choices,
-        usage,
-    };
-    let delta = |index: u32, delta: Delta, finish_reason: Option<String>| {
-        vec![ChunkChoice {
-            index,
-            delta,
-            logprobs: None,
-            finish_reason,
-        }]
-    };
-    let mut chunks = Vec::new();
-    for choice in &completion.choices {
-        let first = Delta {
-            role: Some("assistant".to_owned()),
-            content: Some(String::new()),
-            ..Delta::default()
-        };
-        chunks.push(chunk(delta(choice.index, first, None), None));
-        let content = choice.message.content.as_deref().unwrap_or("");
-        for (position, word) in content.split(' ').filter(|w| !w.is_empty()).enumerate() {
-            let text = if position == 0 {
-                word.to_owned()
-            } else {
-                format!(" {word}")
-            };
-            let piece = Delta {
-                content: Some(text),
-                ..Delta::default()
-            };
-            chunks.push(chunk(delta(choice.index, piece, None), None));
-        }
-        for (call_index, call) in choice.message.tool_calls.iter().enumerate() {
-            let call_index = u32::try_from(call_index).unwrap_or(u32::MAX);
-            let opening = ToolCallDelta {
-                index: call_index,
-                id: Some(call.id.clone()),
-                kind: Some("function".to_owned()),
-                function: FunctionDelta {
-                    name: Some(call.function.name.clone()),
-                    arguments: String::new(),
-                },
-            };
-            let opening = Delta {
-                tool_calls: vec![opening],
-                ..Delta::default()
-            };
-            chunks.push(chunk(delta(choice.index, opening, None), None));
-            let characters: Vec<char> = call.function.arguments.chars().collect();
-            for piece in characters.chunks(8) {
-                let fragment = ToolCallDelta {
-                    index: call_index,
-                    id: None,
-                    kind: None,
-                    function: FunctionDelta {
-                        name: None,
-                        arguments: piece.iter().collect(),
-                    },
-                };
-                let fragment = Delta {
-                    tool_calls: vec![fragment],
-                    ..Delta::default()
-                };
-                chunks.push(chunk(delta(choice.index, fragment, None), None));
-            }
-        }
-        let finish = delta(
-            choice.index,
-            Delta::default(),
-            Some(choice.finish_reason.clone()),
-        );
-        chunks.push(chunk(finish, None));
-    }
-    if include_usage {
-        chunks.push(chunk(Vec::new(), Some(completion.usage)));
-    }
-    chunks
-}
-
 /// The text of a message: its string content, or its text parts joined.
 fn text_of(message: &Value) -> &str {
     match message.get("content") {
@@ -516,7 +431,7 @@ mod tests {
     #[test]
     fn chunks_carry_exactly_the_complete_answer() {
         let answer = compose(&request(user("hello")), "m", 1).unwrap();
-        let chunks = to_chunks(&answer, true);
+        let chunks = chunks_of(&answer, true);
         let text: String = chunks
             .iter()
             .filter_map(|c| c.choices.first()?.delta.content.clone())
@@ -526,7 +441,7 @@ mod tests {
         assert!(usage.choices.is_empty());
         assert_eq!(usage.usage, Some(answer.usage));
         assert!(chunks[..chunks.len() - 1].iter().all(|c| c.usage.is_none()));
-        assert_eq!(to_chunks(&answer, false).len(), chunks.len() - 1);
+        assert_eq!(chunks_of(&answer, false).len(), chunks.len() - 1);
     }
 
     #[tokio::test(start_paused = true)]

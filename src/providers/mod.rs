@@ -29,6 +29,15 @@ pub enum Reply {
 
 pub type ChunkStream = BoxStream<'static, Result<String, Failure>>;
 
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Complete(body) => write!(f, "Complete({} bytes)", body.len()),
+            Self::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
 /// One configured upstream.
 pub struct Provider {
     pub name: Arc<str>,

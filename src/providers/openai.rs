@@ -96,10 +96,11 @@ impl OpenAi {
             .map_err(|err| Failure::from_reqwest(&self.name, &err))?;
         let status = response.status();
         if !status.is_success() {
+            let headers = response.headers().clone();
             let body = read_body(&self.name, response, MAX_ERROR_BYTES)
                 .await
                 .unwrap_or_default();
-            return Err(Failure::from_status(&self.name, status, &body));
+            return Err(Failure::from_status(&self.name, status, &headers, &body));
         }
         if request.stream {
             let chunks = sse::chat_chunks(Arc::clone(&self.name), response.bytes_stream());

@@ -227,7 +227,8 @@ def _gateway_config(upstream: FakeUpstream) -> str:
     def openai_provider(scenario: str) -> str:
         return (
             f"{{ kind: openai, base_url: {upstream.base_url(scenario)}, "
-            f"api_key: {UPSTREAM_KEY}, timeouts: {timeouts} }}"
+            # One attempt per request: the tests count what reaches the fake upstream.
+            f"api_key: {UPSTREAM_KEY}, timeouts: {timeouts}, retry: {{ max_retries: 0 }} }}"
         )
 
     return f"""\

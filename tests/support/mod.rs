@@ -96,12 +96,18 @@ impl TestGateway {
 }
 
 /// A config with model `chat` → provider `up` (kind openai) at `base_url`; `extra` is appended
-/// to the provider's flow mapping (e.g. `timeouts: { total: 200ms }`).
+/// to the provider's flow mapping (e.g. `timeouts: { total: 200ms }`). Unless `extra` sets its
+/// own `retry`, the provider makes one attempt, so a scripted failure is what the client sees.
 pub fn openai_config(base_url: &str, extra: &str) -> String {
-    let extra = if extra.is_empty() {
-        String::new()
+    let retry = if extra.contains("retry:") {
+        ""
     } else {
-        format!(", {extra}")
+        ", retry: { max_retries: 0 }"
+    };
+    let extra = if extra.is_empty() {
+        retry.to_owned()
+    } else {
+        format!(", {extra}{retry}")
     };
     format!(
         "server: {{ listen: 127.0.0.1:0, request_timeout: 10s, shutdown_grace: 2s }}

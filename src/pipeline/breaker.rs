@@ -1,0 +1,307 @@
+//! The circuit breaker of one provider, and `BreakerLayer`, which skips a provider whose circuit
+//! is open without waiting on it.
+//!
+//! States have their conventional meaning: `Closed` lets calls through and counts consecutive
+//! failures; after `consecutive_failures` it turns `Open` for `open_for`, and every call is
+//! skipped; then `HalfOpen` admits exactly one trial, whose outcome closes the circuit or opens
+//! it again. The breaker learns from a target's whole outcome (after its retries), and only
+//! from failures that say something about the provider (`FailureClass::is_provider_fault`); a
+//! client error proves the provider answers and counts as a success.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::time::Instant;
+use tower::{Layer, Service};
+
+use super::call::{Answer, Call};
+use crate::config::BreakerPolicy;
+use crate::failure::{Failure, FailureClass};
+
+#[derive(Debug)]
+pub struct Breaker {
+    provider: Arc<str>,
+    policy: BreakerPolicy,
+    state: Mutex<State>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Closed { failures: u32 },
+    Open { until: Instant },
+    HalfOpen { trial_in_flight: bool },
+}
+
+/// What `/status` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CircuitState {
+    Closed,
+    HalfOpen,
+    Open,
+}
+
+/// Leave to make one call; report its outcome with [`Permit::record`].
+#[must_use]
+pub struct Permit {
+    breaker: Arc<Breaker>,
+    trial: bool,
+    recorded: bool,
+}
+
+impl Breaker {
+    pub fn new(provider: Arc<str>, policy: BreakerPolicy) -> Self {
+        Self {
+            provider,
+            policy,
+            state: Mutex::new(State::Closed { failures: 0 }),
+        }
+    }
+
+    /// A permit, or how long until the circuit admits a trial.
+    pub fn admit(self: &Arc<Self>) -> Result<Permit, Duration> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let trial = match *state {
+            State::Closed { .. } => false,
+            State::Open { until } if now < until => return Err(until - now),
+            State::Open { .. }
+            | State::HalfOpen {
+                trial_in_flight: false,
+            } => {
+                *state = State::HalfOpen {
+                    trial_in_flight: true,
+                };
+                true
+            }
+            // One trial at a time; others wait for its verdict without calling.
+            State::HalfOpen {
+                trial_in_flight: true,
+            } => return Err(Duration::ZERO),
+        };
+        Ok(Permit {
+            breaker: Arc::clone(self),
+            trial,
+            recorded: false,
+        })
+    }
+
+    pub fn state(&self) -> CircuitState {
+        match *self.lock() {
+            State::Closed { .. } => CircuitState::Closed,
+            State::Open { until } if Instant::now() < until => CircuitState::Open,
+            State::Open { .. } | State::HalfOpen { .. } => CircuitState::HalfOpen,
+        }
+    }
+
+    /// While open: the time until a trial is admitted.
+    pub fn opens_in(&self) -> Option<Duration> {
+        match *self.lock() {
+            State::Open { until } => until.checked_duration_since(Instant::now()),
+            _ => None,
+        }
+    }
+
+    fn record(&self, trial: bool, fault: Option<bool>) {
+        let mut state = self.lock();
+        let next = match (*state, fault) {
+            // Neither success nor fault (e.g. the deadline cut it): a trial may be made again.
+            (State::HalfOpen { .. }, None) if trial => State::HalfOpen {
+                trial_in_flight: false,
+            },
+            (_, None) => return,
+            (State::Closed { .. }, Some(false)) => State::Closed { failures: 0 },
+            (State::Closed { failures }, Some(true))
+                if failures + 1 < self.policy.consecutive_failures =>
+            {
+                State::Closed {
+                    failures: failures + 1,
+                }
+            }
+            (State::Closed { .. }, Some(true)) => self.open(),
+            (State::HalfOpen { .. }, Some(false)) if trial => {
+                tracing::info!(provider = %self.provider, "circuit closed after a successful trial");
+                State::Closed { failures: 0 }
+            }
+            (State::HalfOpen { .. }, Some(true)) if trial => self.open(),
+            // Late outcomes of calls admitted before the circuit opened change nothing.
+            (current, _) => current,
+        };
+        *state = next;
+    }
+
+    fn open(&self) -> State {
+        tracing::warn!(provider = %self.provider, open_for = ?self.policy.open_for, "circuit opened");
+        State::Open {
+            until: Instant::now() + self.policy.open_for,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Permit {
+    pub fn record(mut self, result: &Result<Answer, Failure>) {
+        let fault = match result {
+            Ok(_) => Some(false),
+            Err(failure) if failure.class.is_provider_fault() => Some(true),
+            Err(failure) if failure.class == FailureClass::ClientError => Some(false),
+            Err(_) => None,
+        };
+        self.recorded = true;
+        self.breaker.record(self.trial, fault);
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.breaker.record(self.trial, None);
+        }
+    }
+}
+
+// === BreakerLayer ===
+
+#[derive(Clone)]
+pub struct BreakerLayer {
+    breaker: Arc<Breaker>,
+}
+
+impl BreakerLayer {
+    pub fn new(breaker: Arc<Breaker>) -> Self {
+        Self { breaker }
+    }
+}
+
+impl<S> Layer<S> for BreakerLayer {
+    type Service = BreakerService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BreakerService {
+            inner,
+            breaker: Arc::clone(&self.breaker),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct BreakerService<S> {
+    inner: S,
+    breaker: Arc<Breaker>,
+}
+
+impl<S> Service<Call> for BreakerService<S>
+where
+    S: Service<Call, Response = Answer, Error = Failure> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Answer;
+    type Error = Failure;
+    type Future = BoxFuture<'static, Result<Answer, Failure>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        let permit = match self.breaker.admit() {
+            Ok(permit) => permit,
+            Err(opens_in) => {
+                let mut failure = Failure::new(
+                    FailureClass::CircuitOpen,
+                    &self.breaker.provider,
+                    "circuit open: skipped",
+                );
+                failure.retry_after = Some(opens_in);
+                return Box::pin(async { Err(failure) });
+            }
+        };
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let result = inner.call(call).await;
+            permit.record(&result);
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker(failures: u32) -> Arc<Breaker> {
+        let policy = BreakerPolicy {
+            consecutive_failures: failures,
+            open_for: Duration::from_secs(30),
+        };
+        Arc::new(Breaker::new(Arc::from("p"), policy))
+    }
+
+    fn fail(breaker: &Arc<Breaker>) {
+        breaker.admit().unwrap().breaker.record(false, Some(true));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_after_consecutive_failures_and_skips_while_open() {
+        let breaker = breaker(3);
+        fail(&breaker);
+        fail(&breaker);
+        breaker.admit().unwrap().breaker.record(false, Some(false));
+        fail(&breaker);
+        fail(&breaker);
+        assert_eq!(
+            breaker.state(),
+            CircuitState::Closed,
+            "a success resets the count"
+        );
+        fail(&breaker);
+        assert_eq!(breaker.state(), CircuitState::Open);
+        assert_eq!(breaker.admit().err(), Some(Duration::from_secs(30)));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(breaker.opens_in(), Some(Duration::from_secs(20)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn half_open_admits_one_trial_whose_success_closes_the_circuit() {
+        let breaker = breaker(1);
+        fail(&breaker);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(breaker.state(), CircuitState::HalfOpen);
+        let trial = breaker.admit().unwrap();
+        assert!(trial.trial);
+        assert!(breaker.admit().is_err(), "only one trial at a time");
+        breaker.record(true, Some(false));
+        std::mem::forget(trial);
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        assert!(breaker.admit().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_trial_opens_the_circuit_again() {
+        let breaker = breaker(1);
+        fail(&breaker);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let trial = breaker.admit().unwrap();
+        breaker.record(true, Some(true));
+        std::mem::forget(trial);
+        assert_eq!(breaker.state(), CircuitState::Open);
+        assert_eq!(breaker.opens_in(), Some(Duration::from_secs(30)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_trial_lets_another_one_through() {
+        let breaker = breaker(1);
+        fail(&breaker);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        drop(breaker.admit().unwrap());
+        assert!(
+            breaker.admit().is_ok(),
+            "the dropped trial released its place"
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! `FailoverService`: walks a model's targets in routing order until one answers. A target
+//! whose circuit is open (or whose `max_concurrency` is reached) fails at once, without a call,
+//! so a dead provider costs no waiting. Client errors and the deadline stop the walk: the same
+//! request would fail the same way everywhere.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::future::BoxFuture;
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceExt};
+
+use super::budget::RetryBudget;
+use super::call::{Answer, Call, Route};
+use super::health::ProviderHealth;
+use super::routing::{self, Candidate};
+use crate::config::Routing;
+use crate::failure::{Failure, FailureClass};
+
+/// One target's whole stack: breaker → bulkhead → retries → attempt.
+pub type TargetStack = BoxCloneSyncService<Call, Answer, Failure>;
+
+pub struct Target {
+    pub stack: TargetStack,
+    pub health: Arc<ProviderHealth>,
+    pub weight: f64,
+}
+
+impl Candidate for Target {
+    fn weight(&self) -> f64 {
+        self.weight
+    }
+
+    fn latency_ms(&self) -> f64 {
+        self.health.latency_ms()
+    }
+}
+
+#[derive(Clone)]
+pub struct FailoverService {
+    model: Arc<str>,
+    routing: Routing,
+    targets: Arc<[Target]>,
+    budget: Arc<RetryBudget>,
+}
+
+impl FailoverService {
+    pub fn new(
+        model: &str,
+        routing: Routing,
+        targets: Vec<Target>,
+        budget: Arc<RetryBudget>,
+    ) -> Self {
+        Self {
+            model: Arc::from(model),
+            routing,
+            targets: targets.into(),
+            budget,
+        }
+    }
+}
+
+impl Service<Call> for FailoverService {
+    type Response = Answer;
+    type Error = Failure;
+    type Future = BoxFuture<'static, Result<Answer, Failure>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Failure>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            this.budget.deposit();
+            let order = routing::order(this.routing, &this.targets, &mut routing::random_unit());
+            let mut attempts = 0;
+            let mut failures = Vec::with_capacity(order.len());
+            for (position, &index) in order.iter().enumerate() {
+                let target = &this.targets[index];
+                match target.stack.clone().oneshot(call.clone()).await {
+                    Ok(mut answer) => {
+                        answer.provenance.attempts += attempts;
+                        if position > 0 {
+                            answer.provenance.route = Route::Failover;
+                        }
+                        return Ok(answer);
+                    }
+                    Err(mut failure) => {
+                        attempts += failure.attempts;
+                        if !failure.class.fails_over() {
+                            failure.attempts = attempts;
+                            return Err(failure);
+                        }
+                        if let Some(next) = order.get(position + 1) {
+                            tracing::info!(
+                                model = %this.model,
+                                from = %failure.provider,
+                                to = %this.targets[*next].health.name,
+                                failure = failure.class.as_str(),
+                                "failing over"
+                            );
+                        }
+                        failures.push(failure);
+                    }
+                }
+            }
+            Err(every_target_failed(failures, attempts))
+        })
+    }
+}
+
+/// The failure that stands for all of them: the last real one (a skipped target says less than
+/// a failed call), with the total attempts, and with `retry_after` set to the time until the
+/// first open circuit admits a trial when any circuit was open.
+fn every_target_failed(failures: Vec<Failure>, attempts: u32) -> Failure {
+    let is_skip = |f: &Failure| {
+        matches!(
+            f.class,
+            FailureClass::CircuitOpen | FailureClass::BulkheadFull
+        )
+    };
+    let reopens = failures
+        .iter()
+        .filter(|f| f.class == FailureClass::CircuitOpen)
+        .filter_map(|f| f.retry_after)
+        .min();
+    let chosen = failures
+        .iter()
+        .rposition(|f| !is_skip(f))
+        .unwrap_or(failures.len().saturating_sub(1));
+    let mut failure = failures.into_iter().nth(chosen).unwrap_or_else(|| {
+        Failure::new(
+            FailureClass::ServerError,
+            &Arc::from(""),
+            "the model has no targets",
+        )
+    });
+    failure.attempts = attempts;
+    failure.retry_after = reopens;
+    failure
+}

@@ -1,0 +1,322 @@
+//! `RetryService`: attempts on one provider, with backoff, `Retry-After`, the retry budget and
+//! the request's deadline. A visible loop rather than tower's `Retry`, because a stream can
+//! only be retried before its first chunk (which the service below guarantees by returning only
+//! once that chunk arrived) and because Retry-After can turn a retry into an immediate failover.
+//!
+//! Per failure: `auth` and client errors are returned at once (the first fails over, the second
+//! does not); others are retried up to `max_retries` times. The wait before retry k (from 0) is
+//! the upstream's `Retry-After` when it sent one, else uniform in `[0, min(max_delay,
+//! base_delay × 2^k)]` (full jitter). A `Retry-After` above `max_delay` means "not now": the
+//! failure is returned so the next target is tried. No retry starts that the remaining deadline
+//! cannot cover (the wait plus [`MIN_ATTEMPT`]), nor one the retry budget refuses.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::time::Instant;
+use tower::{Layer, Service, ServiceExt};
+
+use super::budget::RetryBudget;
+use super::call::{Answer, Call};
+use crate::config::RetryPolicy;
+use crate::failure::Failure;
+
+/// The least time an attempt is given: no retry starts with less left before the deadline.
+pub const MIN_ATTEMPT: Duration = Duration::from_millis(100);
+
+#[derive(Clone)]
+pub struct RetryLayer {
+    policy: RetryPolicy,
+    budget: Arc<RetryBudget>,
+}
+
+impl RetryLayer {
+    pub fn new(policy: RetryPolicy, budget: Arc<RetryBudget>) -> Self {
+        Self { policy, budget }
+    }
+}
+
+impl<S> Layer<S> for RetryLayer {
+    type Service = RetryService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RetryService {
+            inner,
+            policy: self.policy,
+            budget: Arc::clone(&self.budget),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RetryService<S> {
+    inner: S,
+    policy: RetryPolicy,
+    budget: Arc<RetryBudget>,
+}
+
+impl<S> Service<Call> for RetryService<S>
+where
+    S: Service<Call, Response = Answer, Error = Failure> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Answer;
+    type Error = Failure;
+    type Future = BoxFuture<'static, Result<Answer, Failure>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        let inner = self.inner.clone();
+        let policy = self.policy;
+        let budget = Arc::clone(&self.budget);
+        Box::pin(async move {
+            let mut attempts = 0;
+            let mut retry = 0;
+            loop {
+                let mut failure = match inner.clone().oneshot(call.clone()).await {
+                    Ok(mut answer) => {
+                        answer.provenance.attempts += attempts;
+                        return Ok(answer);
+                    }
+                    Err(failure) => failure,
+                };
+                attempts += failure.attempts;
+                failure.attempts = attempts;
+                let Some(wait) = wait_before_retry(&failure, retry, &policy, call.deadline) else {
+                    return Err(failure);
+                };
+                if !budget.try_withdraw() {
+                    tracing::debug!(provider = %failure.provider, "retry budget spent; not retrying");
+                    return Err(failure);
+                }
+                tracing::debug!(failure = %failure, wait = ?wait, retry, "retrying");
+                tokio::time::sleep(wait).await;
+                retry += 1;
+            }
+        })
+    }
+}
+
+/// The wait before retry number `retry` (from 0), or None when this failure is not retried.
+fn wait_before_retry(
+    failure: &Failure,
+    retry: u32,
+    policy: &RetryPolicy,
+    deadline: Instant,
+) -> Option<Duration> {
+    if !failure.class.is_retryable() || retry >= policy.max_retries {
+        return None;
+    }
+    let wait = match failure.retry_after {
+        Some(asked) if asked > policy.max_delay => return None,
+        Some(asked) => asked,
+        None => backoff(retry, policy, rand::random::<f64>()),
+    };
+    let remaining = deadline.checked_duration_since(Instant::now())?;
+    (wait + MIN_ATTEMPT <= remaining).then_some(wait)
+}
+
+/// Full jitter: `unit` (in [0, 1)) of `min(max_delay, base_delay × 2^retry)`.
+fn backoff(retry: u32, policy: &RetryPolicy, unit: f64) -> Duration {
+    let ceiling = policy
+        .base_delay
+        .saturating_mul(2u32.saturating_pow(retry))
+        .min(policy.max_delay);
+    ceiling.mul_f64(unit.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::failure::FailureClass;
+    use crate::pipeline::call::{Provenance, Route};
+    use crate::providers::Reply;
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        max_retries: 2,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_secs(1),
+    };
+
+    #[test]
+    fn backoff_doubles_up_to_max_delay_with_full_jitter() {
+        assert_eq!(backoff(0, &POLICY, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff(1, &POLICY, 1.0), Duration::from_millis(200));
+        assert_eq!(backoff(3, &POLICY, 1.0), Duration::from_millis(800));
+        assert_eq!(backoff(4, &POLICY, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(40, &POLICY, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(2, &POLICY, 0.0), Duration::ZERO);
+        assert_eq!(backoff(2, &POLICY, 0.5), Duration::from_millis(200));
+    }
+
+    type Scripted = tower::util::BoxCloneSyncService<Call, Answer, Failure>;
+
+    /// A target that fails with `script` in order, then succeeds; it records when it was called.
+    fn scripted(script: Vec<Failure>) -> (Scripted, Arc<Mutex<Vec<Instant>>>) {
+        let script = Arc::new(Mutex::new(script.into_iter()));
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&calls);
+        let service = tower::service_fn(move |_call: Call| {
+            seen.lock().unwrap().push(Instant::now());
+            let next = script.lock().unwrap().next();
+            let result = match next {
+                Some(failure) => Err(failure),
+                None => Ok(Answer {
+                    reply: Reply::Complete(bytes::Bytes::new()),
+                    provenance: Provenance {
+                        provider: Some(Arc::from("p")),
+                        route: Route::Primary,
+                        attempts: 1,
+                    },
+                }),
+            };
+            async move { result }
+        });
+        (tower::util::BoxCloneSyncService::new(service), calls)
+    }
+
+    fn failure(class: FailureClass, retry_after: Option<Duration>) -> Failure {
+        let mut failure = Failure::new(class, &Arc::from("p"), "test");
+        failure.retry_after = retry_after;
+        failure
+    }
+
+    fn call(timeout: Duration) -> Call {
+        let request = crate::openai::chat::ChatRequest::from_slice(
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
+        )
+        .unwrap();
+        Call {
+            request: Arc::new(request),
+            request_id: Arc::from("r"),
+            deadline: Instant::now() + timeout,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_retryable_failures_with_backoff_and_counts_attempts() {
+        let (inner, calls) = scripted(vec![
+            failure(FailureClass::ServerError, None),
+            failure(FailureClass::Timeout, None),
+        ]);
+        let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
+
+        let answer = service
+            .oneshot(call(Duration::from_secs(60)))
+            .await
+            .unwrap();
+
+        assert_eq!(answer.provenance.attempts, 3);
+        let calls = calls.lock().unwrap();
+        assert!(calls[1] - calls[0] <= Duration::from_millis(100));
+        assert!(calls[2] - calls[1] <= Duration::from_millis(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stops_after_max_retries() {
+        let failures = (0..5)
+            .map(|_| failure(FailureClass::RateLimit, None))
+            .collect();
+        let (inner, calls) = scripted(failures);
+        let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
+
+        let failure = service
+            .oneshot(call(Duration::from_secs(60)))
+            .await
+            .unwrap_err();
+
+        assert_eq!(failure.attempts, 3);
+        assert_eq!(calls.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_retries_auth_or_client_errors() {
+        for class in [FailureClass::Auth, FailureClass::ClientError] {
+            let (inner, calls) = scripted(vec![failure(class, None)]);
+            let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
+            assert!(
+                service
+                    .oneshot(call(Duration::from_secs(60)))
+                    .await
+                    .is_err()
+            );
+            assert_eq!(calls.lock().unwrap().len(), 1, "{class:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn honours_retry_after_and_fails_over_at_once_when_it_is_too_long() {
+        let (inner, calls) = scripted(vec![failure(
+            FailureClass::RateLimit,
+            Some(Duration::from_millis(700)),
+        )]);
+        let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
+        service
+            .oneshot(call(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let calls = calls.lock().unwrap().clone();
+        assert_eq!(calls[1] - calls[0], Duration::from_millis(700));
+
+        let (inner, calls) = scripted(vec![failure(
+            FailureClass::RateLimit,
+            Some(Duration::from_secs(5)),
+        )]);
+        let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
+        let started = Instant::now();
+        assert!(
+            service
+                .oneshot(call(Duration::from_secs(60)))
+                .await
+                .is_err()
+        );
+        assert_eq!(calls.lock().unwrap().len(), 1);
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "over max_delay: no waiting"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn starts_no_retry_the_deadline_cannot_cover() {
+        let (inner, calls) = scripted(vec![failure(
+            FailureClass::RateLimit,
+            Some(Duration::from_millis(500)),
+        )]);
+        let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
+
+        assert!(
+            service
+                .oneshot(call(Duration::from_millis(550)))
+                .await
+                .is_err()
+        );
+
+        assert_eq!(calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_budget_stops_retries() {
+        let budget = Arc::new(RetryBudget::default());
+        while budget.try_withdraw() {}
+        let (inner, calls) = scripted(vec![failure(FailureClass::ServerError, None)]);
+        let service = RetryLayer::new(POLICY, budget).layer(inner);
+
+        assert!(
+            service
+                .oneshot(call(Duration::from_secs(60)))
+                .await
+                .is_err()
+        );
+
+        assert_eq!(calls.lock().unwrap().len(), 1);
+    }
+}
