@@ -14,11 +14,7 @@ use crate::server::{self, Gateway};
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "ballast",
-    version,
-    about = "A resilient gateway in front of LLM providers."
-)]
+#[command(name = "ballast", version, about = "A resilient gateway in front of LLM providers.")]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -73,11 +69,7 @@ async fn serve(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = match config::load(path) {
         Ok(config) => config,
         Err(problems) => {
-            drop(
-                std::io::stderr()
-                    .lock()
-                    .write_all(problem_list(path, &problems).as_bytes()),
-            );
+            drop(std::io::stderr().lock().write_all(problem_list(path, &problems).as_bytes()));
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -132,12 +124,7 @@ fn route_table(path: &Path, config: &Config) -> String {
                 s.failure_status.as_u16()
             ),
         };
-        let _ = writeln!(
-            text,
-            "  {:<16} {:<7} {detail}",
-            provider.name,
-            provider.kind.name()
-        );
+        let _ = writeln!(text, "  {:<16} {:<7} {detail}", provider.name, provider.kind.name());
         let _ = writeln!(
             text,
             "  {:<16} {:<7} timeouts: connect {}, first_byte {}, idle {}, total {}",

@@ -15,11 +15,7 @@ use crate::openai::error::ErrorBody;
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("{message}")]
-    InvalidRequest {
-        message: String,
-        param: Option<&'static str>,
-        code: &'static str,
-    },
+    InvalidRequest { message: String, param: Option<&'static str>, code: &'static str },
     #[error("The model `{0}` does not exist or you do not have access to it.")]
     ModelNotFound(String),
     #[error("The request body is larger than the gateway's limit of {limit} bytes.")]
@@ -67,11 +63,9 @@ impl GatewayError {
             Self::InvalidRequest { param, code, .. } => {
                 ("invalid_request_error", Some(*code), *param)
             }
-            Self::ModelNotFound(_) => (
-                "invalid_request_error",
-                Some("model_not_found"),
-                Some("model"),
-            ),
+            Self::ModelNotFound(_) => {
+                ("invalid_request_error", Some("model_not_found"), Some("model"))
+            }
             Self::RequestTooLarge { .. } => {
                 ("invalid_request_error", Some("request_too_large"), None)
             }
@@ -93,9 +87,12 @@ impl IntoResponse for GatewayError {
         let status = self.status();
         let mut response = (status, Json(self.body())).into_response();
         if matches!(self, Self::UpstreamUnavailable { .. } | Self::Timeout) {
-            response
-                .headers_mut()
-                .insert("x-should-retry", HeaderValue::from_static("false"));
+            response.headers_mut().insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        if let Self::UpstreamUnavailable { retry_after: Some(wait), .. } = self {
+            // Whole seconds, rounded up: a client must not come back before the trial.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert("retry-after", HeaderValue::from(seconds.max(1)));
         }
         response
     }
@@ -103,11 +100,7 @@ impl IntoResponse for GatewayError {
 
 impl From<InvalidRequest> for GatewayError {
     fn from(invalid: InvalidRequest) -> Self {
-        Self::InvalidRequest {
-            message: invalid.message,
-            param: invalid.param,
-            code: invalid.code,
-        }
+        Self::InvalidRequest { message: invalid.message, param: invalid.param, code: invalid.code }
     }
 }
 

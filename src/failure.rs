@@ -71,10 +71,7 @@ impl FailureClass {
 
     /// Worth another attempt on the same provider.
     pub fn is_retryable(self) -> bool {
-        matches!(
-            self,
-            Self::RateLimit | Self::ServerError | Self::Timeout | Self::Connect
-        )
+        matches!(self, Self::RateLimit | Self::ServerError | Self::Timeout | Self::Connect)
     }
 
     /// Worth trying the model's next target.
@@ -122,11 +119,8 @@ impl Failure {
         body: &[u8],
     ) -> Self {
         let class = FailureClass::from_status(status);
-        let mut failure = Self::new(
-            class,
-            provider,
-            format!("upstream answered HTTP {}", status.as_u16()),
-        );
+        let mut failure =
+            Self::new(class, provider, format!("upstream answered HTTP {}", status.as_u16()));
         failure.retry_after = retry_after(headers, SystemTime::now());
         if class == FailureClass::ClientError {
             let error = ErrorBody::from_upstream(body, "invalid_request_error");
@@ -149,23 +143,14 @@ impl Failure {
 
     /// The request's own deadline passed.
     pub fn deadline() -> Self {
-        Self::new(
-            FailureClass::Deadline,
-            &Arc::from(""),
-            "request_timeout passed",
-        )
+        Self::new(FailureClass::Deadline, &Arc::from(""), "request_timeout passed")
     }
 }
 
 /// How long the upstream asks to wait: `retry-after-ms` (also Azure's `x-ms-retry-after-ms`,
 /// float milliseconds), else `retry-after` (seconds, float tolerated, or an HTTP date).
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     let millis = ["retry-after-ms", "x-ms-retry-after-ms"]
         .iter()
         .find_map(|name| text(name)?.parse::<f64>().ok())
@@ -188,13 +173,7 @@ impl fmt::Display for Failure {
         if self.provider.is_empty() {
             write!(f, "{}: {}", self.class.as_str(), self.detail)
         } else {
-            write!(
-                f,
-                "provider `{}`: {}: {}",
-                self.provider,
-                self.class.as_str(),
-                self.detail
-            )
+            write!(f, "provider `{}`: {}: {}", self.provider, self.class.as_str(), self.detail)
         }
     }
 }
@@ -277,10 +256,7 @@ mod tests {
             &none,
             b"{\"error\":\"key sk-1\"}",
         );
-        assert!(
-            auth.upstream.is_none(),
-            "an auth error message may quote the gateway's key"
-        );
+        assert!(auth.upstream.is_none(), "an auth error message may quote the gateway's key");
     }
 
     #[test]
@@ -295,23 +271,14 @@ mod tests {
         };
         let read = |pairs: &[(&'static str, &str)]| retry_after(&headers(pairs), now);
         assert_eq!(read(&[("retry-after", "3")]), Some(Duration::from_secs(3)));
-        assert_eq!(
-            read(&[("retry-after", "1.5")]),
-            Some(Duration::from_millis(1500))
-        );
+        assert_eq!(read(&[("retry-after", "1.5")]), Some(Duration::from_millis(1500)));
         assert_eq!(
             read(&[("retry-after-ms", "250"), ("retry-after", "9")]),
             Some(Duration::from_millis(250))
         );
-        assert_eq!(
-            read(&[("x-ms-retry-after-ms", "40.5")]),
-            Some(Duration::from_micros(40_500))
-        );
+        assert_eq!(read(&[("x-ms-retry-after-ms", "40.5")]), Some(Duration::from_micros(40_500)));
         let date = httpdate::fmt_http_date(now + Duration::from_secs(20));
-        assert_eq!(
-            read(&[("retry-after", &date)]),
-            Some(Duration::from_secs(20))
-        );
+        assert_eq!(read(&[("retry-after", &date)]), Some(Duration::from_secs(20)));
         let past = httpdate::fmt_http_date(now - Duration::from_secs(20));
         assert_eq!(read(&[("retry-after", &past)]), Some(Duration::ZERO));
         assert_eq!(read(&[("retry-after", "soon")]), None);

@@ -49,9 +49,8 @@ impl Gateway {
     pub async fn bind(config: Config, listen: Option<SocketAddr>) -> Result<Self, StartError> {
         let addr = listen.unwrap_or(config.server.listen);
         let state = AppState::new(config).map_err(StartError::Setup)?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let listener =
+            TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
         Ok(Self { listener, state })
     }
 
@@ -66,10 +65,7 @@ impl Gateway {
         let grace = state.config().server.shutdown_grace;
         let app = router(state.clone());
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
         builder.http2().timer(TokioTimer::new());
         let connections = GracefulShutdown::new();
         let mut signal = std::pin::pin!(signal);
@@ -90,9 +86,7 @@ impl Gateway {
                 tracing::debug!(error = %err, "cannot set TCP_NODELAY");
             }
             let service = TowerToHyperService::new(app.clone());
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
+            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
             let connection = connections.watch(connection);
             tokio::spawn(async move {
                 if let Err(err) = connection.await {

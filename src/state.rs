@@ -41,13 +41,9 @@ impl AppState {
                 .ok_or_else(|| format!("model `{}` has no usable target", model.name))?;
             pipelines.insert(model.name.clone(), pipeline);
         }
-        let health = upstreams
-            .into_iter()
-            .map(|(name, upstream)| (name, upstream.health))
-            .collect();
-        let loaded_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let health =
+            upstreams.into_iter().map(|(name, upstream)| (name, upstream.health)).collect();
+        let loaded_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let shared = Shared {
             config,
             pipelines,
@@ -56,9 +52,7 @@ impl AppState {
             draining: AtomicBool::new(false),
             streams_cut: CancellationToken::new(),
         };
-        Ok(Self {
-            shared: Arc::new(shared),
-        })
+        Ok(Self { shared: Arc::new(shared) })
     }
 
     pub fn config(&self) -> &Config {

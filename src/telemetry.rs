@@ -20,21 +20,11 @@ pub fn init(format: Option<LogFormat>) {
         .unwrap_or_else(|| "info".to_owned());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let is_terminal = std::io::stderr().is_terminal();
-    let format = format.unwrap_or(if is_terminal {
-        LogFormat::Pretty
-    } else {
-        LogFormat::Json
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let format = format.unwrap_or(if is_terminal { LogFormat::Pretty } else { LogFormat::Json });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // JSON logs never carry ANSI escapes (RUSTSEC-2025-0055 is about injected ones).
     let installed = match format {
-        LogFormat::Json => builder
-            .json()
-            .with_ansi(false)
-            .with_current_span(true)
-            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).with_current_span(true).try_init(),
         LogFormat::Pretty => builder.with_ansi(is_terminal).try_init(),
     };
     // A subscriber already installed (tests) is fine.

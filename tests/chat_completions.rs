@@ -19,12 +19,7 @@ async fn forwards_a_completion_and_reports_where_it_came_from() {
     assert_eq!(headers["x-ballast-route"], "primary");
     assert_eq!(headers["x-ballast-attempts"], "1");
     assert_eq!(headers["x-ballast-cache"], "off");
-    assert!(
-        headers["x-request-id"]
-            .to_str()
-            .unwrap()
-            .starts_with("req_")
-    );
+    assert!(headers["x-request-id"].to_str().unwrap().starts_with("req_"));
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "Hi from upstream");
     assert_eq!(upstream.hits(), 1);
@@ -56,16 +51,10 @@ async fn upstream_gets_the_target_model_and_the_providers_key_and_nothing_of_the
     assert_eq!(seen.method, "POST");
     assert_eq!(seen.path, "/v1/chat/completions");
     assert_eq!(seen.body["model"], "upstream-model");
-    assert_eq!(
-        seen.header("authorization"),
-        Some(format!("Bearer {UPSTREAM_KEY}").as_str())
-    );
+    assert_eq!(seen.header("authorization"), Some(format!("Bearer {UPSTREAM_KEY}").as_str()));
     assert_eq!(seen.header("x-request-id"), Some("client-chosen-id-1"));
     for (name, value) in &seen.headers {
-        assert!(
-            !value.contains(CLIENT_KEY),
-            "client credential leaked upstream in `{name}`"
-        );
+        assert!(!value.contains(CLIENT_KEY), "client credential leaked upstream in `{name}`");
     }
     for name in [
         "cookie",
@@ -93,14 +82,7 @@ async fn unknown_request_fields_reach_the_upstream_unchanged() {
     assert_eq!(gateway.chat(&request).await.status(), 200);
 
     let body = &upstream.requests()[0].body;
-    for key in [
-        "top_k",
-        "repetition_penalty",
-        "response_format",
-        "tools",
-        "messages",
-        "stream",
-    ] {
+    for key in ["top_k", "repetition_penalty", "response_format", "tools", "messages", "stream"] {
         assert_eq!(body[key], request[key], "`{key}` changed on the way");
     }
 }
@@ -133,18 +115,8 @@ models:
 async fn the_mock_provider_answers_deterministically_with_usage() {
     let gateway = TestGateway::start(MOCK_CONFIG).await;
 
-    let first: Value = gateway
-        .chat(&chat_request(false))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let again: Value = gateway
-        .chat(&chat_request(false))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first: Value = gateway.chat(&chat_request(false)).await.json().await.unwrap();
+    let again: Value = gateway.chat(&chat_request(false)).await.json().await.unwrap();
 
     let content = first["choices"][0]["message"]["content"].as_str().unwrap();
     assert!(content.split(' ').count() >= 12, "{content}");
@@ -153,10 +125,7 @@ async fn the_mock_provider_answers_deterministically_with_usage() {
     assert_eq!(first["object"], "chat.completion");
     let usage = &first["usage"];
     assert!(usage["prompt_tokens"].as_u64().unwrap() > 0);
-    assert_eq!(
-        usage["completion_tokens"].as_u64().unwrap(),
-        content.split(' ').count() as u64
-    );
+    assert_eq!(usage["completion_tokens"].as_u64().unwrap(), content.split(' ').count() as u64);
     assert_eq!(
         usage["total_tokens"].as_u64(),
         Some(

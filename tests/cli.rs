@@ -1,10 +1,7 @@
 //! The `ballast` binary: `check` output and exit codes, config path resolution, `serve` start-up
 //! and SIGTERM.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "helpers: a failed unwrap is a failed test"
-)]
+#![expect(clippy::unwrap_used, reason = "helpers: a failed unwrap is a failed test")]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -62,10 +59,7 @@ fn check_prints_the_route_table_of_a_valid_config() {
         "https://api.openai.com/v1",
         "latency 40ms",
     ] {
-        assert!(
-            text.contains(expected),
-            "`{expected}` missing from:\n{text}"
-        );
+        assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
     }
 }
 
@@ -76,11 +70,7 @@ fn check_output_never_contains_keys_or_header_values() {
 
     let output = ballast(&["check", "--config", &path], dir.path());
 
-    let everything = format!(
-        "{}{}",
-        stdout(&output),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let everything = format!("{}{}", stdout(&output), String::from_utf8_lossy(&output.stderr));
     assert!(!everything.contains("SECRET"), "{everything}");
 }
 
@@ -112,10 +102,7 @@ models:
         "providers.odd.failure_rate:",
         "models.m.targets[0].provider: unknown provider `nowhere`",
     ] {
-        assert!(
-            text.contains(expected),
-            "`{expected}` missing from:\n{text}"
-        );
+        assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
     }
 }
 
@@ -132,28 +119,16 @@ fn the_config_path_comes_from_the_flag_then_the_environment_then_the_default() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(
-        stdout(&by_flag).contains("flag.yaml: OK"),
-        "{}",
-        stdout(&by_flag)
-    );
+    assert!(stdout(&by_flag).contains("flag.yaml: OK"), "{}", stdout(&by_flag));
     let by_env = Command::new(BIN)
         .arg("check")
         .env("BALLAST_CONFIG", &from_env)
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(
-        stdout(&by_env).contains("env.yaml: OK"),
-        "{}",
-        stdout(&by_env)
-    );
+    assert!(stdout(&by_env).contains("env.yaml: OK"), "{}", stdout(&by_env));
     let by_default = ballast(&["check"], dir.path());
-    assert!(
-        stdout(&by_default).contains("config/ballast.yaml: OK"),
-        "{}",
-        stdout(&by_default)
-    );
+    assert!(stdout(&by_default).contains("config/ballast.yaml: OK"), "{}", stdout(&by_default));
 }
 
 #[test]
@@ -175,17 +150,11 @@ fn serve_refuses_an_invalid_config_and_prints_the_problems() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "bad.yaml", "providers: {}\nmodels: {}\n");
 
-    let output = ballast(
-        &["serve", "--config", &path, "--listen", "127.0.0.1:0"],
-        dir.path(),
-    );
+    let output = ballast(&["serve", "--config", &path, "--listen", "127.0.0.1:0"], dir.path());
 
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("providers: at least one provider is required"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("providers: at least one provider is required"), "{stderr}");
 }
 
 #[test]
@@ -200,28 +169,17 @@ fn serve_is_the_default_command_and_exits_0_on_sigterm() {
         .unwrap();
     // Not a terminal, so the logs are JSON; the `listening` line names the port.
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let listening = lines
-        .by_ref()
-        .take(20)
-        .map(Result::unwrap)
-        .find(|line| line.contains("\"listening\""));
+    let listening =
+        lines.by_ref().take(20).map(Result::unwrap).find(|line| line.contains("\"listening\""));
     let line = listening.expect("a `listening` log line");
     let log: serde_json::Value = serde_json::from_str(&line).unwrap();
     let addr = log["fields"]["addr"].as_str().unwrap().to_owned();
-    assert!(
-        std::net::TcpStream::connect(&addr).is_ok(),
-        "serving on {addr}"
-    );
+    assert!(std::net::TcpStream::connect(&addr).is_ok(), "serving on {addr}");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let (done, exited) = std::sync::mpsc::channel();
     std::thread::spawn(move || done.send(child.wait().unwrap()));
-    let status = exited
-        .recv_timeout(Duration::from_secs(10))
-        .expect("ballast stops within 10 s");
+    let status = exited.recv_timeout(Duration::from_secs(10)).expect("ballast stops within 10 s");
     assert_eq!(status.code(), Some(0));
 }

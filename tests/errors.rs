@@ -1,10 +1,7 @@
 //! One test per row of SPEC §3's error table that this version covers: every error is
 //! OpenAI-shaped, carries `x-request-id`, and leaves the upstream untouched when it is ours.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "assertion helpers: a failed unwrap is a failed test"
-)]
+#![expect(clippy::unwrap_used, reason = "assertion helpers: a failed unwrap is a failed test")]
 
 mod support;
 
@@ -16,22 +13,13 @@ use support::{FakeUpstream, Reply, TestGateway, chat_request, openai_config};
 /// Asserts the OpenAI error shape and returns `error`.
 async fn openai_error(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status(), status);
-    assert!(
-        response.headers().contains_key("x-request-id"),
-        "errors carry x-request-id"
-    );
+    assert!(response.headers().contains_key("x-request-id"), "errors carry x-request-id");
     assert_eq!(response.headers()["content-type"], "application/json");
     let body: Value = response.json().await.unwrap();
     let error = body["error"].clone();
-    assert!(
-        error["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     assert!(error["type"].is_string(), "{body}");
-    assert!(
-        error.get("param").is_some() && error.get("code").is_some(),
-        "{body}"
-    );
+    assert!(error.get("param").is_some() && error.get("code").is_some(), "{body}");
     error
 }
 
@@ -64,16 +52,10 @@ async fn a_body_without_model_or_messages_is_a_400_naming_the_field() {
     let gateway = TestGateway::in_front_of(&upstream).await;
 
     for (body, param) in [
-        (
-            json!({"messages": [{"role": "user", "content": "hi"}]}),
-            "model",
-        ),
+        (json!({"messages": [{"role": "user", "content": "hi"}]}), "model"),
         (json!({"model": "chat"}), "messages"),
         (json!({"model": "chat", "messages": []}), "messages"),
-        (
-            json!({"model": 7, "messages": [{"role": "user", "content": "hi"}]}),
-            "model",
-        ),
+        (json!({"model": 7, "messages": [{"role": "user", "content": "hi"}]}), "model"),
     ] {
         let error = openai_error(gateway.chat(&body).await, 400).await;
         assert_eq!(error["type"], "invalid_request_error");
@@ -100,10 +82,8 @@ async fn an_unknown_model_is_a_404_model_not_found() {
 #[tokio::test]
 async fn a_body_over_max_body_size_is_a_413() {
     let upstream = FakeUpstream::start().await;
-    let config = openai_config(&upstream.base_url(), "").replace(
-        "request_timeout: 10s",
-        "request_timeout: 10s, max_body_size: 1KiB",
-    );
+    let config = openai_config(&upstream.base_url(), "")
+        .replace("request_timeout: 10s", "request_timeout: 10s, max_body_size: 1KiB");
     let gateway = TestGateway::start(&config).await;
     let mut request = chat_request(false);
     request["messages"][0]["content"] = json!("x".repeat(2048));
@@ -149,11 +129,9 @@ async fn an_upstream_client_error_in_another_shape_is_rewritten_in_openais() {
 #[tokio::test]
 async fn a_failed_upstream_is_a_503_upstream_unavailable_that_sdks_must_not_retry() {
     for status in [500, 502, 503, 429, 401] {
-        let upstream = FakeUpstream::scripted([Reply::error(
-            status,
-            "upstream trouble with key sk-upstream",
-        )])
-        .await;
+        let upstream =
+            FakeUpstream::scripted([Reply::error(status, "upstream trouble with key sk-upstream")])
+                .await;
         let gateway = TestGateway::in_front_of(&upstream).await;
 
         let response = gateway.chat(&chat_request(false)).await;
@@ -184,10 +162,7 @@ async fn passing_request_timeout_is_a_504() {
     let error = openai_error(response, 504).await;
     assert_eq!(error["type"], "api_error");
     assert_eq!(error["code"], "timeout");
-    assert!(
-        elapsed < Duration::from_secs(3),
-        "answered after {elapsed:?}"
-    );
+    assert!(elapsed < Duration::from_secs(3), "answered after {elapsed:?}");
 }
 
 #[tokio::test]
@@ -195,21 +170,9 @@ async fn unknown_paths_and_methods_get_openai_shaped_errors() {
     let upstream = FakeUpstream::start().await;
     let gateway = TestGateway::in_front_of(&upstream).await;
 
-    let missing = gateway
-        .client
-        .get(gateway.url("/v1/completions-typo"))
-        .send()
-        .await
-        .unwrap();
+    let missing = gateway.client.get(gateway.url("/v1/completions-typo")).send().await.unwrap();
     assert_eq!(openai_error(missing, 404).await["code"], "unknown_url");
-    let wrong_method = gateway
-        .client
-        .get(gateway.url("/v1/chat/completions"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        openai_error(wrong_method, 405).await["code"],
-        "method_not_allowed"
-    );
+    let wrong_method =
+        gateway.client.get(gateway.url("/v1/chat/completions")).send().await.unwrap();
+    assert_eq!(openai_error(wrong_method, 405).await["code"], "method_not_allowed");
 }

@@ -21,23 +21,12 @@ models:
 async fn models_lists_the_configured_names_in_openai_format() {
     let gateway = TestGateway::start(TWO_MODELS).await;
 
-    let body: Value = gateway
-        .client
-        .get(gateway.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value =
+        gateway.client.get(gateway.url("/v1/models")).send().await.unwrap().json().await.unwrap();
 
     assert_eq!(body["object"], "list");
-    let ids: Vec<&str> = body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> =
+        body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["fast", "smart"]);
     for model in body["data"].as_array().unwrap() {
         assert_eq!(model["object"], "model");
@@ -50,24 +39,11 @@ async fn models_lists_the_configured_names_in_openai_format() {
 async fn healthz_and_readyz_answer_while_running() {
     let gateway = TestGateway::start(TWO_MODELS).await;
 
-    let health = gateway
-        .client
-        .get(gateway.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let health = gateway.client.get(gateway.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let ready = gateway
-        .client
-        .get(gateway.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let ready = gateway.client.get(gateway.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
-    assert_eq!(
-        ready.json::<Value>().await.unwrap(),
-        json!({"ready": true, "reasons": []})
-    );
+    assert_eq!(ready.json::<Value>().await.unwrap(), json!({"ready": true, "reasons": []}));
 }
 
 #[tokio::test]
@@ -89,18 +65,8 @@ async fn a_well_formed_request_id_is_kept_and_a_bad_one_replaced() {
     let replaced = send("bad id with spaces").await.unwrap();
     let id = replaced.headers()["x-request-id"].to_str().unwrap();
     assert!(id.starts_with("req_") && id.len() == 36, "{id}");
-    let generated = gateway
-        .client
-        .get(gateway.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        generated.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .starts_with("req_")
-    );
+    let generated = gateway.client.get(gateway.url("/healthz")).send().await.unwrap();
+    assert!(generated.headers()["x-request-id"].to_str().unwrap().starts_with("req_"));
 }
 
 #[tokio::test]
@@ -120,11 +86,7 @@ async fn shutdown_lets_an_open_stream_finish_and_refuses_new_connections() {
     let refused = tokio::net::TcpStream::connect(addr).await;
 
     let events = read_stream(response).await;
-    assert_eq!(
-        events.last().unwrap(),
-        "[DONE]",
-        "the in-flight stream completed: {events:?}"
-    );
+    assert_eq!(events.last().unwrap(), "[DONE]", "the in-flight stream completed: {events:?}");
     assert!(refused.is_err(), "no new connections while draining");
     stopping.await.unwrap();
 }
@@ -153,19 +115,12 @@ async fn a_stream_still_open_when_the_grace_ends_gets_an_error_event() {
 #[tokio::test]
 async fn clients_may_speak_http2() {
     let gateway = TestGateway::start(TWO_MODELS).await;
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
     let mut request = chat_request(false);
     request["model"] = json!("fast");
 
-    let response = client
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
+    let response =
+        client.post(gateway.url("/v1/chat/completions")).json(&request).send().await.unwrap();
 
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert_eq!(response.status(), 200);

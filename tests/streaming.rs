@@ -24,10 +24,7 @@ async fn forwards_every_chunk_then_done() {
     let events = read_stream(response).await;
     assert_eq!(events, chunk_events(&["Hel", "lo", "!"], true));
     assert_eq!(events.iter().filter(|e| *e == "[DONE]").count(), 1);
-    assert_eq!(
-        upstream.requests()[0].header("accept"),
-        Some("text/event-stream")
-    );
+    assert_eq!(upstream.requests()[0].header("accept"), Some("text/event-stream"));
 }
 
 #[tokio::test]
@@ -71,10 +68,7 @@ async fn include_usage_is_passed_upstream_and_its_usage_chunk_comes_back() {
 
     let received = read_stream(gateway.chat(&request).await).await;
 
-    assert_eq!(
-        upstream.requests()[0].body["stream_options"],
-        json!({"include_usage": true})
-    );
+    assert_eq!(upstream.requests()[0].body["stream_options"], json!({"include_usage": true}));
     assert_eq!(received, events);
 }
 
@@ -92,25 +86,13 @@ async fn a_stream_cut_mid_way_ends_with_an_error_event_and_no_done() {
 
         let received = read_stream(gateway.chat(&chat_request(true)).await).await;
 
-        assert_eq!(
-            received[..2],
-            events[..2],
-            "{end:?}: chunks before the cut are delivered"
-        );
-        assert_eq!(
-            received.len(),
-            3,
-            "{end:?}: one error event follows: {received:?}"
-        );
+        assert_eq!(received[..2], events[..2], "{end:?}: chunks before the cut are delivered");
+        assert_eq!(received.len(), 3, "{end:?}: one error event follows: {received:?}");
         let error: Value = serde_json::from_str(&received[2]).unwrap();
         assert_eq!(error["error"]["code"], "upstream_stream_error", "{end:?}");
         assert_eq!(error["error"]["type"], "api_error");
         assert!(!received.contains(&"[DONE]".to_owned()));
-        assert_eq!(
-            upstream.hits(),
-            1,
-            "{end:?}: a broken stream is never sent again"
-        );
+        assert_eq!(upstream.hits(), 1, "{end:?}: a broken stream is never sent again");
     }
 }
 
@@ -153,9 +135,7 @@ async fn an_error_event_before_the_first_chunk_is_a_failed_attempt() {
 async fn a_client_that_disconnects_cancels_the_upstream_stream() {
     let upstream = FakeUpstream::scripted([Reply::Stream {
         events: chunk_events(
-            &[
-                "one", "two", "three", "four", "five", "six", "seven", "eight",
-            ],
+            &["one", "two", "three", "four", "five", "six", "seven", "eight"],
             true,
         ),
         gap: Duration::from_millis(200),
@@ -185,37 +165,21 @@ models:
 #[tokio::test]
 async fn the_mock_provider_streams_the_same_text_it_answers_whole() {
     let gateway = TestGateway::start(MOCK).await;
-    let whole: Value = gateway
-        .chat(&chat_request(false))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let whole: Value = gateway.chat(&chat_request(false)).await.json().await.unwrap();
 
     let events = read_stream(gateway.chat(&chat_request(true)).await).await;
 
-    assert_eq!(
-        streamed_text(&events),
-        whole["choices"][0]["message"]["content"].as_str().unwrap()
-    );
+    assert_eq!(streamed_text(&events), whole["choices"][0]["message"]["content"].as_str().unwrap());
     assert_eq!(events.last().unwrap(), "[DONE]");
     assert!(events.len() > 5, "one chunk per word, not one giant chunk");
-    let usage_chunks = events
-        .iter()
-        .filter(|e| e.contains("\"choices\":[]"))
-        .count();
+    let usage_chunks = events.iter().filter(|e| e.contains("\"choices\":[]")).count();
     assert_eq!(usage_chunks, 0, "no usage chunk unless asked for");
 }
 
 #[tokio::test]
 async fn the_mock_provider_sends_a_usage_chunk_when_asked() {
     let gateway = TestGateway::start(MOCK).await;
-    let whole: Value = gateway
-        .chat(&chat_request(false))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let whole: Value = gateway.chat(&chat_request(false)).await.json().await.unwrap();
     let mut request = chat_request(true);
     request["stream_options"] = json!({"include_usage": true});
 
@@ -250,11 +214,8 @@ async fn a_client_that_gives_up_waiting_cancels_the_upstream_call() {
     let upstream = FakeUpstream::scripted([Reply::Hang]).await;
     let gateway = TestGateway::in_front_of(&upstream).await;
 
-    let waiting = tokio::time::timeout(
-        Duration::from_millis(300),
-        gateway.chat(&chat_request(false)),
-    )
-    .await;
+    let waiting =
+        tokio::time::timeout(Duration::from_millis(300), gateway.chat(&chat_request(false))).await;
 
     assert!(waiting.is_err(), "the upstream never answers");
     assert!(

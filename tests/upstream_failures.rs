@@ -1,10 +1,7 @@
 //! How one attempt fails: per-attempt timeouts (`first_byte`, `idle`, `total`), refused and
 //! reset connections, and 200 answers that are not answers.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "assertion helpers: a failed unwrap is a failed test"
-)]
+#![expect(clippy::unwrap_used, reason = "assertion helpers: a failed unwrap is a failed test")]
 
 mod support;
 
@@ -27,11 +24,9 @@ async fn assert_unavailable(response: reqwest::Response) {
 #[tokio::test]
 async fn total_bounds_a_non_streamed_attempt() {
     let upstream = FakeUpstream::scripted([Reply::Hang]).await;
-    let gateway = TestGateway::start(&openai_config(
-        &upstream.base_url(),
-        "timeouts: { total: 300ms }",
-    ))
-    .await;
+    let gateway =
+        TestGateway::start(&openai_config(&upstream.base_url(), "timeouts: { total: 300ms }"))
+            .await;
 
     let started = Instant::now();
     assert_unavailable(gateway.chat(&chat_request(false)).await).await;
@@ -64,10 +59,8 @@ async fn first_byte_bounds_the_wait_for_a_streams_first_chunk() {
 
 #[tokio::test]
 async fn first_byte_does_not_cut_a_slow_non_streamed_answer() {
-    let slow = Reply::Delay(
-        Duration::from_millis(500),
-        Box::new(Reply::completion("worth the wait")),
-    );
+    let slow =
+        Reply::Delay(Duration::from_millis(500), Box::new(Reply::completion("worth the wait")));
     let upstream = FakeUpstream::scripted([slow]).await;
     let gateway = TestGateway::start(&openai_config(
         &upstream.base_url(),
@@ -89,11 +82,8 @@ async fn idle_ends_a_stream_that_stalls_mid_way_with_an_error_event() {
         end: StreamEnd::Stall,
     }])
     .await;
-    let gateway = TestGateway::start(&openai_config(
-        &upstream.base_url(),
-        "timeouts: { idle: 300ms }",
-    ))
-    .await;
+    let gateway =
+        TestGateway::start(&openai_config(&upstream.base_url(), "timeouts: { idle: 300ms }")).await;
 
     let started = Instant::now();
     let events = read_stream(gateway.chat(&chat_request(true)).await).await;
@@ -107,19 +97,12 @@ async fn idle_ends_a_stream_that_stalls_mid_way_with_an_error_event() {
 #[tokio::test]
 async fn a_refused_connection_is_a_failed_attempt() {
     // Bind a port, then free it: nothing listens there.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
     let gateway = TestGateway::start(&openai_config(&format!("http://{closed}/v1"), "")).await;
 
     let started = Instant::now();
     assert_unavailable(gateway.chat(&chat_request(false)).await).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "refusal is immediate, no timeout wait"
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "refusal is immediate, no timeout wait");
 }
 
 #[tokio::test]
@@ -134,20 +117,13 @@ async fn a_reset_connection_is_a_failed_attempt() {
 #[tokio::test]
 async fn a_200_that_is_not_a_completion_is_a_failed_attempt() {
     let bodies = [
-        Reply::Respond {
-            status: 200,
-            headers: vec![],
-            body: String::new(),
-        },
+        Reply::Respond { status: 200, headers: vec![], body: String::new() },
         Reply::Respond {
             status: 200,
             headers: vec![],
             body: "<html>proxy error</html>".to_owned(),
         },
-        Reply::json(
-            200,
-            &json!({"error": {"message": "quota", "type": "server_error"}}),
-        ),
+        Reply::json(200, &json!({"error": {"message": "quota", "type": "server_error"}})),
         Reply::json(200, &json!({"object": "chat.completion"})),
     ];
     for reply in bodies {
@@ -187,20 +163,16 @@ async fn connect_bounds_establishing_the_connection() {
     let addr = listener.local_addr().unwrap();
     let mut fillers = Vec::new();
     for _ in 0..8 {
-        let attempt = tokio::time::timeout(
-            Duration::from_millis(200),
-            tokio::net::TcpStream::connect(addr),
-        )
-        .await;
+        let attempt =
+            tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr))
+                .await;
         match attempt {
             Ok(Ok(stream)) => fillers.push(stream),
             _ => break,
         }
     }
-    let config = openai_config(
-        &format!("http://{addr}/v1"),
-        "timeouts: { connect: 300ms, total: 20s }",
-    );
+    let config =
+        openai_config(&format!("http://{addr}/v1"), "timeouts: { connect: 300ms, total: 20s }");
     let gateway = TestGateway::start(&config).await;
 
     let started = Instant::now();

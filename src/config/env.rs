@@ -31,19 +31,13 @@ fn expand_at(value: &mut Value, lookup: Lookup<'_>, path: &YamlPath, out: &mut V
                 let whole_reference = text.starts_with("${")
                     && text.ends_with('}')
                     && text.matches("${").count() == 1;
-                *value = if whole_reference {
-                    retype(expanded)
-                } else {
-                    Value::String(expanded)
-                };
+                *value = if whole_reference { retype(expanded) } else { Value::String(expanded) };
             }
             Err(message) => out.push(path.problem(message)),
         },
         Value::Mapping(map) => {
             for (key, child) in map.iter_mut() {
-                let key = key
-                    .as_str()
-                    .map_or_else(|| format!("{key:?}"), str::to_owned);
+                let key = key.as_str().map_or_else(|| format!("{key:?}"), str::to_owned);
                 expand_at(child, lookup, &path.key(&key), out);
             }
         }
@@ -68,9 +62,7 @@ pub fn expand_str(text: &str, lookup: Lookup<'_>) -> Result<String, String> {
             out.push_str("${");
             rest = escaped;
         } else if let Some(reference) = after.strip_prefix("${") {
-            let end = reference
-                .find('}')
-                .ok_or_else(|| format!("unclosed `${{` in `{text}`"))?;
+            let end = reference.find('}').ok_or_else(|| format!("unclosed `${{` in `{text}`"))?;
             let (name, default) = match reference[..end].split_once(":-") {
                 Some((name, default)) => (name, Some(default)),
                 None => (&reference[..end], None),
@@ -123,19 +115,10 @@ mod tests {
     #[test]
     fn replaces_references_and_defaults() {
         assert_eq!(expand_str("Bearer ${KEY}", &env).unwrap(), "Bearer sk-123");
-        assert_eq!(
-            expand_str("${MISSING:-fallback}", &env).unwrap(),
-            "fallback"
-        );
+        assert_eq!(expand_str("${MISSING:-fallback}", &env).unwrap(), "fallback");
         assert_eq!(expand_str("${EMPTY:-used}", &env).unwrap(), "used");
-        assert_eq!(
-            expand_str("a${KEY}b${MISSING:-}c", &env).unwrap(),
-            "ask-123bc"
-        );
-        assert_eq!(
-            expand_str("cost $5 and $${literal}", &env).unwrap(),
-            "cost $5 and ${literal}"
-        );
+        assert_eq!(expand_str("a${KEY}b${MISSING:-}c", &env).unwrap(), "ask-123bc");
+        assert_eq!(expand_str("cost $5 and $${literal}", &env).unwrap(), "cost $5 and ${literal}");
     }
 
     #[test]

@@ -188,12 +188,8 @@ impl ProviderKind {
 
 /// The config path: `--config`, else `$BALLAST_CONFIG`, else [`DEFAULT_CONFIG_PATH`].
 pub fn resolve_path(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| {
-        env::process_env("BALLAST_CONFIG")
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-    })
-    .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+    flag.or_else(|| env::process_env("BALLAST_CONFIG").filter(|p| !p.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
 }
 
 /// Reads and validates the file at `path`, expanding variables from the process environment.

@@ -14,11 +14,7 @@ impl YamlPath {
     }
 
     pub fn key(&self, key: &str) -> Self {
-        if self.0.is_empty() {
-            Self(key.to_owned())
-        } else {
-            Self(format!("{}.{key}", self.0))
-        }
+        if self.0.is_empty() { Self(key.to_owned()) } else { Self(format!("{}.{key}", self.0)) }
     }
 
     pub fn index(&self, index: usize) -> Self {
@@ -36,19 +32,12 @@ impl YamlPath {
     }
 
     pub fn problem(&self, message: impl Into<String>) -> ConfigProblem {
-        ConfigProblem {
-            path: self.0.clone(),
-            message: message.into(),
-        }
+        ConfigProblem { path: self.0.clone(), message: message.into() }
     }
 }
 
 impl fmt::Display for YamlPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "(top level)"
-        } else {
-            &self.0
-        })
+        f.write_str(if self.0.is_empty() { "(top level)" } else { &self.0 })
     }
 }

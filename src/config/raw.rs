@@ -116,8 +116,6 @@ pub fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>
         Some(Value::String(s)) => Ok(Some(s)),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
         Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-        Some(_) => Err(serde::de::Error::custom(
-            "expected a single value (text or number)",
-        )),
+        Some(_) => Err(serde::de::Error::custom("expected a single value (text or number)")),
     }
 }

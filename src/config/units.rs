@@ -19,9 +19,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => 3_600.0,
         "d" => 86_400.0,
         other => {
-            return Err(format!(
-                "`{other}` is not a duration unit (use ms, s, m, h or d)"
-            ));
+            return Err(format!("`{other}` is not a duration unit (use ms, s, m, h or d)"));
         }
     };
     Duration::try_from_secs_f64(value * seconds_per_unit)
@@ -31,13 +29,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses `"10MiB"`, `"512KiB"`, `"1GiB"`, `"10MB"` or a plain number of bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size such as 512KiB or 10MiB"))?;
+    let value: u64 =
+        number.parse().map_err(|_| format!("`{text}` is not a size such as 512KiB or 10MiB"))?;
     let multiplier: u64 = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
@@ -47,14 +42,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
         other => {
-            return Err(format!(
-                "`{other}` is not a size unit (use B, KiB, MiB or GiB)"
-            ));
+            return Err(format!("`{other}` is not a size unit (use B, KiB, MiB or GiB)"));
         }
     };
-    value
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("`{text}` is out of range"))
+    value.checked_mul(multiplier).ok_or_else(|| format!("`{text}` is out of range"))
 }
 
 /// Formats a duration the way the config file writes it (for `ballast check`).

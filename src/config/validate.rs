@@ -87,15 +87,7 @@ pub(super) fn from_yaml(text: &str, lookup: Lookup<'_>) -> Result<Config, Vec<Co
         problems.push(models_path.problem("at least one model is required"));
     }
 
-    if problems.is_empty() {
-        Ok(Config {
-            server,
-            providers,
-            models,
-        })
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok(Config { server, providers, models }) } else { Err(problems) }
 }
 
 fn server_config(path: &YamlPath, raw: RawServer, out: &mut Vec<ConfigProblem>) -> ServerConfig {
@@ -106,11 +98,7 @@ fn server_config(path: &YamlPath, raw: RawServer, out: &mut Vec<ConfigProblem>) 
         )));
         SocketAddr::from(([127, 0, 0, 1], 8080))
     });
-    refuse_unsupported(
-        path,
-        &[("metrics_listen", raw.metrics_listen.is_some())],
-        out,
-    );
+    refuse_unsupported(path, &[("metrics_listen", raw.metrics_listen.is_some())], out);
     let max_body_size = size(&path.key("max_body_size"), raw.max_body_size, 10 << 20, out);
     ServerConfig {
         listen,
@@ -126,28 +114,17 @@ fn provider_config(
     mut raw: RawProvider,
     out: &mut Vec<ConfigProblem>,
 ) -> Option<ProviderConfig> {
-    let retry = retry_policy(
-        &path.key("retry"),
-        raw.retry.take().unwrap_or_default(),
-        out,
-    );
+    let retry = retry_policy(&path.key("retry"), raw.retry.take().unwrap_or_default(), out);
     let breaker = breaker_policy(
         &path.key("circuit_breaker"),
         raw.circuit_breaker.take().unwrap_or_default(),
         out,
     );
     if raw.max_concurrency == Some(0) {
-        out.push(
-            path.key("max_concurrency")
-                .problem("must be at least 1 (omit it for no limit)"),
-        );
+        out.push(path.key("max_concurrency").problem("must be at least 1 (omit it for no limit)"));
     }
     let max_concurrency = raw.max_concurrency.and_then(|n| usize::try_from(n).ok());
-    let timeouts = timeouts(
-        &path.key("timeouts"),
-        raw.timeouts.take().unwrap_or_default(),
-        out,
-    );
+    let timeouts = timeouts(&path.key("timeouts"), raw.timeouts.take().unwrap_or_default(), out);
     let kind_path = path.key("kind");
     let kind = match raw.kind.as_str() {
         "openai" => {
@@ -190,39 +167,22 @@ fn provider_config(
             return None;
         }
     };
-    Some(ProviderConfig {
-        name,
-        kind,
-        timeouts,
-        retry,
-        breaker,
-        max_concurrency,
-    })
+    Some(ProviderConfig { name, kind, timeouts, retry, breaker, max_concurrency })
 }
 
 fn retry_policy(path: &YamlPath, raw: RawRetry, out: &mut Vec<ConfigProblem>) -> RetryPolicy {
     let base_delay = duration_millis(&path.key("base_delay"), raw.base_delay, 250, out);
     let max_delay = duration_millis(&path.key("max_delay"), raw.max_delay, 8_000, out);
     if base_delay > max_delay {
-        out.push(
-            path.key("base_delay")
-                .problem("must not be longer than max_delay"),
-        );
+        out.push(path.key("base_delay").problem("must not be longer than max_delay"));
     }
-    RetryPolicy {
-        max_retries: raw.max_retries.unwrap_or(2),
-        base_delay,
-        max_delay,
-    }
+    RetryPolicy { max_retries: raw.max_retries.unwrap_or(2), base_delay, max_delay }
 }
 
 fn breaker_policy(path: &YamlPath, raw: RawBreaker, out: &mut Vec<ConfigProblem>) -> BreakerPolicy {
     let consecutive_failures = raw.consecutive_failures.unwrap_or(5);
     if consecutive_failures == 0 {
-        out.push(
-            path.key("consecutive_failures")
-                .problem("must be at least 1"),
-        );
+        out.push(path.key("consecutive_failures").problem("must be at least 1"));
     }
     BreakerPolicy {
         consecutive_failures: consecutive_failures.max(1),
@@ -233,19 +193,13 @@ fn breaker_policy(path: &YamlPath, raw: RawBreaker, out: &mut Vec<ConfigProblem>
 fn mock_settings(path: &YamlPath, raw: &RawProvider, out: &mut Vec<ConfigProblem>) -> MockSettings {
     let failure_rate = raw.failure_rate.unwrap_or(0.0);
     if !(0.0..=1.0).contains(&failure_rate) {
-        out.push(
-            path.key("failure_rate")
-                .problem("must be between 0.0 and 1.0"),
-        );
+        out.push(path.key("failure_rate").problem("must be between 0.0 and 1.0"));
     }
     let status = raw.failure_status.unwrap_or(503);
     let failure_status = match StatusCode::from_u16(status) {
         Ok(code) if code.is_client_error() || code.is_server_error() => code,
         _ => {
-            out.push(
-                path.key("failure_status")
-                    .problem("must be an HTTP error status (400-599)"),
-            );
+            out.push(path.key("failure_status").problem("must be an HTTP error status (400-599)"));
             StatusCode::SERVICE_UNAVAILABLE
         }
     };
@@ -281,45 +235,23 @@ fn model_config(
         }
     };
     refuse_unsupported(path, &[("cache", raw.cache.is_some())], out);
-    if raw
-        .degraded_response
-        .as_deref()
-        .is_some_and(|text| text.trim().is_empty())
-    {
-        out.push(
-            path.key("degraded_response")
-                .problem("must not be empty (omit it for none)"),
-        );
+    if raw.degraded_response.as_deref().is_some_and(|text| text.trim().is_empty()) {
+        out.push(path.key("degraded_response").problem("must not be empty (omit it for none)"));
     }
     if raw.targets.is_empty() {
-        out.push(
-            path.key("targets")
-                .problem("a model needs at least one target"),
-        );
+        out.push(path.key("targets").problem("a model needs at least one target"));
     }
     let mut targets = Vec::with_capacity(raw.targets.len());
     for (index, target) in raw.targets.into_iter().enumerate() {
         let target_path = path.key("targets").index(index);
         let weight = target.weight.unwrap_or(1.0);
         if target.weight.is_some() && routing != Routing::Weighted {
-            out.push(
-                target_path
-                    .key("weight")
-                    .problem("only used with `routing: weighted`"),
-            );
+            out.push(target_path.key("weight").problem("only used with `routing: weighted`"));
         } else if !(weight.is_finite() && weight > 0.0) {
-            out.push(
-                target_path
-                    .key("weight")
-                    .problem("must be a number above 0"),
-            );
+            out.push(target_path.key("weight").problem("must be a number above 0"));
         }
         if target.model.trim().is_empty() {
-            out.push(
-                target_path
-                    .key("model")
-                    .problem("the upstream model name is empty"),
-            );
+            out.push(target_path.key("model").problem("the upstream model name is empty"));
         }
         match providers.iter().find(|p| p.name == target.provider) {
             Some(provider) => targets.push(TargetConfig {
@@ -337,12 +269,7 @@ fn model_config(
         }
     }
     let degraded_response = raw.degraded_response;
-    (!targets.is_empty()).then_some(ModelConfig {
-        name,
-        routing,
-        targets,
-        degraded_response,
-    })
+    (!targets.is_empty()).then_some(ModelConfig { name, routing, targets, degraded_response })
 }
 
 // === Field helpers ===
@@ -390,10 +317,7 @@ fn reject_keys_for_kind(
 ) {
     for (key, present) in keys {
         if *present {
-            out.push(
-                path.key(key)
-                    .problem(format!("not a setting of kind `{kind}`")),
-            );
+            out.push(path.key(key).problem(format!("not a setting of kind `{kind}`")));
         }
     }
 }
@@ -402,12 +326,7 @@ fn timeouts(path: &YamlPath, raw: RawTimeouts, out: &mut Vec<ConfigProblem>) -> 
     let d = DEFAULT_TIMEOUTS;
     Timeouts {
         connect: duration(&path.key("connect"), raw.connect, d.connect.as_secs(), out),
-        first_byte: duration(
-            &path.key("first_byte"),
-            raw.first_byte,
-            d.first_byte.as_secs(),
-            out,
-        ),
+        first_byte: duration(&path.key("first_byte"), raw.first_byte, d.first_byte.as_secs(), out),
         idle: duration(&path.key("idle"), raw.idle, d.idle.as_secs(), out),
         total: duration(&path.key("total"), raw.total, d.total.as_secs(), out),
     }
@@ -513,10 +432,7 @@ fn headers(
                 continue;
             }
         };
-        match (
-            HeaderName::try_from(name.as_str()),
-            HeaderValue::try_from(text),
-        ) {
+        match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(text)) {
             (Ok(name), Ok(mut value)) => {
                 value.set_sensitive(true);
                 headers.push((name, value));
@@ -537,11 +453,7 @@ mod tests {
     }
 
     fn problems(yaml: &str) -> Vec<String> {
-        from_yaml(yaml, &no_env)
-            .unwrap_err()
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        from_yaml(yaml, &no_env).unwrap_err().iter().map(ToString::to_string).collect()
     }
 
     const MINIMAL: &str = "
@@ -587,10 +499,7 @@ models:
             "models.two.targets: a model needs at least one target",
         ];
         for prefix in expect {
-            assert!(
-                found.iter().any(|p| p.starts_with(prefix)),
-                "{prefix} not in {found:#?}"
-            );
+            assert!(found.iter().any(|p| p.starts_with(prefix)), "{prefix} not in {found:#?}");
         }
     }
 
@@ -602,26 +511,17 @@ models:
             "providers:\n  d: { kind: mock, latncy: 1s }\nmodels:\n  m: { targets: [{ provider: d, model: x }] }\n",
         );
         assert!(
-            found
-                .iter()
-                .any(|p| p.starts_with("providers.d") && p.contains("latncy")),
+            found.iter().any(|p| p.starts_with("providers.d") && p.contains("latncy")),
             "{found:?}"
         );
     }
 
     #[test]
     fn features_not_built_yet_are_refused_not_ignored() {
-        let found = problems(&format!(
-            "{MINIMAL}\ncache: {{ backend: memory }}\nauth: {{ keys: [] }}\n"
-        ));
-        assert!(
-            found.iter().any(|p| p.starts_with("cache: not supported")),
-            "{found:?}"
-        );
-        assert!(
-            found.iter().any(|p| p.starts_with("auth: not supported")),
-            "{found:?}"
-        );
+        let found =
+            problems(&format!("{MINIMAL}\ncache: {{ backend: memory }}\nauth: {{ keys: [] }}\n"));
+        assert!(found.iter().any(|p| p.starts_with("cache: not supported")), "{found:?}");
+        assert!(found.iter().any(|p| p.starts_with("auth: not supported")), "{found:?}");
     }
 
     #[test]
@@ -639,9 +539,7 @@ models:
         assert_eq!(err[0].path, "providers.other.api_key");
         assert!(err[0].message.contains("`ABSENT`"));
         let ok = from_yaml(&yaml.replace("${ABSENT}", "${KEY}"), &env).unwrap();
-        let ProviderKind::OpenAi(settings) = &ok.providers[0].kind else {
-            panic!("openai")
-        };
+        let ProviderKind::OpenAi(settings) = &ok.providers[0].kind else { panic!("openai") };
         assert_eq!(settings.api_key.as_ref().unwrap().expose(), "sk-test");
         assert_eq!(settings.base_url.as_str(), "http://127.0.0.1:9/");
     }

@@ -17,9 +17,7 @@ impl FromRequest<AppState> for ChatBody {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                GatewayError::RequestTooLarge {
-                    limit: state.config().server.max_body_size,
-                }
+                GatewayError::RequestTooLarge { limit: state.config().server.max_body_size }
             } else {
                 GatewayError::InvalidRequest {
                     message: format!("The request body could not be read: {rejection}."),

@@ -26,18 +26,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
                 .is_some_and(|h| h.breaker.state() == CircuitState::Open)
         });
         if all_open {
-            reasons.push(format!(
-                "model `{}`: every target's circuit is open",
-                model.name
-            ));
+            reasons.push(format!("model `{}`: every target's circuit is open", model.name));
         }
     }
     let ready = reasons.is_empty();
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(json!({"ready": ready, "reasons": reasons})))
 }
 

@@ -24,19 +24,14 @@ pub async fn set_request_id(mut request: Request, next: Next) -> Response {
 
 /// The id the request-id layer left on the request.
 pub fn of(headers: &http::HeaderMap) -> &str {
-    headers
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
+    headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 /// Printable, without spaces or quotes, at most 128 bytes: safe in logs and headers.
 fn is_well_formed(id: &[u8]) -> bool {
     !id.is_empty()
         && id.len() <= MAX_LEN
-        && id
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b))
+        && id.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b))
 }
 
 fn generate() -> HeaderValue {

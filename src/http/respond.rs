@@ -25,13 +25,9 @@ pub fn answer(answer: Answer, request_id: &str, streams_cut: &CancellationToken)
         Reply::Complete(body) => ([(CONTENT_TYPE, "application/json")], body).into_response(),
         Reply::Stream(chunks) => {
             let events = sse_events(chunks, Arc::from(request_id), streams_cut.clone());
-            let mut response = Sse::new(events)
-                .keep_alive(KeepAlive::default())
-                .into_response();
+            let mut response = Sse::new(events).keep_alive(KeepAlive::default()).into_response();
             // Tells nginx-style proxies in front not to buffer the stream.
-            response
-                .headers_mut()
-                .insert("x-accel-buffering", HeaderValue::from_static("no"));
+            response.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
             response
         }
     };
@@ -44,10 +40,7 @@ fn set_provenance(response: &mut Response, provenance: &Provenance) {
     if let Some(Ok(provider)) = provenance.provider.as_deref().map(HeaderValue::try_from) {
         headers.insert("x-ballast-provider", provider);
     }
-    headers.insert(
-        "x-ballast-route",
-        HeaderValue::from_static(provenance.route.as_str()),
-    );
+    headers.insert("x-ballast-route", HeaderValue::from_static(provenance.route.as_str()));
     headers.insert("x-ballast-attempts", HeaderValue::from(provenance.attempts));
     // There is no cache in this version: every answer comes from upstream.
     headers.insert("x-ballast-cache", HeaderValue::from_static("off"));

@@ -37,20 +37,12 @@ impl ChatRequest {
             code: "invalid_json",
         })?;
         let Value::Object(body) = value else {
-            return Err(invalid(
-                None,
-                "invalid_type",
-                "The request body must be a JSON object.",
-            ));
+            return Err(invalid(None, "invalid_type", "The request body must be a JSON object."));
         };
         let model = match body.get("model") {
             Some(Value::String(model)) if !model.is_empty() => model.clone(),
             Some(_) => {
-                return Err(invalid(
-                    Some("model"),
-                    "invalid_type",
-                    "`model` must be a string.",
-                ));
+                return Err(invalid(Some("model"), "invalid_type", "`model` must be a string."));
             }
             None => return Err(missing("model")),
         };
@@ -76,11 +68,7 @@ impl ChatRequest {
             None | Some(Value::Null) => false,
             Some(Value::Bool(stream)) => *stream,
             Some(_) => {
-                return Err(invalid(
-                    Some("stream"),
-                    "invalid_type",
-                    "`stream` must be a boolean.",
-                ));
+                return Err(invalid(Some("stream"), "invalid_type", "`stream` must be a boolean."));
             }
         };
         let include_usage = stream
@@ -89,36 +77,21 @@ impl ChatRequest {
                 .and_then(|options| options.get("include_usage"))
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-        Ok(Self {
-            model,
-            stream,
-            include_usage,
-            body,
-        })
+        Ok(Self { model, stream, include_usage, body })
     }
 
     pub fn messages(&self) -> &[Value] {
-        self.body
-            .get("messages")
-            .and_then(Value::as_array)
-            .map_or(&[], Vec::as_slice)
+        self.body.get("messages").and_then(Value::as_array).map_or(&[], Vec::as_slice)
     }
 
     /// The body with `model` replaced by the upstream's model name, ready to serialise.
     pub fn for_upstream<'a>(&'a self, upstream_model: &'a str) -> UpstreamBody<'a> {
-        UpstreamBody {
-            request: self,
-            model: upstream_model,
-        }
+        UpstreamBody { request: self, model: upstream_model }
     }
 }
 
 fn invalid(param: Option<&'static str>, code: &'static str, message: &str) -> InvalidRequest {
-    InvalidRequest {
-        message: message.to_owned(),
-        param,
-        code,
-    }
+    InvalidRequest { message: message.to_owned(), param, code }
 }
 
 fn missing(param: &'static str) -> InvalidRequest {
@@ -201,11 +174,7 @@ pub struct Usage {
 
 impl Usage {
     pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
-        Self {
-            prompt_tokens,
-            completion_tokens,
-            total_tokens: prompt_tokens + completion_tokens,
-        }
+        Self { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens }
     }
 }
 
@@ -229,35 +198,14 @@ mod tests {
         let cases: [(&[u8], Option<&str>, &str); 6] = [
             (b"not json", None, "invalid_json"),
             (b"[1]", None, "invalid_type"),
-            (
-                br#"{"messages":[{}]}"#,
-                Some("model"),
-                "missing_required_parameter",
-            ),
-            (
-                br#"{"model":"m"}"#,
-                Some("messages"),
-                "missing_required_parameter",
-            ),
-            (
-                br#"{"model":"m","messages":[]}"#,
-                Some("messages"),
-                "invalid_value",
-            ),
-            (
-                br#"{"model":"m","messages":[{}],"stream":"yes"}"#,
-                Some("stream"),
-                "invalid_type",
-            ),
+            (br#"{"messages":[{}]}"#, Some("model"), "missing_required_parameter"),
+            (br#"{"model":"m"}"#, Some("messages"), "missing_required_parameter"),
+            (br#"{"model":"m","messages":[]}"#, Some("messages"), "invalid_value"),
+            (br#"{"model":"m","messages":[{}],"stream":"yes"}"#, Some("stream"), "invalid_type"),
         ];
         for (body, param, code) in cases {
             let err = ChatRequest::from_slice(body).unwrap_err();
-            assert_eq!(
-                (err.param, err.code),
-                (param, code),
-                "{}",
-                String::from_utf8_lossy(body)
-            );
+            assert_eq!((err.param, err.code), (param, code), "{}", String::from_utf8_lossy(body));
         }
     }
 }

@@ -46,11 +46,7 @@ impl ErrorBody {
             }
         };
         let message = text("message")
-            .or_else(|| {
-                parsed
-                    .as_ref()
-                    .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
-            })
+            .or_else(|| parsed.as_ref().and_then(|v| v.get("error")?.as_str().map(str::to_owned)))
             .unwrap_or_else(|| "The upstream provider rejected the request.".to_owned());
         Self {
             error: ErrorDetail {
@@ -73,12 +69,7 @@ mod tests {
         let body = ErrorBody::from_upstream(openai, "fallback");
         assert_eq!(
             body,
-            ErrorBody::new(
-                "invalid_request_error",
-                Some("x"),
-                Some("messages"),
-                "bad".into()
-            )
+            ErrorBody::new("invalid_request_error", Some("x"), Some("messages"), "bad".into())
         );
 
         let azure = br#"{"error":{"code":"404","message":"Resource not found"}}"#;

@@ -65,12 +65,7 @@ pub fn chunks_of(completion: &ChatCompletion, include_usage: bool) -> Vec<ChatCo
         usage,
     };
     let delta = |index: u32, delta: Delta, finish_reason: Option<String>| {
-        vec![ChunkChoice {
-            index,
-            delta,
-            logprobs: None,
-            finish_reason,
-        }]
+        vec![ChunkChoice { index, delta, logprobs: None, finish_reason }]
     };
     let mut chunks = Vec::new();
     for choice in &completion.choices {
@@ -82,15 +77,8 @@ pub fn chunks_of(completion: &ChatCompletion, include_usage: bool) -> Vec<ChatCo
         chunks.push(chunk(delta(choice.index, first, None), None));
         let content = choice.message.content.as_deref().unwrap_or("");
         for (position, word) in content.split(' ').filter(|w| !w.is_empty()).enumerate() {
-            let text = if position == 0 {
-                word.to_owned()
-            } else {
-                format!(" {word}")
-            };
-            let piece = Delta {
-                content: Some(text),
-                ..Delta::default()
-            };
+            let text = if position == 0 { word.to_owned() } else { format!(" {word}") };
+            let piece = Delta { content: Some(text), ..Delta::default() };
             chunks.push(chunk(delta(choice.index, piece, None), None));
         }
         for (call_index, call) in choice.message.tool_calls.iter().enumerate() {
@@ -104,10 +92,7 @@ pub fn chunks_of(completion: &ChatCompletion, include_usage: bool) -> Vec<ChatCo
                     arguments: String::new(),
                 },
             };
-            let opening = Delta {
-                tool_calls: vec![opening],
-                ..Delta::default()
-            };
+            let opening = Delta { tool_calls: vec![opening], ..Delta::default() };
             chunks.push(chunk(delta(choice.index, opening, None), None));
             let characters: Vec<char> = call.function.arguments.chars().collect();
             for piece in characters.chunks(8) {
@@ -115,23 +100,13 @@ pub fn chunks_of(completion: &ChatCompletion, include_usage: bool) -> Vec<ChatCo
                     index: call_index,
                     id: None,
                     kind: None,
-                    function: FunctionDelta {
-                        name: None,
-                        arguments: piece.iter().collect(),
-                    },
+                    function: FunctionDelta { name: None, arguments: piece.iter().collect() },
                 };
-                let fragment = Delta {
-                    tool_calls: vec![fragment],
-                    ..Delta::default()
-                };
+                let fragment = Delta { tool_calls: vec![fragment], ..Delta::default() };
                 chunks.push(chunk(delta(choice.index, fragment, None), None));
             }
         }
-        let finish = delta(
-            choice.index,
-            Delta::default(),
-            Some(choice.finish_reason.clone()),
-        );
+        let finish = delta(choice.index, Delta::default(), Some(choice.finish_reason.clone()));
         chunks.push(chunk(finish, None));
     }
     if include_usage {

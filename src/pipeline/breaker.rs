@@ -52,11 +52,7 @@ pub struct Permit {
 
 impl Breaker {
     pub fn new(provider: Arc<str>, policy: BreakerPolicy) -> Self {
-        Self {
-            provider,
-            policy,
-            state: Mutex::new(State::Closed { failures: 0 }),
-        }
+        Self { provider, policy, state: Mutex::new(State::Closed { failures: 0 }) }
     }
 
     /// A permit, or how long until the circuit admits a trial.
@@ -66,25 +62,14 @@ impl Breaker {
         let trial = match *state {
             State::Closed { .. } => false,
             State::Open { until } if now < until => return Err(until - now),
-            State::Open { .. }
-            | State::HalfOpen {
-                trial_in_flight: false,
-            } => {
-                *state = State::HalfOpen {
-                    trial_in_flight: true,
-                };
+            State::Open { .. } | State::HalfOpen { trial_in_flight: false } => {
+                *state = State::HalfOpen { trial_in_flight: true };
                 true
             }
             // One trial at a time; others wait for its verdict without calling.
-            State::HalfOpen {
-                trial_in_flight: true,
-            } => return Err(Duration::ZERO),
+            State::HalfOpen { trial_in_flight: true } => return Err(Duration::ZERO),
         };
-        Ok(Permit {
-            breaker: Arc::clone(self),
-            trial,
-            recorded: false,
-        })
+        Ok(Permit { breaker: Arc::clone(self), trial, recorded: false })
     }
 
     pub fn state(&self) -> CircuitState {
@@ -107,17 +92,13 @@ impl Breaker {
         let mut state = self.lock();
         let next = match (*state, fault) {
             // Neither success nor fault (e.g. the deadline cut it): a trial may be made again.
-            (State::HalfOpen { .. }, None) if trial => State::HalfOpen {
-                trial_in_flight: false,
-            },
+            (State::HalfOpen { .. }, None) if trial => State::HalfOpen { trial_in_flight: false },
             (_, None) => return,
             (State::Closed { .. }, Some(false)) => State::Closed { failures: 0 },
             (State::Closed { failures }, Some(true))
                 if failures + 1 < self.policy.consecutive_failures =>
             {
-                State::Closed {
-                    failures: failures + 1,
-                }
+                State::Closed { failures: failures + 1 }
             }
             (State::Closed { .. }, Some(true)) => self.open(),
             (State::HalfOpen { .. }, Some(false)) if trial => {
@@ -133,9 +114,7 @@ impl Breaker {
 
     fn open(&self) -> State {
         tracing::warn!(provider = %self.provider, open_for = ?self.policy.open_for, "circuit opened");
-        State::Open {
-            until: Instant::now() + self.policy.open_for,
-        }
+        State::Open { until: Instant::now() + self.policy.open_for }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -181,10 +160,7 @@ impl<S> Layer<S> for BreakerLayer {
     type Service = BreakerService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        BreakerService {
-            inner,
-            breaker: Arc::clone(&self.breaker),
-        }
+        BreakerService { inner, breaker: Arc::clone(&self.breaker) }
     }
 }
 
@@ -235,10 +211,8 @@ mod tests {
     use super::*;
 
     fn breaker(failures: u32) -> Arc<Breaker> {
-        let policy = BreakerPolicy {
-            consecutive_failures: failures,
-            open_for: Duration::from_secs(30),
-        };
+        let policy =
+            BreakerPolicy { consecutive_failures: failures, open_for: Duration::from_secs(30) };
         Arc::new(Breaker::new(Arc::from("p"), policy))
     }
 
@@ -254,11 +228,7 @@ mod tests {
         breaker.admit().unwrap().breaker.record(false, Some(false));
         fail(&breaker);
         fail(&breaker);
-        assert_eq!(
-            breaker.state(),
-            CircuitState::Closed,
-            "a success resets the count"
-        );
+        assert_eq!(breaker.state(), CircuitState::Closed, "a success resets the count");
         fail(&breaker);
         assert_eq!(breaker.state(), CircuitState::Open);
         assert_eq!(breaker.admit().err(), Some(Duration::from_secs(30)));
@@ -299,9 +269,6 @@ mod tests {
         fail(&breaker);
         tokio::time::advance(Duration::from_secs(30)).await;
         drop(breaker.admit().unwrap());
-        assert!(
-            breaker.admit().is_ok(),
-            "the dropped trial released its place"
-        );
+        assert!(breaker.admit().is_ok(), "the dropped trial released its place");
     }
 }

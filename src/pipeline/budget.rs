@@ -28,9 +28,7 @@ pub struct RetryBudget {
 
 impl Default for RetryBudget {
     fn default() -> Self {
-        Self {
-            counts: Mutex::new(RecentCounts::new(WINDOW)),
-        }
+        Self { counts: Mutex::new(RecentCounts::new(WINDOW)) }
     }
 }
 
@@ -68,10 +66,7 @@ mod tests {
     async fn allows_the_floor_then_a_fifth_of_the_requests() {
         let budget = RetryBudget::default();
         let granted = (0..500).filter(|_| budget.try_withdraw()).count();
-        assert_eq!(
-            granted, 100,
-            "the floor: 10 per second over the 10 s window"
-        );
+        assert_eq!(granted, 100, "the floor: 10 per second over the 10 s window");
 
         for _ in 0..1000 {
             budget.deposit();

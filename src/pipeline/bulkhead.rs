@@ -30,10 +30,7 @@ impl<S> Layer<S> for BulkheadLayer {
     type Service = BulkheadService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        BulkheadService {
-            inner,
-            layer: self.clone(),
-        }
+        BulkheadService { inner, layer: self.clone() }
     }
 }
 

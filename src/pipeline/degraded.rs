@@ -26,10 +26,7 @@ pub struct DegradedLayer {
 
 impl DegradedLayer {
     pub fn new(model: &str, text: &str) -> Self {
-        Self {
-            model: Arc::from(model),
-            text: Arc::from(text),
-        }
+        Self { model: Arc::from(model), text: Arc::from(text) }
     }
 }
 
@@ -37,10 +34,7 @@ impl<S> Layer<S> for DegradedLayer {
     type Service = DegradedService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        DegradedService {
-            inner,
-            layer: self.clone(),
-        }
+        DegradedService { inner, layer: self.clone() }
     }
 }
 
@@ -75,10 +69,7 @@ where
                         route: Route::Degraded,
                         attempts: failure.attempts,
                     };
-                    Ok(Answer {
-                        reply: degraded_reply(&call, &layer),
-                        provenance,
-                    })
+                    Ok(Answer { reply: degraded_reply(&call, &layer), provenance })
                 }
                 other => other,
             }
@@ -87,13 +78,7 @@ where
 }
 
 fn degraded_reply(call: &Call, layer: &DegradedLayer) -> Reply {
-    let n = call
-        .request
-        .body
-        .get("n")
-        .and_then(Value::as_u64)
-        .unwrap_or(1)
-        .clamp(1, 128);
+    let n = call.request.body.get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 128);
     let message = AssistantMessage {
         role: "assistant".to_owned(),
         content: Some(layer.text.to_string()),
@@ -111,9 +96,7 @@ fn degraded_reply(call: &Call, layer: &DegradedLayer) -> Reply {
     let completion = ChatCompletion {
         id: format!("chatcmpl-degraded-{:016x}", rand::random::<u64>()),
         object: "chat.completion".to_owned(),
-        created: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        created: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         model: layer.model.to_string(),
         choices,
         usage: Usage::new(0, 0),

@@ -51,12 +51,7 @@ impl FailoverService {
         targets: Vec<Target>,
         budget: Arc<RetryBudget>,
     ) -> Self {
-        Self {
-            model: Arc::from(model),
-            routing,
-            targets: targets.into(),
-            budget,
-        }
+        Self { model: Arc::from(model), routing, targets: targets.into(), budget }
     }
 }
 
@@ -114,27 +109,17 @@ impl Service<Call> for FailoverService {
 /// a failed call), with the total attempts, and with `retry_after` set to the time until the
 /// first open circuit admits a trial when any circuit was open.
 fn every_target_failed(failures: Vec<Failure>, attempts: u32) -> Failure {
-    let is_skip = |f: &Failure| {
-        matches!(
-            f.class,
-            FailureClass::CircuitOpen | FailureClass::BulkheadFull
-        )
-    };
+    let is_skip =
+        |f: &Failure| matches!(f.class, FailureClass::CircuitOpen | FailureClass::BulkheadFull);
     let reopens = failures
         .iter()
         .filter(|f| f.class == FailureClass::CircuitOpen)
         .filter_map(|f| f.retry_after)
         .min();
-    let chosen = failures
-        .iter()
-        .rposition(|f| !is_skip(f))
-        .unwrap_or(failures.len().saturating_sub(1));
+    let chosen =
+        failures.iter().rposition(|f| !is_skip(f)).unwrap_or(failures.len().saturating_sub(1));
     let mut failure = failures.into_iter().nth(chosen).unwrap_or_else(|| {
-        Failure::new(
-            FailureClass::ServerError,
-            &Arc::from(""),
-            "the model has no targets",
-        )
+        Failure::new(FailureClass::ServerError, &Arc::from(""), "the model has no targets")
     });
     failure.attempts = attempts;
     failure.retry_after = reopens;

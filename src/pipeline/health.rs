@@ -60,11 +60,7 @@ impl ProviderHealth {
     /// Failed attempts / all attempts over the last minute (0 with no attempts).
     pub fn error_rate(&self) -> f64 {
         let [ok, failed] = lock(&self.outcomes).totals(Instant::now());
-        if ok + failed == 0 {
-            0.0
-        } else {
-            failed as f64 / (ok + failed) as f64
-        }
+        if ok + failed == 0 { 0.0 } else { failed as f64 / (ok + failed) as f64 }
     }
 
     /// The latency estimate in milliseconds; 0 before the first success.

@@ -94,17 +94,11 @@ impl Pipeline {
         }
         let failover =
             FailoverService::new(&model.name, model.routing, targets, Arc::clone(budget));
-        let degraded = model
-            .degraded_response
-            .as_deref()
-            .map(|text| DegradedLayer::new(&model.name, text));
-        let service = ServiceBuilder::new()
-            .layer(DeadlineLayer)
-            .option_layer(degraded)
-            .service(failover);
-        Some(Self {
-            service: BoxCloneSyncService::new(service),
-        })
+        let degraded =
+            model.degraded_response.as_deref().map(|text| DegradedLayer::new(&model.name, text));
+        let service =
+            ServiceBuilder::new().layer(DeadlineLayer).option_layer(degraded).service(failover);
+        Some(Self { service: BoxCloneSyncService::new(service) })
     }
 
     pub async fn call(&self, call: Call) -> Result<Answer, Failure> {
@@ -122,10 +116,6 @@ fn target_stack(upstream: &Upstream, model: &str, budget: &Arc<RetryBudget>) -> 
         .layer(BreakerLayer::new(Arc::clone(&health.breaker)))
         .option_layer(bulkhead)
         .layer(RetryLayer::new(upstream.retry, Arc::clone(budget)))
-        .service(TargetService::new(
-            Arc::clone(&upstream.provider),
-            model,
-            Arc::clone(health),
-        ));
+        .service(TargetService::new(Arc::clone(&upstream.provider), model, Arc::clone(health)));
     BoxCloneSyncService::new(stack)
 }

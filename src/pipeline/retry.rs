@@ -42,11 +42,7 @@ impl<S> Layer<S> for RetryLayer {
     type Service = RetryService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RetryService {
-            inner,
-            policy: self.policy,
-            budget: Arc::clone(&self.budget),
-        }
+        RetryService { inner, policy: self.policy, budget: Arc::clone(&self.budget) }
     }
 }
 
@@ -123,10 +119,8 @@ fn wait_before_retry(
 
 /// Full jitter: `unit` (in [0, 1)) of `min(max_delay, base_delay × 2^retry)`.
 fn backoff(retry: u32, policy: &RetryPolicy, unit: f64) -> Duration {
-    let ceiling = policy
-        .base_delay
-        .saturating_mul(2u32.saturating_pow(retry))
-        .min(policy.max_delay);
+    let ceiling =
+        policy.base_delay.saturating_mul(2u32.saturating_pow(retry)).min(policy.max_delay);
     ceiling.mul_f64(unit.clamp(0.0, 1.0))
 }
 
@@ -208,10 +202,7 @@ mod tests {
         ]);
         let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
 
-        let answer = service
-            .oneshot(call(Duration::from_secs(60)))
-            .await
-            .unwrap();
+        let answer = service.oneshot(call(Duration::from_secs(60))).await.unwrap();
 
         assert_eq!(answer.provenance.attempts, 3);
         let calls = calls.lock().unwrap();
@@ -221,16 +212,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn stops_after_max_retries() {
-        let failures = (0..5)
-            .map(|_| failure(FailureClass::RateLimit, None))
-            .collect();
+        let failures = (0..5).map(|_| failure(FailureClass::RateLimit, None)).collect();
         let (inner, calls) = scripted(failures);
         let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
 
-        let failure = service
-            .oneshot(call(Duration::from_secs(60)))
-            .await
-            .unwrap_err();
+        let failure = service.oneshot(call(Duration::from_secs(60))).await.unwrap_err();
 
         assert_eq!(failure.attempts, 3);
         assert_eq!(calls.lock().unwrap().len(), 3);
@@ -241,64 +227,36 @@ mod tests {
         for class in [FailureClass::Auth, FailureClass::ClientError] {
             let (inner, calls) = scripted(vec![failure(class, None)]);
             let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
-            assert!(
-                service
-                    .oneshot(call(Duration::from_secs(60)))
-                    .await
-                    .is_err()
-            );
+            assert!(service.oneshot(call(Duration::from_secs(60))).await.is_err());
             assert_eq!(calls.lock().unwrap().len(), 1, "{class:?}");
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn honours_retry_after_and_fails_over_at_once_when_it_is_too_long() {
-        let (inner, calls) = scripted(vec![failure(
-            FailureClass::RateLimit,
-            Some(Duration::from_millis(700)),
-        )]);
+        let (inner, calls) =
+            scripted(vec![failure(FailureClass::RateLimit, Some(Duration::from_millis(700)))]);
         let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
-        service
-            .oneshot(call(Duration::from_secs(60)))
-            .await
-            .unwrap();
+        service.oneshot(call(Duration::from_secs(60))).await.unwrap();
         let calls = calls.lock().unwrap().clone();
         assert_eq!(calls[1] - calls[0], Duration::from_millis(700));
 
-        let (inner, calls) = scripted(vec![failure(
-            FailureClass::RateLimit,
-            Some(Duration::from_secs(5)),
-        )]);
+        let (inner, calls) =
+            scripted(vec![failure(FailureClass::RateLimit, Some(Duration::from_secs(5)))]);
         let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
         let started = Instant::now();
-        assert!(
-            service
-                .oneshot(call(Duration::from_secs(60)))
-                .await
-                .is_err()
-        );
+        assert!(service.oneshot(call(Duration::from_secs(60))).await.is_err());
         assert_eq!(calls.lock().unwrap().len(), 1);
-        assert_eq!(
-            started.elapsed(),
-            Duration::ZERO,
-            "over max_delay: no waiting"
-        );
+        assert_eq!(started.elapsed(), Duration::ZERO, "over max_delay: no waiting");
     }
 
     #[tokio::test(start_paused = true)]
     async fn starts_no_retry_the_deadline_cannot_cover() {
-        let (inner, calls) = scripted(vec![failure(
-            FailureClass::RateLimit,
-            Some(Duration::from_millis(500)),
-        )]);
+        let (inner, calls) =
+            scripted(vec![failure(FailureClass::RateLimit, Some(Duration::from_millis(500)))]);
         let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
 
-        assert!(
-            service
-                .oneshot(call(Duration::from_millis(550)))
-                .await
-                .is_err()
-        );
+        assert!(service.oneshot(call(Duration::from_millis(550))).await.is_err());
 
         assert_eq!(calls.lock().unwrap().len(), 1);
     }
@@ -310,12 +268,7 @@ mod tests {
         let (inner, calls) = scripted(vec![failure(FailureClass::ServerError, None)]);
         let service = RetryLayer::new(POLICY, budget).layer(inner);
 
-        assert!(
-            service
-                .oneshot(call(Duration::from_secs(60)))
-                .await
-                .is_err()
-        );
+        assert!(service.oneshot(call(Duration::from_secs(60))).await.is_err());
 
         assert_eq!(calls.lock().unwrap().len(), 1);
     }

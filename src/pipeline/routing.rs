@@ -74,10 +74,7 @@ mod tests {
     #[test]
     fn least_latency_puts_the_fastest_first() {
         let targets = [T(1.0, 90.0), T(1.0, 10.0), T(1.0, 50.0)];
-        assert_eq!(
-            order(Routing::LeastLatency, &targets, &mut || 0.5),
-            [1, 2, 0]
-        );
+        assert_eq!(order(Routing::LeastLatency, &targets, &mut || 0.5), [1, 2, 0]);
     }
 
     #[test]
@@ -86,12 +83,8 @@ mod tests {
         assert_eq!(order(Routing::Weighted, &targets, &mut || 0.70), [0, 1]);
         assert_eq!(order(Routing::Weighted, &targets, &mut || 0.80), [1, 0]);
         let mut unit = random_unit();
-        let first_is_heavy = (0..4000)
-            .filter(|_| order(Routing::Weighted, &targets, &mut unit)[0] == 0)
-            .count();
-        assert!(
-            (2800..3200).contains(&first_is_heavy),
-            "{first_is_heavy} of 4000, expected ~3000"
-        );
+        let first_is_heavy =
+            (0..4000).filter(|_| order(Routing::Weighted, &targets, &mut unit)[0] == 0).count();
+        assert!((2800..3200).contains(&first_is_heavy), "{first_is_heavy} of 4000, expected ~3000");
     }
 }

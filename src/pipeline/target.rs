@@ -23,11 +23,7 @@ pub struct TargetService {
 
 impl TargetService {
     pub fn new(provider: Arc<Provider>, model: &str, health: Arc<ProviderHealth>) -> Self {
-        Self {
-            provider,
-            model: Arc::from(model),
-            health,
-        }
+        Self { provider, model: Arc::from(model), health }
     }
 }
 
@@ -60,9 +56,7 @@ impl Service<Call> for TargetService {
                     format!("{which} timeout passed"),
                 )),
             };
-            let ok = result
-                .as_ref()
-                .map_or_else(|f| !f.class.is_provider_fault(), |_| true);
+            let ok = result.as_ref().map_or_else(|f| !f.class.is_provider_fault(), |_| true);
             health.record_attempt(ok, started.elapsed());
             let reply = result?;
             let provenance = Provenance {

@@ -16,10 +16,7 @@ pub struct RecentCounts {
 
 impl RecentCounts {
     pub fn new(window: Duration) -> Self {
-        Self {
-            window,
-            slots: VecDeque::new(),
-        }
+        Self { window, slots: VecDeque::new() }
     }
 
     /// Adds one event of `kind` (0 or 1) at `now`.
@@ -38,9 +35,7 @@ impl RecentCounts {
     /// The totals of both kinds within the window ending at `now`.
     pub fn totals(&mut self, now: Instant) -> [u64; 2] {
         self.expire(now);
-        self.slots
-            .iter()
-            .fold([0, 0], |acc, (_, c)| [acc[0] + c[0], acc[1] + c[1]])
+        self.slots.iter().fold([0, 0], |acc, (_, c)| [acc[0] + c[0], acc[1] + c[1]])
     }
 
     fn expire(&mut self, now: Instant) {

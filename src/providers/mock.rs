@@ -119,17 +119,14 @@ impl Mock {
             return Ok(Reply::Complete(body.into()));
         }
         let interval = self.chunk_interval;
-        let chunks = stream::iter(
-            chunks_of(&completion, request.include_usage)
-                .into_iter()
-                .enumerate(),
-        )
-        .then(move |(index, chunk)| async move {
-            if index > 0 && !interval.is_zero() {
-                tokio::time::sleep(interval).await;
-            }
-            Ok(serde_json::to_string(&chunk).unwrap_or_default())
-        });
+        let chunks =
+            stream::iter(chunks_of(&completion, request.include_usage).into_iter().enumerate())
+                .then(move |(index, chunk)| async move {
+                    if index > 0 && !interval.is_zero() {
+                        tokio::time::sleep(interval).await;
+                    }
+                    Ok(serde_json::to_string(&chunk).unwrap_or_default())
+                });
         first_chunk_ready(&self.name, chunks.boxed()).await
     }
 }
@@ -145,16 +142,9 @@ fn compose(request: &ChatRequest, model: &str, created: u64) -> Result<ChatCompl
         .find_map(|key| request.body.get(*key).and_then(Value::as_u64))
         .unwrap_or(u64::MAX);
     let messages = request.messages();
-    let seed = fnv1a(
-        serde_json::to_string(messages)
-            .unwrap_or_default()
-            .as_bytes(),
-    );
+    let seed = fnv1a(serde_json::to_string(messages).unwrap_or_default().as_bytes());
     let last = messages.last();
-    let last_role = last
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let last_role = last.and_then(|m| m.get("role")).and_then(Value::as_str).unwrap_or("");
     let tool = pick_tool(&request.body).filter(|_| last_role == "user");
 
     let mut choices = Vec::new();
@@ -170,12 +160,7 @@ fn compose(request: &ChatRequest, model: &str, created: u64) -> Result<ChatCompl
         };
         completion_tokens += tokens;
         let index = u32::try_from(index).unwrap_or(u32::MAX);
-        choices.push(Choice {
-            index,
-            message,
-            logprobs: None,
-            finish_reason,
-        });
+        choices.push(Choice { index, message, logprobs: None, finish_reason });
     }
     let prompt_tokens = 3 + messages
         .iter()
@@ -198,10 +183,7 @@ fn pick_tool(body: &Map<String, Value>) -> Option<Value> {
         Some(Value::String(choice)) if choice == "none" => None,
         Some(Value::Object(choice)) => {
             let wanted = choice.get("function")?.get("name")?.as_str()?;
-            tools
-                .iter()
-                .find(|t| t["function"]["name"].as_str() == Some(wanted))
-                .cloned()
+            tools.iter().find(|t| t["function"]["name"].as_str() == Some(wanted)).cloned()
         }
         _ => tools.first().cloned(),
     }
@@ -213,10 +195,7 @@ fn tool_call(tool: &Value, prompt: &str, seed: u64) -> (AssistantMessage, String
     let arguments = Value::Object(arguments_for(&function["parameters"], prompt)).to_string();
     let tokens = 8 + (arguments.len() as u64).div_ceil(4);
     let call = ToolCall {
-        id: format!(
-            "call_{:024x}",
-            u128::from(seed) << 32 | u128::from(seed >> 32)
-        ),
+        id: format!("call_{:024x}", u128::from(seed) << 32 | u128::from(seed >> 32)),
         kind: "function".to_owned(),
         function: FunctionCall { name, arguments },
     };
@@ -231,11 +210,7 @@ fn tool_call(tool: &Value, prompt: &str, seed: u64) -> (AssistantMessage, String
 
 /// Arguments that fit the schema's properties: prompt words for strings, 1 for numbers...
 fn arguments_for(schema: &Value, prompt: &str) -> Map<String, Value> {
-    let words: String = prompt
-        .split_whitespace()
-        .take(5)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let words: String = prompt.split_whitespace().take(5).collect::<Vec<_>>().join(" ");
     let mut arguments = Map::new();
     let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
         return arguments;
@@ -246,11 +221,7 @@ fn arguments_for(schema: &Value, prompt: &str) -> Map<String, Value> {
             Some("boolean") => json!(true),
             Some("array") => json!([]),
             Some("object") => json!({}),
-            _ => match property
-                .get("enum")
-                .and_then(Value::as_array)
-                .and_then(|e| e.first())
-            {
+            _ => match property.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
                 Some(first) => first.clone(),
                 None => json!(words),
             },
@@ -278,11 +249,7 @@ fn text_answer(
     let mut capitalise = true;
     for position in 0..count {
         let word = VOCABULARY[(next(&mut state) % VOCABULARY.len() as u64) as usize];
-        let mut word = if capitalise {
-            capitalised(word)
-        } else {
-            word.to_owned()
-        };
+        let mut word = if capitalise { capitalised(word) } else { word.to_owned() };
         capitalise = false;
         if position + 1 == count || next(&mut state).is_multiple_of(9) {
             word.push('.');
@@ -310,19 +277,16 @@ fn text_answer(
 fn text_of(message: &Value) -> &str {
     match message.get("content") {
         Some(Value::String(text)) => text,
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .find_map(|p| p.get("text")?.as_str())
-            .unwrap_or(""),
+        Some(Value::Array(parts)) => {
+            parts.iter().find_map(|p| p.get("text")?.as_str()).unwrap_or("")
+        }
         _ => "",
     }
 }
 
 fn capitalised(word: &str) -> String {
     let mut chars = word.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_uppercase().chain(chars).collect()
-    })
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
 }
 
 /// xorshift64*: a tiny deterministic generator, seeded from the prompt.
@@ -341,9 +305,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -369,15 +331,9 @@ mod tests {
         let c = compose(&request(user("something else")), "m", 1).unwrap();
         assert_eq!(content(&a), content(&b));
         assert_ne!(content(&a), content(&c));
-        assert_eq!(
-            a.usage.completion_tokens,
-            content(&a).split(' ').count() as u64
-        );
+        assert_eq!(a.usage.completion_tokens, content(&a).split(' ').count() as u64);
         assert!(a.usage.prompt_tokens > 3);
-        assert_eq!(
-            a.usage.total_tokens,
-            a.usage.prompt_tokens + a.usage.completion_tokens
-        );
+        assert_eq!(a.usage.total_tokens, a.usage.prompt_tokens + a.usage.completion_tokens);
     }
 
     #[test]
@@ -395,10 +351,7 @@ mod tests {
         body["n"] = json!(3);
         let answer = compose(&request(body.clone()), "m", 1).unwrap();
         assert_eq!(answer.choices.len(), 3);
-        assert_ne!(
-            answer.choices[0].message.content,
-            answer.choices[1].message.content
-        );
+        assert_ne!(answer.choices[0].message.content, answer.choices[1].message.content);
         body["n"] = json!(0);
         assert!(compose(&request(body), "m", 1).is_err());
     }
@@ -432,10 +385,8 @@ mod tests {
     fn chunks_carry_exactly_the_complete_answer() {
         let answer = compose(&request(user("hello")), "m", 1).unwrap();
         let chunks = chunks_of(&answer, true);
-        let text: String = chunks
-            .iter()
-            .filter_map(|c| c.choices.first()?.delta.content.clone())
-            .collect();
+        let text: String =
+            chunks.iter().filter_map(|c| c.choices.first()?.delta.content.clone()).collect();
         assert_eq!(text, content(&answer));
         let usage = chunks.last().unwrap();
         assert!(usage.choices.is_empty());
@@ -454,9 +405,7 @@ mod tests {
         };
         let mock = Mock::new(Arc::from("m"), &settings);
         let start = tokio::time::Instant::now();
-        let Err(failure) = mock.send(&request(user("hi")), "m").await else {
-            panic!("must fail")
-        };
+        let Err(failure) = mock.send(&request(user("hi")), "m").await else { panic!("must fail") };
         assert_eq!(start.elapsed(), Duration::from_millis(400));
         assert_eq!(failure.class, crate::failure::FailureClass::RateLimit);
     }

@@ -55,20 +55,14 @@ impl Provider {
     pub fn from_config(config: &ProviderConfig) -> Result<Self, String> {
         let name: Arc<str> = Arc::from(config.name.as_str());
         let backend = match &config.kind {
-            ProviderKind::OpenAi(settings) => Backend::OpenAi(openai::OpenAi::new(
-                Arc::clone(&name),
-                settings,
-                &config.timeouts,
-            )?),
+            ProviderKind::OpenAi(settings) => {
+                Backend::OpenAi(openai::OpenAi::new(Arc::clone(&name), settings, &config.timeouts)?)
+            }
             ProviderKind::Mock(settings) => {
                 Backend::Mock(mock::Mock::new(Arc::clone(&name), settings))
             }
         };
-        Ok(Self {
-            name,
-            timeouts: config.timeouts,
-            backend,
-        })
+        Ok(Self { name, timeouts: config.timeouts, backend })
     }
 
     /// Sends one attempt for `request`, naming `model` upstream. For a stream, returns once
@@ -89,9 +83,9 @@ impl Provider {
 /// Waits for a stream's first chunk and returns the stream with that chunk put back in front.
 async fn first_chunk_ready(provider: &Arc<str>, mut chunks: ChunkStream) -> Result<Reply, Failure> {
     match chunks.next().await {
-        Some(Ok(first)) => Ok(Reply::Stream(
-            stream::once(async { Ok(first) }).chain(chunks).boxed(),
-        )),
+        Some(Ok(first)) => {
+            Ok(Reply::Stream(stream::once(async { Ok(first) }).chain(chunks).boxed()))
+        }
         Some(Err(failure)) => Err(failure),
         None => Err(Failure::new(
             FailureClass::ServerError,

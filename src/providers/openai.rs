@@ -45,10 +45,7 @@ impl OpenAi {
             .user_agent(concat!("ballast/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|err| format!("cannot build the HTTP client for `{name}`: {err}"))?;
-        let url = format!(
-            "{}/chat/completions",
-            settings.base_url.as_str().trim_end_matches('/')
-        );
+        let url = format!("{}/chat/completions", settings.base_url.as_str().trim_end_matches('/'));
         Ok(Self {
             name,
             client,
@@ -65,17 +62,9 @@ impl OpenAi {
         request_id: &str,
     ) -> Result<Reply, Failure> {
         let body = serde_json::to_vec(&request.for_upstream(model)).map_err(|err| {
-            Failure::new(
-                FailureClass::ClientError,
-                &self.name,
-                format!("cannot encode: {err}"),
-            )
+            Failure::new(FailureClass::ClientError, &self.name, format!("cannot encode: {err}"))
         })?;
-        let accept = if request.stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        };
+        let accept = if request.stream { "text/event-stream" } else { "application/json" };
         let mut builder = self
             .client
             .post(&self.url)
@@ -90,16 +79,12 @@ impl OpenAi {
         for (name, value) in &self.headers {
             builder = builder.header(name, value);
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|err| Failure::from_reqwest(&self.name, &err))?;
+        let response =
+            builder.send().await.map_err(|err| Failure::from_reqwest(&self.name, &err))?;
         let status = response.status();
         if !status.is_success() {
             let headers = response.headers().clone();
-            let body = read_body(&self.name, response, MAX_ERROR_BYTES)
-                .await
-                .unwrap_or_default();
+            let body = read_body(&self.name, response, MAX_ERROR_BYTES).await.unwrap_or_default();
             return Err(Failure::from_status(&self.name, status, &headers, &body));
         }
         if request.stream {
@@ -119,10 +104,8 @@ async fn read_body(
     limit: usize,
 ) -> Result<Bytes, Failure> {
     let mut body = BytesMut::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|err| Failure::from_reqwest(provider, &err))?
+    while let Some(chunk) =
+        response.chunk().await.map_err(|err| Failure::from_reqwest(provider, &err))?
     {
         if body.len() + chunk.len() > limit {
             return Err(Failure::new(

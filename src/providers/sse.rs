@@ -58,10 +58,7 @@ impl SseParser {
                 }
                 self.skip_lf = false;
             }
-            let end = self
-                .buffer
-                .iter()
-                .position(|b| *b == b'\n' || *b == b'\r')?;
+            let end = self.buffer.iter().position(|b| *b == b'\n' || *b == b'\r')?;
             let line = self.buffer.split_to(end);
             let terminator = self.buffer[0];
             self.buffer.advance(1);
@@ -181,10 +178,7 @@ mod tests {
     }
 
     fn data(text: &str) -> SseEvent {
-        SseEvent {
-            event: String::new(),
-            data: text.to_owned(),
-        }
+        SseEvent { event: String::new(), data: text.to_owned() }
     }
 
     #[test]
@@ -193,13 +187,7 @@ mod tests {
             parse_all(&[b": keep-alive\n\ndata: {\"a\":1}\n\nevent: ping\ndata: x\ndata: y\n\n"]);
         assert_eq!(
             events,
-            [
-                data("{\"a\":1}"),
-                SseEvent {
-                    event: "ping".into(),
-                    data: "x\ny".into()
-                }
-            ]
+            [data("{\"a\":1}"), SseEvent { event: "ping".into(), data: "x\ny".into() }]
         );
     }
 

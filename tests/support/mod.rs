@@ -5,10 +5,7 @@
 //! chunks, stall mid-stream. It records every request it receives and notices when the gateway
 //! hangs up on it.
 
-#![expect(
-    dead_code,
-    reason = "each test file uses a different part of the harness"
-)]
+#![expect(dead_code, reason = "each test file uses a different part of the harness")]
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -55,12 +52,7 @@ impl TestGateway {
             let _ = signal.await;
         }));
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        Self {
-            addr,
-            client,
-            shutdown: Some(shutdown),
-            task,
-        }
+        Self { addr, client, shutdown: Some(shutdown), task }
     }
 
     /// A gateway with one model, `chat`, on one `openai`-kind target: `upstream`.
@@ -99,16 +91,8 @@ impl TestGateway {
 /// to the provider's flow mapping (e.g. `timeouts: { total: 200ms }`). Unless `extra` sets its
 /// own `retry`, the provider makes one attempt, so a scripted failure is what the client sees.
 pub fn openai_config(base_url: &str, extra: &str) -> String {
-    let retry = if extra.contains("retry:") {
-        ""
-    } else {
-        ", retry: { max_retries: 0 }"
-    };
-    let extra = if extra.is_empty() {
-        retry.to_owned()
-    } else {
-        format!(", {extra}{retry}")
-    };
+    let retry = if extra.contains("retry:") { "" } else { ", retry: { max_retries: 0 }" };
+    let extra = if extra.is_empty() { retry.to_owned() } else { format!(", {extra}{retry}") };
     format!(
         "server: {{ listen: 127.0.0.1:0, request_timeout: 10s, shutdown_grace: 2s }}
 providers:
@@ -117,6 +101,30 @@ models:
   chat:
     targets: [ {{ provider: up, model: upstream-model }} ]
 "
+    )
+}
+
+/// Model `chat` → targets `primary` then `backup` (both kind openai). `primary_extra` is added
+/// to the primary's settings (one attempt unless it sets `retry`), `model_extra` to the model's.
+pub fn two_targets_config(
+    primary: &FakeUpstream,
+    backup: &FakeUpstream,
+    primary_extra: &str,
+    model_extra: &str,
+) -> String {
+    let retry = if primary_extra.contains("retry:") { "" } else { "retry: { max_retries: 0 }, " };
+    format!(
+        "server: {{ listen: 127.0.0.1:0, request_timeout: 10s, shutdown_grace: 2s }}
+providers:
+  primary: {{ kind: openai, base_url: '{}', api_key: {UPSTREAM_KEY}, {retry}{primary_extra} }}
+  backup: {{ kind: openai, base_url: '{}', api_key: {UPSTREAM_KEY}, retry: {{ max_retries: 0 }} }}
+models:
+  chat:
+    {model_extra}
+    targets: [ {{ provider: primary, model: primary-model }}, {{ provider: backup, model: backup-model }} ]
+",
+        primary.base_url(),
+        backup.base_url()
     )
 }
 
@@ -131,10 +139,8 @@ pub fn chat_request(stream: bool) -> Value {
 pub fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
         .filter_map(|event| {
-            let lines: Vec<&str> = event
-                .lines()
-                .filter_map(|line| line.strip_prefix("data: "))
-                .collect();
+            let lines: Vec<&str> =
+                event.lines().filter_map(|line| line.strip_prefix("data: ")).collect();
             (!lines.is_empty()).then(|| lines.join("\n"))
         })
         .collect()
@@ -154,11 +160,7 @@ pub fn streamed_text(events: &[String]) -> String {
     events
         .iter()
         .filter_map(|data| serde_json::from_str::<Value>(data).ok())
-        .filter_map(|chunk| {
-            chunk["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
+        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
         .collect()
 }
 
@@ -168,17 +170,9 @@ pub fn streamed_text(events: &[String]) -> String {
 #[derive(Clone, Debug)]
 pub enum Reply {
     /// An HTTP response with this status, extra headers and body.
-    Respond {
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: String,
-    },
+    Respond { status: u16, headers: Vec<(String, String)>, body: String },
     /// A `text/event-stream` answer: each string is one event's `data:`, sent `gap` apart.
-    Stream {
-        events: Vec<String>,
-        gap: Duration,
-        end: StreamEnd,
-    },
+    Stream { events: Vec<String>, gap: Duration, end: StreamEnd },
     /// Read the request, then never answer (the connection stays open).
     Hang,
     /// Read the request, then reset the connection (RST).
@@ -207,11 +201,7 @@ impl Reply {
     }
 
     pub fn json(status: u16, body: &Value) -> Self {
-        Self::Respond {
-            status,
-            headers: Vec::new(),
-            body: body.to_string(),
-        }
+        Self::Respond { status, headers: Vec::new(), body: body.to_string() }
     }
 
     /// An OpenAI-shaped error with `status`.
@@ -233,17 +223,9 @@ impl Reply {
 
     pub fn with_header(self, name: &str, value: &str) -> Self {
         match self {
-            Self::Respond {
-                status,
-                mut headers,
-                body,
-            } => {
+            Self::Respond { status, mut headers, body } => {
                 headers.push((name.to_owned(), value.to_owned()));
-                Self::Respond {
-                    status,
-                    headers,
-                    body,
-                }
+                Self::Respond { status, headers, body }
             }
             other => other,
         }
@@ -267,15 +249,8 @@ pub fn chunk_events(pieces: &[&str], done: bool) -> Vec<String> {
                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
         .to_string()
     };
-    let mut events = vec![chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
-    )];
-    events.extend(
-        pieces
-            .iter()
-            .map(|piece| chunk(json!({"content": piece}), Value::Null)),
-    );
+    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    events.extend(pieces.iter().map(|piece| chunk(json!({"content": piece}), Value::Null)));
     events.push(chunk(json!({}), json!("stop")));
     if done {
         events.push("[DONE]".to_owned());
@@ -286,6 +261,8 @@ pub fn chunk_events(pieces: &[&str], done: bool) -> Vec<String> {
 /// One request as the fake upstream received it.
 #[derive(Clone, Debug)]
 pub struct Recorded {
+    /// When the request arrived.
+    pub at: tokio::time::Instant,
     pub method: String,
     pub path: String,
     /// Lower-cased names.
@@ -295,16 +272,15 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
 #[derive(Default)]
 struct Shared {
     script: Mutex<VecDeque<Reply>>,
+    /// Played when the script is empty; `None` means a short well-formed answer.
+    fallback: Mutex<Option<Reply>>,
     requests: Mutex<Vec<Recorded>>,
     hang_ups: Mutex<usize>,
     hung_up: Notify,
@@ -333,6 +309,9 @@ impl FakeUpstream {
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
+                // Head and body go out in separate writes: without this, Nagle's algorithm and
+                // delayed ACKs add ~40 ms to every answer.
+                let _ = stream.set_nodelay(true);
                 connections.spawn(serve_connection(stream, Arc::clone(&accept_shared)));
             }
         });
@@ -355,6 +334,16 @@ impl FakeUpstream {
 
     pub fn push(&self, reply: Reply) {
         self.shared.script.lock().unwrap().push_back(reply);
+    }
+
+    /// What to answer once the script is used up (e.g. a 503 for an outage).
+    pub fn fallback(&self, reply: Reply) {
+        *self.shared.fallback.lock().unwrap() = Some(reply);
+    }
+
+    /// Back to healthy answers once the script is used up.
+    pub fn heal(&self) {
+        *self.shared.fallback.lock().unwrap() = None;
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -389,7 +378,8 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
         let wants_stream = request.body["stream"] == json!(true);
         shared.requests.lock().unwrap().push(request);
         let scripted = shared.script.lock().unwrap().pop_front();
-        let reply = scripted.unwrap_or_else(|| {
+        let fallback = shared.fallback.lock().unwrap().clone();
+        let reply = scripted.or(fallback).unwrap_or_else(|| {
             if wants_stream {
                 Reply::chunks(&["fake", " answer"])
             } else {
@@ -409,11 +399,7 @@ async fn play(mut reply: Reply, stream: &mut TcpStream, shared: &Shared) -> bool
         reply = *inner;
     }
     match reply {
-        Reply::Respond {
-            status,
-            headers,
-            body,
-        } => {
+        Reply::Respond { status, headers, body } => {
             let mut head = format!(
                 "HTTP/1.1 {status} Fake\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
                 body.len()
@@ -538,10 +524,6 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Re
     let body =
         serde_json::from_slice(&buffer[body_start..body_start + length]).unwrap_or(Value::Null);
     buffer.drain(..body_start + length);
-    Some(Recorded {
-        method,
-        path,
-        headers,
-        body,
-    })
+    let at = tokio::time::Instant::now();
+    Some(Recorded { at, method, path, headers, body })
 }
