@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::units::{format_duration, format_size};
-use crate::config::{self, Config, ConfigProblem, ProviderKind};
+use crate::config::{self, Config, ConfigProblem, ProviderKind, Routing};
 use crate::server::{self, Gateway};
 use crate::telemetry::LogFormat;
 
@@ -127,22 +127,41 @@ fn route_table(path: &Path, config: &Config) -> String {
         let _ = writeln!(text, "  {:<16} {:<7} {detail}", provider.name, provider.kind.name());
         let _ = writeln!(
             text,
-            "  {:<16} {:<7} timeouts: connect {}, first_byte {}, idle {}, total {}",
-            "",
+            "  {:<24} timeouts: connect {}, first_byte {}, idle {}, total {}",
             "",
             format_duration(t.connect),
             format_duration(t.first_byte),
             format_duration(t.idle),
             format_duration(t.total)
         );
+        let (r, b) = (&provider.retry, &provider.breaker);
+        let limit = provider.max_concurrency.map_or_else(|| "none".to_owned(), |n| n.to_string());
+        let _ = writeln!(
+            text,
+            "  {:<24} retry: {} × backoff {}..{}; breaker: open {} after {} failures; max_concurrency {}",
+            "",
+            r.max_retries,
+            format_duration(r.base_delay),
+            format_duration(r.max_delay),
+            format_duration(b.open_for),
+            b.consecutive_failures,
+            limit
+        );
     }
-    let _ = writeln!(text, "\nmodels (routing ordered, cache off):");
+    let _ = writeln!(text, "\nmodels (cache off):");
     for model in &config.models {
-        let _ = writeln!(text, "  {}", model.name);
+        let degraded =
+            if model.degraded_response.is_some() { ", degraded_response set" } else { "" };
+        let _ = writeln!(text, "  {} (routing {}{degraded})", model.name, model.routing.as_str());
         for (index, target) in model.targets.iter().enumerate() {
+            let weight = if model.routing == Routing::Weighted {
+                format!(", weight {}", target.weight)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 text,
-                "    {}. {} → {} ({})",
+                "    {}. {} → {} ({}{weight})",
                 index + 1,
                 target.provider.name,
                 target.model,

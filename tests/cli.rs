@@ -58,6 +58,9 @@ fn check_prints_the_route_table_of_a_valid_config() {
         "2. offline → mock-mini (mock)",
         "https://api.openai.com/v1",
         "latency 40ms",
+        "retry: 2 × backoff 250ms..8s",
+        "breaker: open 30s after 5 failures",
+        "gpt-4o-mini (routing ordered)",
     ] {
         assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
     }

@@ -525,6 +525,54 @@ models:
     }
 
     #[test]
+    fn resilience_settings_are_checked() {
+        let found = problems(
+            "
+providers:
+  a: { kind: mock, retry: { base_delay: 2s, max_delay: 1s }, circuit_breaker: { consecutive_failures: 0 }, max_concurrency: 0 }
+models:
+  plain: { targets: [ { provider: a, model: x, weight: 2 } ] }
+  heavy: { routing: weighted, targets: [ { provider: a, model: x, weight: -1 } ] }
+  busy: { degraded_response: '', targets: [ { provider: a, model: x } ] }
+  odd: { routing: random, targets: [ { provider: a, model: x } ] }
+",
+        );
+        let expect = [
+            "providers.a.retry.base_delay: must not be longer than max_delay",
+            "providers.a.circuit_breaker.consecutive_failures: must be at least 1",
+            "providers.a.max_concurrency: must be at least 1",
+            "models.plain.targets[0].weight: only used with `routing: weighted`",
+            "models.heavy.targets[0].weight: must be a number above 0",
+            "models.busy.degraded_response: must not be empty",
+            "models.odd.routing: unknown routing `random`",
+        ];
+        for prefix in expect {
+            assert!(found.iter().any(|p| p.starts_with(prefix)), "{prefix} not in {found:#?}");
+        }
+    }
+
+    #[test]
+    fn resilience_settings_have_the_documented_defaults() {
+        let config = from_yaml(MINIMAL, &no_env).unwrap();
+        let provider = &config.providers[0];
+        assert_eq!(
+            provider.retry,
+            RetryPolicy {
+                max_retries: 2,
+                base_delay: Duration::from_millis(250),
+                max_delay: Duration::from_secs(8)
+            }
+        );
+        assert_eq!(
+            provider.breaker,
+            BreakerPolicy { consecutive_failures: 5, open_for: Duration::from_secs(30) }
+        );
+        assert_eq!(provider.max_concurrency, None);
+        assert_eq!(config.models[0].routing, Routing::Ordered);
+        assert_eq!(config.models[0].targets[0].weight, 1.0);
+    }
+
+    #[test]
     fn variables_fill_values_and_missing_ones_are_named_with_their_path() {
         let env = |name: &str| (name == "KEY").then(|| "sk-test".to_owned());
         let yaml = "
