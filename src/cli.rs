@@ -76,6 +76,9 @@ async fn serve(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let gateway = Gateway::bind(config, args.listen).await?;
     let addr = gateway.local_addr()?;
     let signal = server::shutdown_signal();
+    if let Some(operator) = gateway.operator_addr() {
+        tracing::info!(addr = %operator, "serving /metrics and /status");
+    }
     tracing::info!(addr = %addr, config = %path.display(), "listening");
     gateway.serve(signal).await;
     tracing::info!("stopped");

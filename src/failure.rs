@@ -51,6 +51,8 @@ pub struct Failure {
     pub retry_after: Option<Duration>,
     /// Upstream attempts this failure stands for (0 when the target was skipped).
     pub attempts: u32,
+    /// Time spent on those attempts and the backoff between them (not the gateway's overhead).
+    pub upstream_time: Duration,
 }
 
 impl FailureClass {
@@ -108,6 +110,7 @@ impl Failure {
             upstream: None,
             retry_after: None,
             attempts,
+            upstream_time: Duration::ZERO,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod telemetry;
 
 pub mod error;
 pub mod http;
+pub mod metrics;
 
 pub mod failure;
 pub mod pipeline;

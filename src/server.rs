@@ -14,6 +14,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -22,7 +23,7 @@ use tracing::Level;
 
 use crate::config::Config;
 use crate::error::GatewayError;
-use crate::http::{chat, health, models, request_id};
+use crate::http::{chat, health, metrics, models, request_id};
 use crate::state::AppState;
 
 /// A client has this long to send its request headers (slow-loris protection).
@@ -33,6 +34,8 @@ const CUT_FLUSH: Duration = Duration::from_secs(1);
 /// A bound, not yet serving, gateway.
 pub struct Gateway {
     listener: TcpListener,
+    /// `server.metrics_listen`: `/metrics` and `/status` apart from the public listener.
+    operator_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -45,68 +48,101 @@ pub enum StartError {
 }
 
 impl Gateway {
-    /// Builds the state and binds `listen` (or the config's `server.listen`).
+    /// Builds the state and binds `listen` (or the config's `server.listen`), and
+    /// `server.metrics_listen` when set.
     pub async fn bind(config: Config, listen: Option<SocketAddr>) -> Result<Self, StartError> {
         let addr = listen.unwrap_or(config.server.listen);
+        let operator_addr = config.server.metrics_listen;
         let state = AppState::new(config).map_err(StartError::Setup)?;
-        let listener =
-            TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
-        Ok(Self { listener, state })
+        let listener = bind(addr).await?;
+        let operator_listener = match operator_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        Ok(Self { listener, operator_listener, state })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
+    /// The address of `server.metrics_listen`, when set.
+    pub fn operator_addr(&self) -> Option<SocketAddr> {
+        self.operator_listener.as_ref().and_then(|listener| listener.local_addr().ok())
+    }
+
     /// Serves until `signal` resolves, then drains: no new connections, in-flight requests and
     /// streams finish within `shutdown_grace`; streams still open then end with an error event.
     pub async fn serve(self, signal: impl Future<Output = ()> + Send) {
-        let Self { listener, state } = self;
-        let grace = state.config().server.shutdown_grace;
-        let app = router(state.clone());
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-        builder.http2().timer(TokioTimer::new());
-        let connections = GracefulShutdown::new();
-        let mut signal = std::pin::pin!(signal);
-        loop {
-            let (stream, _peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %err, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut signal => break,
-            };
-            if let Err(err) = stream.set_nodelay(true) {
-                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        let Self { listener, operator_listener, state } = self;
+        let stop = CancellationToken::new();
+        let main = serve_listener(listener, router(state.clone()), &state, &stop);
+        let operator = async {
+            if let Some(listener) = operator_listener {
+                serve_listener(listener, operator_router(state.clone()), &state, &stop).await;
             }
-            let service = TowerToHyperService::new(app.clone());
-            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-            let connection = connections.watch(connection);
-            tokio::spawn(async move {
-                if let Err(err) = connection.await {
-                    tracing::debug!(error = %err, "connection ended with an error");
+        };
+        let stopper = async {
+            signal.await;
+            stop.cancel();
+        };
+        tokio::join!(main, operator, stopper);
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+}
+
+/// One listener's accept loop until `stop`, then its drain.
+async fn serve_listener(
+    listener: TcpListener,
+    app: Router,
+    state: &AppState,
+    stop: &CancellationToken,
+) {
+    let grace = state.config().server.shutdown_grace;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let connections = GracefulShutdown::new();
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
                 }
-            });
+            },
+            () = stop.cancelled() => break,
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
-        drop(listener);
-        state.start_draining();
-        tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
-        let drained = connections.shutdown();
-        let mut drained = std::pin::pin!(drained);
-        tokio::select! {
-            () = &mut drained => tracing::info!("all requests finished"),
-            () = tokio::time::sleep(grace) => {
-                tracing::warn!("shutdown grace passed; ending the streams still open");
-                state.streams_cut().cancel();
-                if tokio::time::timeout(CUT_FLUSH, drained).await.is_err() {
-                    tracing::warn!("connections still open after the grace; closing them");
-                }
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    state.start_draining();
+    tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
+    let drained = connections.shutdown();
+    let mut drained = std::pin::pin!(drained);
+    tokio::select! {
+        () = &mut drained => tracing::info!("all requests finished"),
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!("shutdown grace passed; ending the streams still open");
+            state.streams_cut().cancel();
+            if tokio::time::timeout(CUT_FLUSH, drained).await.is_err() {
+                tracing::warn!("connections still open after the grace; closing them");
             }
         }
     }
@@ -118,10 +154,13 @@ impl Gateway {
 ///    the panic response included (so it is outside 2).
 /// 2. `CatchPanicLayer`: a panic becomes an OpenAI-shaped 500, never a dropped connection.
 /// 3. `SetSensitiveRequestHeadersLayer`: credentials are redacted before anything can log them.
-/// 4. `TraceLayer`: a span per request (request id, method, path; never bodies) and an info
-///    line with status and latency when it ends.
+/// 4. `TraceLayer`: a span per request (request id, method, path; the chat handler adds model,
+///    provider, route, cache result and attempts; never bodies) and one info line with status
+///    and latency when the response starts.
 /// 5. `DefaultBodyLimit`: bodies over `max_body_size` are refused (413) by `ChatBody`.
-/// 6. The routes; unknown paths and methods get OpenAI-shaped 404 and 405.
+/// 6. The routes; unknown paths and methods get OpenAI-shaped 404 and 405. The chat route alone
+///    has `track_inflight` (the in-flight gauge counts completions, streams until their end).
+///    `/metrics` and `/status` are here unless `server.metrics_listen` serves them apart.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config().server.max_body_size;
     let sensitive = [
@@ -137,6 +176,11 @@ pub fn router(state: AppState) -> Router {
                 request_id = %request_id::of(request.headers()),
                 method = %request.method(),
                 path = %request.uri().path(),
+                model = tracing::field::Empty,
+                provider = tracing::field::Empty,
+                route = tracing::field::Empty,
+                cache = tracing::field::Empty,
+                attempts = tracing::field::Empty,
             )
         })
         .on_request(())
@@ -149,15 +193,33 @@ pub fn router(state: AppState) -> Router {
         .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
         .layer(trace)
         .layer(DefaultBodyLimit::max(body_limit));
-    Router::new()
-        .route("/v1/chat/completions", post(chat::chat_completions))
+    let inflight = axum::middleware::from_fn_with_state(state.clone(), metrics::track_inflight);
+    let mut routes = Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions).layer(inflight))
         .route("/v1/models", get(models::list_models))
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/status", get(health::status))
+        .route("/readyz", get(health::readyz));
+    if state.config().server.metrics_listen.is_none() {
+        routes = routes.merge(operator_routes());
+    }
+    routes
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(edge)
+        .with_state(state)
+}
+
+/// `/metrics` and `/status`: on the main listener, or alone on `server.metrics_listen`.
+fn operator_routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics::metrics)).route("/status", get(health::status))
+}
+
+/// The router of `server.metrics_listen`: the operator routes and health, nothing else.
+pub fn operator_router(state: AppState) -> Router {
+    operator_routes()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(unknown_route)
         .with_state(state)
 }
 

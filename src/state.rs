@@ -8,7 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::pipeline::{Pipeline, ProviderHealth, RetryBudget, Upstream};
+use crate::metrics::Metrics;
+use crate::pipeline::{Pipeline, ProviderHealth, RetryBudget, Shared as PipelineShared, Upstream};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -17,6 +18,7 @@ pub struct AppState {
 
 struct Shared {
     config: Config,
+    metrics: Arc<Metrics>,
     pipelines: HashMap<String, Pipeline>,
     /// By provider name.
     health: HashMap<String, Arc<ProviderHealth>>,
@@ -34,10 +36,16 @@ impl AppState {
         for provider in &config.providers {
             upstreams.insert(provider.name.clone(), Upstream::from_config(provider)?);
         }
-        let budget = Arc::new(RetryBudget::default());
+        let metrics =
+            Arc::new(Metrics::new().map_err(|err| format!("cannot register metrics: {err}"))?);
+        let shared = PipelineShared {
+            budget: Arc::new(RetryBudget::default()),
+            metrics: Arc::clone(&metrics),
+            pricing: config.pricing.clone(),
+        };
         let mut pipelines = HashMap::new();
         for model in &config.models {
-            let pipeline = Pipeline::build(model, &upstreams, &budget)
+            let pipeline = Pipeline::build(model, &upstreams, &shared)
                 .ok_or_else(|| format!("model `{}` has no usable target", model.name))?;
             pipelines.insert(model.name.clone(), pipeline);
         }
@@ -46,6 +54,7 @@ impl AppState {
         let loaded_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let shared = Shared {
             config,
+            metrics,
             pipelines,
             health,
             loaded_at,
@@ -57,6 +66,10 @@ impl AppState {
 
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
     }
 
     pub fn pipeline(&self, model: &str) -> Option<&Pipeline> {

@@ -11,6 +11,7 @@ mod secret;
 pub mod units;
 mod validate;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,11 +35,28 @@ pub struct Config {
     pub providers: Vec<Arc<ProviderConfig>>,
     /// In file order; the order `/v1/models` lists them in.
     pub models: Vec<ModelConfig>,
+    /// By upstream model name.
+    pub pricing: HashMap<String, Price>,
+}
+
+/// USD per million tokens of one upstream model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+}
+
+impl Price {
+    pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
+        (prompt_tokens as f64 * self.input + completion_tokens as f64 * self.output) / 1_000_000.0
+    }
 }
 
 #[derive(Debug)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// Serve `/metrics` and `/status` here instead of on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     pub max_body_size: usize,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,

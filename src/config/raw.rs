@@ -17,7 +17,15 @@ pub struct RawTop {
     pub providers: Option<Mapping>,
     pub models: Option<Mapping>,
     pub cache: Option<Value>,
-    pub pricing: Option<Value>,
+    pub pricing: Option<BTreeMap<String, RawPrice>>,
+}
+
+/// USD per million tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    pub input: f64,
+    pub output: f64,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,6 +1,6 @@
 //! Raw → validated `Config`, collecting every problem with its YAML path.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +11,12 @@ use serde::de::DeserializeOwned;
 use yaml_serde::Value;
 
 use super::path::YamlPath;
-use super::raw::{RawBreaker, RawModel, RawProvider, RawRetry, RawServer, RawTimeouts, RawTop};
+use super::raw::{
+    RawBreaker, RawModel, RawPrice, RawProvider, RawRetry, RawServer, RawTimeouts, RawTop,
+};
 use super::units::{parse_duration, parse_size};
 use super::{
-    BreakerPolicy, Config, ConfigProblem, Lookup, MockSettings, ModelConfig, OpenAiSettings,
+    BreakerPolicy, Config, ConfigProblem, Lookup, MockSettings, ModelConfig, OpenAiSettings, Price,
     ProviderConfig, ProviderKind, RetryPolicy, Routing, Secret, ServerConfig, TargetConfig,
     Timeouts, env,
 };
@@ -38,11 +40,7 @@ pub(super) fn from_yaml(text: &str, lookup: Lookup<'_>) -> Result<Config, Vec<Co
     env::expand_tree(&mut tree, lookup, &mut problems);
     let top: RawTop = read(&root, tree, &mut problems).ok_or_else(|| problems.clone())?;
 
-    let later_keys = [
-        ("auth", top.auth.is_some()),
-        ("cache", top.cache.is_some()),
-        ("pricing", top.pricing.is_some()),
-    ];
+    let later_keys = [("auth", top.auth.is_some()), ("cache", top.cache.is_some())];
     refuse_unsupported(&root, &later_keys, &mut problems);
 
     let server_path = root.key("server");
@@ -87,7 +85,13 @@ pub(super) fn from_yaml(text: &str, lookup: Lookup<'_>) -> Result<Config, Vec<Co
         problems.push(models_path.problem("at least one model is required"));
     }
 
-    if problems.is_empty() { Ok(Config { server, providers, models }) } else { Err(problems) }
+    let pricing = pricing(&root.key("pricing"), top.pricing.unwrap_or_default(), &mut problems);
+
+    if problems.is_empty() {
+        Ok(Config { server, providers, models, pricing })
+    } else {
+        Err(problems)
+    }
 }
 
 fn server_config(path: &YamlPath, raw: RawServer, out: &mut Vec<ConfigProblem>) -> ServerConfig {
@@ -98,10 +102,20 @@ fn server_config(path: &YamlPath, raw: RawServer, out: &mut Vec<ConfigProblem>) 
         )));
         SocketAddr::from(([127, 0, 0, 1], 8080))
     });
-    refuse_unsupported(path, &[("metrics_listen", raw.metrics_listen.is_some())], out);
+    let metrics_listen =
+        raw.metrics_listen.and_then(|text| match text.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                out.push(path.key("metrics_listen").problem(format!(
+                    "`{text}` is not an IP address and port such as 0.0.0.0:9091"
+                )));
+                None
+            }
+        });
     let max_body_size = size(&path.key("max_body_size"), raw.max_body_size, 10 << 20, out);
     ServerConfig {
         listen,
+        metrics_listen,
         max_body_size: usize::try_from(max_body_size).unwrap_or(usize::MAX),
         request_timeout: duration(&path.key("request_timeout"), raw.request_timeout, 300, out),
         shutdown_grace: duration(&path.key("shutdown_grace"), raw.shutdown_grace, 30, out),
@@ -270,6 +284,28 @@ fn model_config(
     }
     let degraded_response = raw.degraded_response;
     (!targets.is_empty()).then_some(ModelConfig { name, routing, targets, degraded_response })
+}
+
+fn pricing(
+    path: &YamlPath,
+    raw: std::collections::BTreeMap<String, RawPrice>,
+    out: &mut Vec<ConfigProblem>,
+) -> HashMap<String, Price> {
+    let mut prices = HashMap::with_capacity(raw.len());
+    for (model, price) in raw {
+        let model_path = path.key(&model);
+        for (key, value) in [("input", price.input), ("output", price.output)] {
+            if !(value.is_finite() && value >= 0.0) {
+                out.push(
+                    model_path
+                        .key(key)
+                        .problem("must be a price of 0 or more (USD per million tokens)"),
+                );
+            }
+        }
+        prices.insert(model, Price { input: price.input, output: price.output });
+    }
+    prices
 }
 
 // === Field helpers ===

@@ -8,8 +8,10 @@ use http::HeaderMap;
 use tokio::time::Instant;
 
 use super::extract::ChatBody;
+use super::record::RequestRecord;
 use super::{request_id, respond};
 use crate::error::GatewayError;
+use crate::metrics::RouteLabel;
 use crate::pipeline::Call;
 use crate::state::AppState;
 
@@ -18,20 +20,44 @@ pub async fn chat_completions(
     headers: HeaderMap,
     ChatBody(request): ChatBody,
 ) -> Result<Response, GatewayError> {
+    let started = Instant::now();
     let pipeline = state
         .pipeline(&request.model)
         .ok_or_else(|| GatewayError::ModelNotFound(request.model.clone()))?;
+    // The request span's fields make the one log line per request (see `server::router`).
+    let span = tracing::Span::current();
+    span.record("model", request.model.as_str());
+    span.record("cache", "off");
+    let metrics = state.metrics();
+    let mut record = RequestRecord::new(metrics, &request.model, request.stream, started);
     let request_id = request_id::of(&headers);
+    let (model, stream) = (request.model.clone(), request.stream);
     let call = Call {
         request: Arc::new(request),
         request_id: Arc::from(request_id),
-        deadline: Instant::now() + state.config().server.request_timeout,
+        deadline: started + state.config().server.request_timeout,
     };
     match pipeline.call(call).await {
-        Ok(answer) => Ok(respond::answer(answer, request_id, state.streams_cut())),
+        Ok(answer) => {
+            let provenance = &answer.provenance;
+            span.record("provider", provenance.provider.as_deref().unwrap_or("-"));
+            span.record("route", provenance.route.as_str());
+            span.record("attempts", provenance.attempts);
+            let elapsed = started.elapsed();
+            metrics.record_overhead(elapsed.saturating_sub(provenance.upstream_time));
+            if let (true, Some(provider)) = (stream, &provenance.provider) {
+                metrics.record_first_token(&model, provider, elapsed);
+            }
+            record.answered(provenance.route.label(), 200);
+            Ok(respond::answer(answer, request_id, state.streams_cut(), record))
+        }
         Err(failure) => {
             tracing::warn!(failure = %failure, "no upstream answer");
-            Err(failure.into())
+            span.record("route", "error");
+            span.record("attempts", failure.attempts);
+            let error = GatewayError::from(failure);
+            record.answered(RouteLabel::Error, error.status().as_u16());
+            Err(error)
         }
     }
 }

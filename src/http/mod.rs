@@ -4,6 +4,8 @@
 pub mod chat;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod models;
+pub mod record;
 pub mod request_id;
 pub mod respond;

@@ -15,16 +15,24 @@ use http::HeaderValue;
 use http::header::CONTENT_TYPE;
 use tokio_util::sync::CancellationToken;
 
+use super::record::RequestRecord;
 use crate::openai::error::ErrorBody;
 use crate::openai::stream::DONE;
 use crate::pipeline::{Answer, Provenance};
 use crate::providers::{ChunkStream, Reply};
 
-pub fn answer(answer: Answer, request_id: &str, streams_cut: &CancellationToken) -> Response {
+/// The response for `answer`. `record` is dropped (and so recorded) when the answer is done:
+/// here for a whole answer, at the stream's end for a stream.
+pub fn answer(
+    answer: Answer,
+    request_id: &str,
+    streams_cut: &CancellationToken,
+    record: RequestRecord,
+) -> Response {
     let mut response = match answer.reply {
         Reply::Complete(body) => ([(CONTENT_TYPE, "application/json")], body).into_response(),
         Reply::Stream(chunks) => {
-            let events = sse_events(chunks, Arc::from(request_id), streams_cut.clone());
+            let events = sse_events(chunks, Arc::from(request_id), streams_cut.clone(), record);
             let mut response = Sse::new(events).keep_alive(KeepAlive::default()).into_response();
             // Tells nginx-style proxies in front not to buffer the stream.
             response.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
@@ -52,12 +60,13 @@ fn sse_events(
     chunks: ChunkStream,
     request_id: Arc<str>,
     streams_cut: CancellationToken,
+    record: RequestRecord,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures_util::stream::unfold(Some(chunks), move |chunks| {
+    futures_util::stream::unfold(Some((chunks, record)), move |state| {
         let request_id = Arc::clone(&request_id);
         let streams_cut = streams_cut.clone();
         async move {
-            let mut chunks = chunks?;
+            let (mut chunks, record) = state?;
             let event = tokio::select! {
                 biased;
                 () = streams_cut.cancelled() => {
@@ -68,7 +77,7 @@ fn sse_events(
                 next = chunks.next() => next,
             };
             match event {
-                Some(Ok(data)) => Some((Ok(Event::default().data(data)), Some(chunks))),
+                Some(Ok(data)) => Some((Ok(Event::default().data(data)), Some((chunks, record)))),
                 None => Some((Ok(Event::default().data(DONE)), None)),
                 Some(Err(failure)) => {
                     tracing::warn!(request_id = %request_id, failure = %failure, "upstream stream broke off");

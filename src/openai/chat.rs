@@ -102,7 +102,9 @@ fn missing(param: &'static str) -> InvalidRequest {
     }
 }
 
-/// Serialises a request's body with another `model`, without copying the body.
+/// Serialises a request's body with another `model`, without copying the body. A streamed
+/// request always asks for the final usage chunk (`stream_options.include_usage: true`), which
+/// the gateway needs for accounting; the client's other `stream_options` are kept.
 pub struct UpstreamBody<'a> {
     request: &'a ChatRequest,
     model: &'a str,
@@ -110,12 +112,23 @@ pub struct UpstreamBody<'a> {
 
 impl Serialize for UpstreamBody<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.request.body.len()))?;
+        let body = &self.request.body;
+        let add_options = self.request.stream && !body.contains_key("stream_options");
+        let mut map = serializer.serialize_map(Some(body.len() + usize::from(add_options)))?;
         map.serialize_entry("model", self.model)?;
-        for (key, value) in &self.request.body {
-            if key != "model" {
-                map.serialize_entry(key, value)?;
+        for (key, value) in body {
+            match key.as_str() {
+                "model" => {}
+                "stream_options" if self.request.stream => {
+                    let mut options = value.as_object().cloned().unwrap_or_default();
+                    options.insert("include_usage".to_owned(), Value::Bool(true));
+                    map.serialize_entry(key, &options)?;
+                }
+                _ => map.serialize_entry(key, value)?,
             }
+        }
+        if add_options {
+            map.serialize_entry("stream_options", &serde_json::json!({"include_usage": true}))?;
         }
         map.end()
     }
@@ -191,6 +204,27 @@ mod tests {
         assert_eq!(upstream["model"], "gpt-x");
         assert_eq!(upstream["top_k"], 7);
         assert_eq!(upstream["messages"][0]["content"], "hi");
+    }
+
+    #[test]
+    fn streamed_requests_always_ask_upstream_for_usage() {
+        let plain =
+            ChatRequest::from_slice(br#"{"model":"a","messages":[{}],"stream":true}"#).unwrap();
+        let upstream: Value = serde_json::to_value(plain.for_upstream("b")).unwrap();
+        assert_eq!(upstream["stream_options"], serde_json::json!({"include_usage": true}));
+        assert!(!plain.include_usage, "the client itself did not ask");
+
+        let body = br#"{"model":"a","messages":[{}],"stream":true,"stream_options":{"include_obfuscation":false}}"#;
+        let other = ChatRequest::from_slice(body).unwrap();
+        let upstream: Value = serde_json::to_value(other.for_upstream("b")).unwrap();
+        assert_eq!(
+            upstream["stream_options"],
+            serde_json::json!({"include_obfuscation": false, "include_usage": true})
+        );
+
+        let whole = ChatRequest::from_slice(br#"{"model":"a","messages":[{}]}"#).unwrap();
+        let upstream: Value = serde_json::to_value(whole.for_upstream("b")).unwrap();
+        assert!(upstream.get("stream_options").is_none());
     }
 
     #[test]

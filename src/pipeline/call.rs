@@ -1,9 +1,11 @@
 //! `Call` goes into a model's pipeline and `Answer` comes out: per-request data in typed structs.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::metrics::RouteLabel;
 use crate::openai::chat::ChatRequest;
 use crate::providers::Reply;
 
@@ -32,6 +34,8 @@ pub struct Provenance {
     pub route: Route,
     /// Upstream attempts made for this request.
     pub attempts: u32,
+    /// Time spent on upstream attempts and backoff, for the gateway-overhead metric.
+    pub upstream_time: Duration,
 }
 
 /// How the answer was obtained (SPEC §3 `x-ballast-route`).
@@ -46,6 +50,15 @@ pub enum Route {
 }
 
 impl Route {
+    /// The `route` label of the request metrics.
+    pub fn label(self) -> RouteLabel {
+        match self {
+            Self::Primary => RouteLabel::Primary,
+            Self::Failover => RouteLabel::Failover,
+            Self::Degraded => RouteLabel::Degraded,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Primary => "primary",

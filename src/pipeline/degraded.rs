@@ -68,6 +68,7 @@ where
                         provider: None,
                         route: Route::Degraded,
                         attempts: failure.attempts,
+                        upstream_time: failure.upstream_time,
                     };
                     Ok(Answer { reply: degraded_reply(&call, &layer), provenance })
                 }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tower::util::BoxCloneSyncService;
@@ -16,6 +17,7 @@ use super::health::ProviderHealth;
 use super::routing::{self, Candidate};
 use crate::config::Routing;
 use crate::failure::{Failure, FailureClass};
+use crate::metrics::Metrics;
 
 /// One target's whole stack: breaker → bulkhead → retries → attempt.
 pub type TargetStack = BoxCloneSyncService<Call, Answer, Failure>;
@@ -42,6 +44,7 @@ pub struct FailoverService {
     routing: Routing,
     targets: Arc<[Target]>,
     budget: Arc<RetryBudget>,
+    metrics: Arc<Metrics>,
 }
 
 impl FailoverService {
@@ -50,8 +53,9 @@ impl FailoverService {
         routing: Routing,
         targets: Vec<Target>,
         budget: Arc<RetryBudget>,
+        metrics: Arc<Metrics>,
     ) -> Self {
-        Self { model: Arc::from(model), routing, targets: targets.into(), budget }
+        Self { model: Arc::from(model), routing, targets: targets.into(), budget, metrics }
     }
 }
 
@@ -70,12 +74,14 @@ impl Service<Call> for FailoverService {
             this.budget.deposit();
             let order = routing::order(this.routing, &this.targets, &mut routing::random_unit());
             let mut attempts = 0;
+            let mut upstream_time = Duration::ZERO;
             let mut failures = Vec::with_capacity(order.len());
             for (position, &index) in order.iter().enumerate() {
                 let target = &this.targets[index];
                 match target.stack.clone().oneshot(call.clone()).await {
                     Ok(mut answer) => {
                         answer.provenance.attempts += attempts;
+                        answer.provenance.upstream_time += upstream_time;
                         if position > 0 {
                             answer.provenance.route = Route::Failover;
                         }
@@ -83,11 +89,15 @@ impl Service<Call> for FailoverService {
                     }
                     Err(mut failure) => {
                         attempts += failure.attempts;
+                        upstream_time += failure.upstream_time;
                         if !failure.class.fails_over() {
                             failure.attempts = attempts;
+                            failure.upstream_time = upstream_time;
                             return Err(failure);
                         }
                         if let Some(next) = order.get(position + 1) {
+                            let to = &this.targets[*next].health.name;
+                            this.metrics.record_failover(&this.model, &failure.provider, to);
                             tracing::info!(
                                 model = %this.model,
                                 from = %failure.provider,
@@ -100,7 +110,9 @@ impl Service<Call> for FailoverService {
                     }
                 }
             }
-            Err(every_target_failed(failures, attempts))
+            let mut failure = every_target_failed(failures, attempts);
+            failure.upstream_time = upstream_time;
+            Err(failure)
         })
     }
 }

@@ -1,6 +1,7 @@
 //! A model's pipeline: what happens to a `Call` between the HTTP handler and the upstreams.
 //! No HTTP types here; failures are classified `Failure`s, answers carry their `Provenance`.
 
+mod accounting;
 mod breaker;
 mod budget;
 mod bulkhead;
@@ -33,8 +34,9 @@ use failover::{FailoverService, Target, TargetStack};
 use retry::RetryLayer;
 use target::TargetService;
 
-use crate::config::{ModelConfig, ProviderConfig, RetryPolicy};
+use crate::config::{ModelConfig, Price, ProviderConfig, RetryPolicy};
 use crate::failure::Failure;
+use crate::metrics::Metrics;
 use crate::providers::Provider;
 
 /// A configured provider with what the gateway tracks about it; shared by every model.
@@ -52,6 +54,14 @@ impl Upstream {
             retry: config.retry,
         })
     }
+}
+
+/// What every pipeline shares: one retry budget, the metrics, the pricing table.
+pub struct Shared {
+    pub budget: Arc<RetryBudget>,
+    pub metrics: Arc<Metrics>,
+    /// By upstream model name.
+    pub pricing: HashMap<String, Price>,
 }
 
 /// The built stack of one model, cheap to clone.
@@ -80,20 +90,21 @@ impl Pipeline {
     pub fn build(
         model: &ModelConfig,
         upstreams: &HashMap<String, Upstream>,
-        budget: &Arc<RetryBudget>,
+        shared: &Shared,
     ) -> Option<Self> {
         let mut targets = Vec::with_capacity(model.targets.len());
         for target in &model.targets {
             let upstream = upstreams.get(&target.provider.name)?;
-            let stack = target_stack(upstream, &target.model, budget);
+            let stack = target_stack(upstream, &target.model, shared);
             targets.push(Target {
                 stack,
                 health: Arc::clone(&upstream.health),
                 weight: target.weight,
             });
         }
-        let failover =
-            FailoverService::new(&model.name, model.routing, targets, Arc::clone(budget));
+        let budget = Arc::clone(&shared.budget);
+        let metrics = Arc::clone(&shared.metrics);
+        let failover = FailoverService::new(&model.name, model.routing, targets, budget, metrics);
         let degraded =
             model.degraded_response.as_deref().map(|text| DegradedLayer::new(&model.name, text));
         let service =
@@ -106,16 +117,25 @@ impl Pipeline {
     }
 }
 
-fn target_stack(upstream: &Upstream, model: &str, budget: &Arc<RetryBudget>) -> TargetStack {
+fn target_stack(upstream: &Upstream, model: &str, shared: &Shared) -> TargetStack {
     let health = &upstream.health;
     let bulkhead = health
         .slots
         .as_ref()
         .map(|slots| BulkheadLayer::new(Arc::clone(&health.name), Arc::clone(slots)));
+    let retry =
+        RetryLayer::new(upstream.retry, Arc::clone(&shared.budget), Arc::clone(&shared.metrics));
+    let attempt = TargetService::new(
+        Arc::clone(&upstream.provider),
+        model,
+        Arc::clone(health),
+        Arc::clone(&shared.metrics),
+        shared.pricing.get(model).copied(),
+    );
     let stack = ServiceBuilder::new()
         .layer(BreakerLayer::new(Arc::clone(&health.breaker)))
         .option_layer(bulkhead)
-        .layer(RetryLayer::new(upstream.retry, Arc::clone(budget)))
-        .service(TargetService::new(Arc::clone(&upstream.provider), model, Arc::clone(health)));
+        .layer(retry)
+        .service(attempt);
     BoxCloneSyncService::new(stack)
 }

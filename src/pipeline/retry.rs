@@ -22,6 +22,7 @@ use super::budget::RetryBudget;
 use super::call::{Answer, Call};
 use crate::config::RetryPolicy;
 use crate::failure::Failure;
+use crate::metrics::Metrics;
 
 /// The least time an attempt is given: no retry starts with less left before the deadline.
 pub const MIN_ATTEMPT: Duration = Duration::from_millis(100);
@@ -30,11 +31,12 @@ pub const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 pub struct RetryLayer {
     policy: RetryPolicy,
     budget: Arc<RetryBudget>,
+    metrics: Arc<Metrics>,
 }
 
 impl RetryLayer {
-    pub fn new(policy: RetryPolicy, budget: Arc<RetryBudget>) -> Self {
-        Self { policy, budget }
+    pub fn new(policy: RetryPolicy, budget: Arc<RetryBudget>, metrics: Arc<Metrics>) -> Self {
+        Self { policy, budget, metrics }
     }
 }
 
@@ -42,7 +44,12 @@ impl<S> Layer<S> for RetryLayer {
     type Service = RetryService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RetryService { inner, policy: self.policy, budget: Arc::clone(&self.budget) }
+        RetryService {
+            inner,
+            policy: self.policy,
+            budget: Arc::clone(&self.budget),
+            metrics: Arc::clone(&self.metrics),
+        }
     }
 }
 
@@ -51,6 +58,7 @@ pub struct RetryService<S> {
     inner: S,
     policy: RetryPolicy,
     budget: Arc<RetryBudget>,
+    metrics: Arc<Metrics>,
 }
 
 impl<S> Service<Call> for RetryService<S>
@@ -70,19 +78,24 @@ where
         let inner = self.inner.clone();
         let policy = self.policy;
         let budget = Arc::clone(&self.budget);
+        let metrics = Arc::clone(&self.metrics);
         Box::pin(async move {
             let mut attempts = 0;
+            let mut upstream_time = Duration::ZERO;
             let mut retry = 0;
             loop {
                 let mut failure = match inner.clone().oneshot(call.clone()).await {
                     Ok(mut answer) => {
                         answer.provenance.attempts += attempts;
+                        answer.provenance.upstream_time += upstream_time;
                         return Ok(answer);
                     }
                     Err(failure) => failure,
                 };
                 attempts += failure.attempts;
+                upstream_time += failure.upstream_time;
                 failure.attempts = attempts;
+                failure.upstream_time = upstream_time;
                 let Some(wait) = wait_before_retry(&failure, retry, &policy, call.deadline) else {
                     return Err(failure);
                 };
@@ -91,7 +104,9 @@ where
                     return Err(failure);
                 }
                 tracing::debug!(failure = %failure, wait = ?wait, retry, "retrying");
+                metrics.record_retry(&failure.provider);
                 tokio::time::sleep(wait).await;
+                upstream_time += wait;
                 retry += 1;
             }
         })
@@ -168,12 +183,17 @@ mod tests {
                         provider: Some(Arc::from("p")),
                         route: Route::Primary,
                         attempts: 1,
+                        upstream_time: Duration::ZERO,
                     },
                 }),
             };
             async move { result }
         });
         (tower::util::BoxCloneSyncService::new(service), calls)
+    }
+
+    fn metrics() -> Arc<Metrics> {
+        Arc::new(Metrics::new().unwrap())
     }
 
     fn failure(class: FailureClass, retry_after: Option<Duration>) -> Failure {
@@ -200,7 +220,7 @@ mod tests {
             failure(FailureClass::ServerError, None),
             failure(FailureClass::Timeout, None),
         ]);
-        let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
+        let service = RetryLayer::new(POLICY, Arc::default(), metrics()).layer(inner);
 
         let answer = service.oneshot(call(Duration::from_secs(60))).await.unwrap();
 
@@ -214,7 +234,7 @@ mod tests {
     async fn stops_after_max_retries() {
         let failures = (0..5).map(|_| failure(FailureClass::RateLimit, None)).collect();
         let (inner, calls) = scripted(failures);
-        let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
+        let service = RetryLayer::new(POLICY, Arc::default(), metrics()).layer(inner);
 
         let failure = service.oneshot(call(Duration::from_secs(60))).await.unwrap_err();
 
@@ -226,7 +246,7 @@ mod tests {
     async fn never_retries_auth_or_client_errors() {
         for class in [FailureClass::Auth, FailureClass::ClientError] {
             let (inner, calls) = scripted(vec![failure(class, None)]);
-            let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
+            let service = RetryLayer::new(POLICY, Arc::default(), metrics()).layer(inner);
             assert!(service.oneshot(call(Duration::from_secs(60))).await.is_err());
             assert_eq!(calls.lock().unwrap().len(), 1, "{class:?}");
         }
@@ -236,14 +256,14 @@ mod tests {
     async fn honours_retry_after_and_fails_over_at_once_when_it_is_too_long() {
         let (inner, calls) =
             scripted(vec![failure(FailureClass::RateLimit, Some(Duration::from_millis(700)))]);
-        let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
+        let service = RetryLayer::new(POLICY, Arc::default(), metrics()).layer(inner);
         service.oneshot(call(Duration::from_secs(60))).await.unwrap();
         let calls = calls.lock().unwrap().clone();
         assert_eq!(calls[1] - calls[0], Duration::from_millis(700));
 
         let (inner, calls) =
             scripted(vec![failure(FailureClass::RateLimit, Some(Duration::from_secs(5)))]);
-        let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
+        let service = RetryLayer::new(POLICY, Arc::default(), metrics()).layer(inner);
         let started = Instant::now();
         assert!(service.oneshot(call(Duration::from_secs(60))).await.is_err());
         assert_eq!(calls.lock().unwrap().len(), 1);
@@ -254,7 +274,7 @@ mod tests {
     async fn starts_no_retry_the_deadline_cannot_cover() {
         let (inner, calls) =
             scripted(vec![failure(FailureClass::RateLimit, Some(Duration::from_millis(500)))]);
-        let service = RetryLayer::new(POLICY, Arc::default()).layer(inner);
+        let service = RetryLayer::new(POLICY, Arc::default(), metrics()).layer(inner);
 
         assert!(service.oneshot(call(Duration::from_millis(550))).await.is_err());
 
@@ -266,7 +286,7 @@ mod tests {
         let budget = Arc::new(RetryBudget::default());
         while budget.try_withdraw() {}
         let (inner, calls) = scripted(vec![failure(FailureClass::ServerError, None)]);
-        let service = RetryLayer::new(POLICY, budget).layer(inner);
+        let service = RetryLayer::new(POLICY, budget, metrics()).layer(inner);
 
         assert!(service.oneshot(call(Duration::from_secs(60))).await.is_err());
 

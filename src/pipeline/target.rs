@@ -1,6 +1,7 @@
 //! `TargetService`: one attempt on one target (provider + upstream model), bounded by the
 //! provider's per-attempt timeouts: `first_byte` for a stream, `total` for a whole answer.
-//! Every attempt's outcome and latency go into the provider's health.
+//! Every attempt's outcome and latency go into the provider's health and the metrics; a
+//! successful answer is accounted (tokens, cost, quality).
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -9,21 +10,32 @@ use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 use tower::Service;
 
+use super::accounting::Accounting;
 use super::call::{Answer, Call, Provenance, Route};
 use super::health::ProviderHealth;
+use crate::config::Price;
 use crate::failure::{Failure, FailureClass};
-use crate::providers::Provider;
+use crate::metrics::Metrics;
+use crate::providers::{Provider, Reply};
 
 #[derive(Clone)]
 pub struct TargetService {
     provider: Arc<Provider>,
     model: Arc<str>,
     health: Arc<ProviderHealth>,
+    metrics: Arc<Metrics>,
+    price: Option<Price>,
 }
 
 impl TargetService {
-    pub fn new(provider: Arc<Provider>, model: &str, health: Arc<ProviderHealth>) -> Self {
-        Self { provider, model: Arc::from(model), health }
+    pub fn new(
+        provider: Arc<Provider>,
+        model: &str,
+        health: Arc<ProviderHealth>,
+        metrics: Arc<Metrics>,
+        price: Option<Price>,
+    ) -> Self {
+        Self { provider, model: Arc::from(model), health, metrics, price }
     }
 }
 
@@ -37,17 +49,16 @@ impl Service<Call> for TargetService {
     }
 
     fn call(&mut self, call: Call) -> Self::Future {
-        let provider = Arc::clone(&self.provider);
-        let model = Arc::clone(&self.model);
-        let health = Arc::clone(&self.health);
+        let this = self.clone();
         Box::pin(async move {
+            let provider = &this.provider;
             let (limit, which) = if call.request.stream {
                 (provider.timeouts.first_byte, "first_byte")
             } else {
                 (provider.timeouts.total, "total")
             };
             let started = Instant::now();
-            let attempt = provider.send(&call.request, &model, &call.request_id);
+            let attempt = provider.send(&call.request, &this.model, &call.request_id);
             let result = match tokio::time::timeout(limit, attempt).await {
                 Ok(result) => result,
                 Err(_) => Err(Failure::new(
@@ -56,13 +67,37 @@ impl Service<Call> for TargetService {
                     format!("{which} timeout passed"),
                 )),
             };
-            let ok = result.as_ref().map_or_else(|f| !f.class.is_provider_fault(), |_| true);
-            health.record_attempt(ok, started.elapsed());
-            let reply = result?;
+            let elapsed = started.elapsed();
+            let failure_class = result.as_ref().err().map(|failure| failure.class);
+            this.metrics.record_upstream(&provider.name, failure_class, elapsed);
+            this.health.record_attempt(
+                failure_class.is_none_or(|class| !class.is_provider_fault()),
+                elapsed,
+            );
+            let reply = result.map_err(|mut failure| {
+                failure.upstream_time = elapsed;
+                failure
+            })?;
+            let accounting = Accounting {
+                metrics: Arc::clone(&this.metrics),
+                model: call.request.model.clone(),
+                provider: Arc::clone(&provider.name),
+                price: this.price,
+            };
+            let reply = match reply {
+                Reply::Complete(body) => {
+                    accounting.complete(&body);
+                    Reply::Complete(body)
+                }
+                Reply::Stream(chunks) => {
+                    Reply::Stream(accounting.stream(chunks, call.request.include_usage))
+                }
+            };
             let provenance = Provenance {
                 provider: Some(Arc::clone(&provider.name)),
                 route: Route::Primary,
                 attempts: 1,
+                upstream_time: elapsed,
             };
             Ok(Answer { reply, provenance })
         })

@@ -119,14 +119,14 @@ impl Mock {
             return Ok(Reply::Complete(body.into()));
         }
         let interval = self.chunk_interval;
-        let chunks =
-            stream::iter(chunks_of(&completion, request.include_usage).into_iter().enumerate())
-                .then(move |(index, chunk)| async move {
-                    if index > 0 && !interval.is_zero() {
-                        tokio::time::sleep(interval).await;
-                    }
-                    Ok(serde_json::to_string(&chunk).unwrap_or_default())
-                });
+        let chunks = stream::iter(chunks_of(&completion, true).into_iter().enumerate()).then(
+            move |(index, chunk)| async move {
+                if index > 0 && !interval.is_zero() {
+                    tokio::time::sleep(interval).await;
+                }
+                Ok(serde_json::to_string(&chunk).unwrap_or_default())
+            },
+        );
         first_chunk_ready(&self.name, chunks.boxed()).await
     }
 }

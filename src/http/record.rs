@@ -1,0 +1,43 @@
+//! `RequestRecord`: the route-level metrics of one client request (`ballast_requests_total`,
+//! `ballast_request_duration_seconds`), recorded when it is dropped: at the end of the handler
+//! for a whole answer, at the end of the stream (or the client's disconnect) for a stream.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use crate::metrics::{Metrics, RouteLabel};
+
+pub struct RequestRecord {
+    metrics: Arc<Metrics>,
+    model: String,
+    stream: bool,
+    started: Instant,
+    outcome: Option<(RouteLabel, u16)>,
+}
+
+impl RequestRecord {
+    pub fn new(metrics: &Arc<Metrics>, model: &str, stream: bool, started: Instant) -> Self {
+        Self {
+            metrics: Arc::clone(metrics),
+            model: model.to_owned(),
+            stream,
+            started,
+            outcome: None,
+        }
+    }
+
+    /// How the request was answered; recorded when the record is dropped.
+    pub fn answered(&mut self, route: RouteLabel, status: u16) {
+        self.outcome = Some((route, status));
+    }
+}
+
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        if let Some((route, status)) = self.outcome {
+            let elapsed = self.started.elapsed();
+            self.metrics.record_request(&self.model, route, status, self.stream, elapsed);
+        }
+    }
+}

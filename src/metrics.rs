@@ -1,0 +1,333 @@
+//! Every Prometheus metric of SPEC §5, registered once, with typed recording functions.
+//!
+//! This is the only module that names a metric. Label values come from the config (model and
+//! provider names) or from closed enums (`Route`, `FailureClass`, `QualityFlag`, token kinds),
+//! never from request content, so the number of series is bounded by the config.
+
+use std::time::Duration;
+
+use prometheus::{
+    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::failure::FailureClass;
+
+/// From 5 ms to 5 min: cache hits, fast completions and minutes-long generations alike.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+];
+/// From 50 µs to 100 ms: the gateway's own share of a request.
+const OVERHEAD_BUCKETS: &[f64] =
+    &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
+
+/// How a request was answered (`route` label); `Error` when it was not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteLabel {
+    Cache,
+    Primary,
+    Failover,
+    Stale,
+    Degraded,
+    Error,
+}
+
+/// The `flag` label of `ballast_response_quality_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QualityFlag {
+    Ok,
+    Empty,
+    Truncated,
+    ContentFilter,
+}
+
+/// The `result` label of `ballast_cache_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheResult {
+    Hit,
+    Miss,
+    Stale,
+    Bypass,
+    Error,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    time_to_first_token: HistogramVec,
+    upstream_requests: IntCounterVec,
+    upstream_duration: HistogramVec,
+    retries: IntCounterVec,
+    failovers: IntCounterVec,
+    cache_requests: IntCounterVec,
+    tokens: IntCounterVec,
+    cost: CounterVec,
+    quality: IntCounterVec,
+    circuit_state: IntGaugeVec,
+    inflight: IntGauge,
+    coalesced: IntCounterVec,
+    cache_saved: CounterVec,
+    overhead: Histogram,
+}
+
+impl RouteLabel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cache => "cache",
+            Self::Primary => "primary",
+            Self::Failover => "failover",
+            Self::Stale => "stale",
+            Self::Degraded => "degraded",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl QualityFlag {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Empty => "empty",
+            Self::Truncated => "truncated",
+            Self::ContentFilter => "content_filter",
+        }
+    }
+}
+
+impl CacheResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Stale => "stale",
+            Self::Bypass => "bypass",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry (one per gateway, so tests can run several).
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(metric.clone()))?;
+                Ok(metric)
+            };
+        let histogram = |name: &str,
+                         help: &str,
+                         labels: &[&str],
+                         buckets: &[f64]|
+         -> Result<HistogramVec, prometheus::Error> {
+            let metric = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+                labels,
+            )?;
+            registry.register(Box::new(metric.clone()))?;
+            Ok(metric)
+        };
+        let usd =
+            |name: &str, help: &str, labels: &[&str]| -> Result<CounterVec, prometheus::Error> {
+                let metric = CounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(metric.clone()))?;
+                Ok(metric)
+            };
+        let metrics = Self {
+            requests: counter(
+                "ballast_requests_total",
+                "Client requests by how they were answered.",
+                &["model", "route", "status"],
+            )?,
+            request_duration: histogram(
+                "ballast_request_duration_seconds",
+                "Client request duration, to the last byte.",
+                &["model", "route", "stream"],
+                LATENCY_BUCKETS,
+            )?,
+            time_to_first_token: histogram(
+                "ballast_time_to_first_token_seconds",
+                "Time from a streamed request's arrival to its first chunk.",
+                &["model", "provider"],
+                LATENCY_BUCKETS,
+            )?,
+            upstream_requests: counter(
+                "ballast_upstream_requests_total",
+                "Upstream attempts by outcome.",
+                &["provider", "outcome"],
+            )?,
+            upstream_duration: histogram(
+                "ballast_upstream_duration_seconds",
+                "Upstream attempt duration (to the first chunk for streams).",
+                &["provider"],
+                LATENCY_BUCKETS,
+            )?,
+            retries: counter(
+                "ballast_retries_total",
+                "Retries on the same provider.",
+                &["provider"],
+            )?,
+            failovers: counter(
+                "ballast_failovers_total",
+                "Moves from a failed target to the next.",
+                &["model", "from", "to"],
+            )?,
+            cache_requests: counter(
+                "ballast_cache_requests_total",
+                "Cache lookups by result.",
+                &["result"],
+            )?,
+            tokens: counter(
+                "ballast_tokens_total",
+                "Tokens upstreams reported in their usage.",
+                &["model", "provider", "kind"],
+            )?,
+            cost: usd(
+                "ballast_cost_usd_total",
+                "Cost of upstream answers, from the pricing table.",
+                &["model", "provider"],
+            )?,
+            quality: counter(
+                "ballast_response_quality_total",
+                "Upstream answers by quality flag.",
+                &["model", "provider", "flag"],
+            )?,
+            circuit_state: {
+                let metric = IntGaugeVec::new(
+                    Opts::new(
+                        "ballast_circuit_state",
+                        "Circuit per provider: 0 closed, 1 half-open, 2 open.",
+                    ),
+                    &["provider"],
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
+            inflight: {
+                let metric = IntGauge::new(
+                    "ballast_inflight_requests",
+                    "Requests being served, streams included.",
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
+            coalesced: counter(
+                "ballast_coalesced_requests_total",
+                "Requests that waited on an identical in-flight call.",
+                &["model"],
+            )?,
+            cache_saved: usd(
+                "ballast_cache_saved_usd_total",
+                "What cache hits would have cost upstream.",
+                &["model"],
+            )?,
+            overhead: {
+                let metric = Histogram::with_opts(
+                    HistogramOpts::new(
+                        "ballast_overhead_seconds",
+                        "Time spent in the gateway itself, upstream time excluded.",
+                    )
+                    .buckets(OVERHEAD_BUCKETS.to_vec()),
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
+            registry,
+        };
+        Ok(metrics)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            tracing::warn!(error = %err, "cannot encode metrics");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+
+    pub fn record_request(
+        &self,
+        model: &str,
+        route: RouteLabel,
+        status: u16,
+        stream: bool,
+        elapsed: Duration,
+    ) {
+        self.requests.with_label_values(&[model, route.as_str(), &status.to_string()]).inc();
+        let stream = if stream { "true" } else { "false" };
+        self.request_duration
+            .with_label_values(&[model, route.as_str(), stream])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn record_first_token(&self, model: &str, provider: &str, elapsed: Duration) {
+        self.time_to_first_token
+            .with_label_values(&[model, provider])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// One upstream attempt: `None` for success, else its failure class.
+    pub fn record_upstream(
+        &self,
+        provider: &str,
+        failure: Option<FailureClass>,
+        elapsed: Duration,
+    ) {
+        let outcome = failure.map_or("ok", FailureClass::as_str);
+        self.upstream_requests.with_label_values(&[provider, outcome]).inc();
+        self.upstream_duration.with_label_values(&[provider]).observe(elapsed.as_secs_f64());
+    }
+
+    pub fn record_retry(&self, provider: &str) {
+        self.retries.with_label_values(&[provider]).inc();
+    }
+
+    pub fn record_failover(&self, model: &str, from: &str, to: &str) {
+        self.failovers.with_label_values(&[model, from, to]).inc();
+    }
+
+    pub fn record_cache(&self, result: CacheResult) {
+        self.cache_requests.with_label_values(&[result.as_str()]).inc();
+    }
+
+    pub fn record_usage(
+        &self,
+        model: &str,
+        provider: &str,
+        prompt: u64,
+        completion: u64,
+        cost_usd: f64,
+    ) {
+        self.tokens.with_label_values(&[model, provider, "prompt"]).inc_by(prompt);
+        self.tokens.with_label_values(&[model, provider, "completion"]).inc_by(completion);
+        self.cost.with_label_values(&[model, provider]).inc_by(cost_usd);
+    }
+
+    pub fn record_quality(&self, model: &str, provider: &str, flag: QualityFlag) {
+        self.quality.with_label_values(&[model, provider, flag.as_str()]).inc();
+    }
+
+    /// 0 closed, 1 half-open, 2 open.
+    pub fn set_circuit_state(&self, provider: &str, state: i64) {
+        self.circuit_state.with_label_values(&[provider]).set(state);
+    }
+
+    pub fn inflight(&self) -> &IntGauge {
+        &self.inflight
+    }
+
+    pub fn record_coalesced(&self, model: &str) {
+        self.coalesced.with_label_values(&[model]).inc();
+    }
+
+    pub fn record_cache_saved(&self, model: &str, usd: f64) {
+        self.cache_saved.with_label_values(&[model]).inc_by(usd);
+    }
+
+    pub fn record_overhead(&self, elapsed: Duration) {
+        self.overhead.observe(elapsed.as_secs_f64());
+    }
+}
