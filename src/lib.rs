@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 
+pub mod cache;
 pub mod failure;
 pub mod pipeline;
 pub mod providers;

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, ProviderHealth, RetryBudget, Shared as PipelineShared, Upstream};
@@ -19,6 +20,8 @@ pub struct AppState {
 struct Shared {
     config: Config,
     metrics: Arc<Metrics>,
+    /// None for `cache.backend: none`.
+    cache: Option<Arc<Cache>>,
     pipelines: HashMap<String, Pipeline>,
     /// By provider name.
     health: HashMap<String, Arc<ProviderHealth>>,
@@ -38,10 +41,12 @@ impl AppState {
         }
         let metrics =
             Arc::new(Metrics::new().map_err(|err| format!("cannot register metrics: {err}"))?);
+        let cache = Cache::from_config(&config.cache, &metrics, &config.pricing)?;
         let shared = PipelineShared {
             budget: Arc::new(RetryBudget::default()),
             metrics: Arc::clone(&metrics),
             pricing: config.pricing.clone(),
+            cache: cache.clone(),
         };
         let mut pipelines = HashMap::new();
         for model in &config.models {
@@ -55,6 +60,7 @@ impl AppState {
         let shared = Shared {
             config,
             metrics,
+            cache,
             pipelines,
             health,
             loaded_at,
@@ -66,6 +72,10 @@ impl AppState {
 
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    pub fn cache(&self) -> Option<&Arc<Cache>> {
+        self.shared.cache.as_ref()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

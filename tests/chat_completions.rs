@@ -104,6 +104,7 @@ async fn provider_headers_from_the_config_are_sent() {
 }
 
 const MOCK_CONFIG: &str = "
+cache: { backend: none }
 providers:
   offline: { kind: mock, latency: 1ms }
 models:

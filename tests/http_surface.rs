@@ -10,6 +10,7 @@ use support::{
 };
 
 const TWO_MODELS: &str = "
+cache: { backend: none }
 providers:
   offline: { kind: mock }
 models:

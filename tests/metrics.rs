@@ -37,6 +37,7 @@ async fn scrape(gateway: &TestGateway) -> String {
 }
 
 const PRICED_MOCK: &str = "
+cache: { backend: none }
 providers:
   offline: { kind: mock }
 models:

@@ -155,6 +155,7 @@ async fn a_client_that_disconnects_cancels_the_upstream_stream() {
 }
 
 const MOCK: &str = "
+cache: { backend: none }
 providers:
   offline: { kind: mock }
 models:

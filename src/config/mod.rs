@@ -37,6 +37,27 @@ pub struct Config {
     pub models: Vec<ModelConfig>,
     /// By upstream model name.
     pub pricing: HashMap<String, Price>,
+    pub cache: CacheConfig,
+}
+
+#[derive(Debug)]
+pub struct CacheConfig {
+    pub backend: CacheBackend,
+    /// How long an entry is fresh.
+    pub ttl: Duration,
+    /// How much longer it is kept, to be served only when every target failed.
+    pub stale_ttl: Duration,
+    /// The memory backend's capacity.
+    pub max_entries: u64,
+    /// One cache space for all auth keys instead of one per key.
+    pub shared_across_keys: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum CacheBackend {
+    Memory,
+    Redis { url: String },
+    None,
 }
 
 /// USD per million tokens of one upstream model.
@@ -139,6 +160,8 @@ pub struct ModelConfig {
     pub targets: Vec<TargetConfig>,
     /// The reply of last resort when every target failed.
     pub degraded_response: Option<String>,
+    /// Answers of this model are cached (when the cache is on).
+    pub cache: bool,
 }
 
 /// The order in which a request tries a model's targets.

@@ -20,6 +20,20 @@ pub struct RawTop {
     pub pricing: Option<BTreeMap<String, RawPrice>>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub backend: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub redis_url: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub ttl: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub stale_ttl: Option<String>,
+    pub max_entries: Option<u64>,
+    pub shared_across_keys: Option<bool>,
+}
+
 /// USD per million tokens.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,7 +118,7 @@ pub struct RawBreaker {
 pub struct RawModel {
     pub routing: Option<String>,
     pub targets: Vec<RawTarget>,
-    pub cache: Option<Value>,
+    pub cache: Option<bool>,
     pub degraded_response: Option<String>,
 }
 

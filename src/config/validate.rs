@@ -12,13 +12,13 @@ use yaml_serde::Value;
 
 use super::path::YamlPath;
 use super::raw::{
-    RawBreaker, RawModel, RawPrice, RawProvider, RawRetry, RawServer, RawTimeouts, RawTop,
+    RawBreaker, RawCache, RawModel, RawPrice, RawProvider, RawRetry, RawServer, RawTimeouts, RawTop,
 };
 use super::units::{parse_duration, parse_size};
 use super::{
-    BreakerPolicy, Config, ConfigProblem, Lookup, MockSettings, ModelConfig, OpenAiSettings, Price,
-    ProviderConfig, ProviderKind, RetryPolicy, Routing, Secret, ServerConfig, TargetConfig,
-    Timeouts, env,
+    BreakerPolicy, CacheBackend, CacheConfig, Config, ConfigProblem, Lookup, MockSettings,
+    ModelConfig, OpenAiSettings, Price, ProviderConfig, ProviderKind, RetryPolicy, Routing, Secret,
+    ServerConfig, TargetConfig, Timeouts, env,
 };
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -40,8 +40,13 @@ pub(super) fn from_yaml(text: &str, lookup: Lookup<'_>) -> Result<Config, Vec<Co
     env::expand_tree(&mut tree, lookup, &mut problems);
     let top: RawTop = read(&root, tree, &mut problems).ok_or_else(|| problems.clone())?;
 
-    let later_keys = [("auth", top.auth.is_some()), ("cache", top.cache.is_some())];
-    refuse_unsupported(&root, &later_keys, &mut problems);
+    refuse_unsupported(&root, &[("auth", top.auth.is_some())], &mut problems);
+    let cache_path = root.key("cache");
+    let raw_cache = match top.cache {
+        Some(value) => read(&cache_path, value, &mut problems).unwrap_or_default(),
+        None => RawCache::default(),
+    };
+    let cache = cache_config(&cache_path, raw_cache, &mut problems);
 
     let server_path = root.key("server");
     let raw_server = match top.server {
@@ -88,7 +93,7 @@ pub(super) fn from_yaml(text: &str, lookup: Lookup<'_>) -> Result<Config, Vec<Co
     let pricing = pricing(&root.key("pricing"), top.pricing.unwrap_or_default(), &mut problems);
 
     if problems.is_empty() {
-        Ok(Config { server, providers, models, pricing })
+        Ok(Config { server, providers, models, pricing, cache })
     } else {
         Err(problems)
     }
@@ -248,7 +253,6 @@ fn model_config(
             Routing::Ordered
         }
     };
-    refuse_unsupported(path, &[("cache", raw.cache.is_some())], out);
     if raw.degraded_response.as_deref().is_some_and(|text| text.trim().is_empty()) {
         out.push(path.key("degraded_response").problem("must not be empty (omit it for none)"));
     }
@@ -283,7 +287,71 @@ fn model_config(
         }
     }
     let degraded_response = raw.degraded_response;
-    (!targets.is_empty()).then_some(ModelConfig { name, routing, targets, degraded_response })
+    let cache = raw.cache.unwrap_or(true);
+    (!targets.is_empty()).then_some(ModelConfig {
+        name,
+        routing,
+        targets,
+        degraded_response,
+        cache,
+    })
+}
+
+fn cache_config(path: &YamlPath, raw: RawCache, out: &mut Vec<ConfigProblem>) -> CacheConfig {
+    let backend = match (raw.backend.as_deref(), raw.redis_url) {
+        (None | Some("memory"), _) => CacheBackend::Memory,
+        (Some("none"), _) => CacheBackend::None,
+        (Some("redis"), Some(url))
+            if url.starts_with("redis://") || url.starts_with("rediss://") =>
+        {
+            CacheBackend::Redis { url }
+        }
+        (Some("redis"), Some(url)) => {
+            out.push(path.key("redis_url").problem(format!("`{url}` is not a redis:// URL")));
+            CacheBackend::None
+        }
+        (Some("redis"), None) => {
+            out.push(
+                path.key("redis_url")
+                    .problem("required with `backend: redis` (e.g. redis://127.0.0.1:6379)"),
+            );
+            CacheBackend::None
+        }
+        (Some(other), _) => {
+            out.push(
+                path.key("backend")
+                    .problem(format!("unknown backend `{other}` (expected memory, redis or none)")),
+            );
+            CacheBackend::None
+        }
+    };
+    let max_entries = raw.max_entries.unwrap_or(100_000);
+    if max_entries == 0 {
+        out.push(
+            path.key("max_entries")
+                .problem("must be at least 1 (use `backend: none` for no cache)"),
+        );
+    }
+    CacheConfig {
+        backend,
+        ttl: duration(&path.key("ttl"), raw.ttl, 86_400, out),
+        stale_ttl: duration_or_zero_default(&path.key("stale_ttl"), raw.stale_ttl, 7 * 86_400, out),
+        max_entries,
+        shared_across_keys: raw.shared_across_keys.unwrap_or(false),
+    }
+}
+
+/// A duration that may be zero, `default_secs` when absent.
+fn duration_or_zero_default(
+    path: &YamlPath,
+    text: Option<String>,
+    default_secs: u64,
+    out: &mut Vec<ConfigProblem>,
+) -> Duration {
+    match text {
+        None => Duration::from_secs(default_secs),
+        Some(text) => duration_or_zero(path, Some(text), out),
+    }
 }
 
 fn pricing(
@@ -554,9 +622,7 @@ models:
 
     #[test]
     fn features_not_built_yet_are_refused_not_ignored() {
-        let found =
-            problems(&format!("{MINIMAL}\ncache: {{ backend: memory }}\nauth: {{ keys: [] }}\n"));
-        assert!(found.iter().any(|p| p.starts_with("cache: not supported")), "{found:?}");
+        let found = problems(&format!("{MINIMAL}\nauth: {{ keys: [] }}\n"));
         assert!(found.iter().any(|p| p.starts_with("auth: not supported")), "{found:?}");
     }
 

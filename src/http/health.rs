@@ -56,7 +56,10 @@ pub async fn status(State(state): State<AppState>) -> Json<Value> {
     }
     Json(json!({
         "providers": providers,
-        "cache": {"backend": "none", "reachable": true},
+        "cache": match state.cache() {
+            Some(cache) => json!({"backend": cache.backend(), "reachable": cache.is_reachable()}),
+            None => json!({"backend": "none", "reachable": true}),
+        },
         "draining": state.is_draining(),
     }))
 }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::record::RequestRecord;
 use crate::openai::error::ErrorBody;
-use crate::openai::stream::DONE;
+use crate::openai::stream::{DONE, is_usage_only};
 use crate::pipeline::{Answer, Provenance};
 use crate::providers::{ChunkStream, Reply};
 
@@ -25,6 +25,7 @@ use crate::providers::{ChunkStream, Reply};
 /// here for a whole answer, at the stream's end for a stream.
 pub fn answer(
     answer: Answer,
+    include_usage: bool,
     request_id: &str,
     streams_cut: &CancellationToken,
     record: RequestRecord,
@@ -32,7 +33,13 @@ pub fn answer(
     let mut response = match answer.reply {
         Reply::Complete(body) => ([(CONTENT_TYPE, "application/json")], body).into_response(),
         Reply::Stream(chunks) => {
-            let events = sse_events(chunks, Arc::from(request_id), streams_cut.clone(), record);
+            let events = sse_events(
+                chunks,
+                include_usage,
+                Arc::from(request_id),
+                streams_cut.clone(),
+                record,
+            );
             let mut response = Sse::new(events).keep_alive(KeepAlive::default()).into_response();
             // Tells nginx-style proxies in front not to buffer the stream.
             response.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
@@ -50,14 +57,17 @@ fn set_provenance(response: &mut Response, provenance: &Provenance) {
     }
     headers.insert("x-ballast-route", HeaderValue::from_static(provenance.route.as_str()));
     headers.insert("x-ballast-attempts", HeaderValue::from(provenance.attempts));
-    // There is no cache in this version: every answer comes from upstream.
-    headers.insert("x-ballast-cache", HeaderValue::from_static("off"));
+    headers.insert("x-ballast-cache", HeaderValue::from_static(provenance.cache.as_str()));
+    if let Some(age) = provenance.age {
+        headers.insert(http::header::AGE, HeaderValue::from(age.as_secs()));
+    }
 }
 
 /// The client's SSE events: each upstream chunk, then `[DONE]`, or an error event when the
 /// upstream broke off or the shutdown grace ran out.
 fn sse_events(
     chunks: ChunkStream,
+    include_usage: bool,
     request_id: Arc<str>,
     streams_cut: CancellationToken,
     record: RequestRecord,
@@ -67,14 +77,21 @@ fn sse_events(
         let streams_cut = streams_cut.clone();
         async move {
             let (mut chunks, record) = state?;
-            let event = tokio::select! {
-                biased;
-                () = streams_cut.cancelled() => {
-                    tracing::warn!(request_id = %request_id, "shutdown grace passed; ending an open stream");
-                    return Some((Ok(error_event("gateway_shutting_down",
-                        "The gateway is shutting down and ended this stream.")), None));
+            let event = loop {
+                let next = tokio::select! {
+                    biased;
+                    () = streams_cut.cancelled() => {
+                        tracing::warn!(request_id = %request_id, "shutdown grace passed; ending an open stream");
+                        return Some((Ok(error_event("gateway_shutting_down",
+                            "The gateway is shutting down and ended this stream.")), None));
+                    }
+                    next = chunks.next() => next,
+                };
+                // The gateway always asks upstreams for the usage chunk; only those who asked get it.
+                match next {
+                    Some(Ok(data)) if !include_usage && is_usage_only(&data) => continue,
+                    other => break other,
                 }
-                next = chunks.next() => next,
             };
             match event {
                 Some(Ok(data)) => Some((Ok(Event::default().data(data)), Some((chunks, record)))),

@@ -7,6 +7,21 @@ use super::chat::{ChatCompletion, Usage};
 /// The payload of the last SSE event of a successful stream.
 pub const DONE: &str = "[DONE]";
 
+/// Whether a chunk payload is the final usage chunk (usage and no choices). Chunks without a
+/// non-null usage are recognised without parsing.
+pub fn is_usage_only(data: &str) -> bool {
+    if !data.contains("\"usage\":{") && !data.contains("\"usage\": {") {
+        return false;
+    }
+    #[derive(Deserialize)]
+    struct Probe {
+        choices: Option<Vec<serde::de::IgnoredAny>>,
+        usage: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_str::<Probe>(data)
+        .is_ok_and(|probe| probe.usage.is_some() && probe.choices.is_none_or(|c| c.is_empty()))
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ChatCompletionChunk {
     pub id: String,

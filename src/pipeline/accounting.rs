@@ -1,10 +1,10 @@
 //! Tokens, cost and quality of upstream answers, from the `usage` and `finish_reason` they carry.
 //!
 //! Streams are accounted as they pass: the gateway always asks a streaming upstream for its
-//! usage chunk (`stream_options.include_usage`), reads it, and removes it again when the client
-//! did not ask for it, so the client sees exactly the stream it asked for while streamed and
-//! non-streamed answers count the same tokens and cost. A stream that breaks before its end is
-//! not counted (its usage never arrived).
+//! usage chunk (`stream_options.include_usage`) and reads it here, so streamed and non-streamed
+//! answers count the same tokens and cost. (The HTTP edge removes that chunk for clients that
+//! did not ask for it.) A stream that breaks before its end is not counted: its usage never
+//! arrived.
 
 use std::sync::Arc;
 
@@ -101,25 +101,20 @@ impl Accounting {
         self.record(&seen);
     }
 
-    /// Accounts a stream as it passes; drops the usage chunk unless `keep_usage_chunk`.
-    pub fn stream(self, chunks: ChunkStream, keep_usage_chunk: bool) -> ChunkStream {
+    /// Accounts a stream as it passes.
+    pub fn stream(self, chunks: ChunkStream) -> ChunkStream {
         let state = Some((chunks, Observed::default(), self));
         stream::unfold(state, move |state| async move {
             let (mut chunks, mut seen, accounting) = state?;
-            loop {
-                match chunks.next().await {
-                    Some(Ok(data)) => {
-                        let usage_only = seen.chunk(&data);
-                        if usage_only && !keep_usage_chunk {
-                            continue;
-                        }
-                        return Some((Ok(data), Some((chunks, seen, accounting))));
-                    }
-                    Some(Err(failure)) => return Some((Err(failure), None)),
-                    None => {
-                        accounting.record(&seen);
-                        return None;
-                    }
+            match chunks.next().await {
+                Some(Ok(data)) => {
+                    seen.chunk(&data);
+                    Some((Ok(data), Some((chunks, seen, accounting))))
+                }
+                Some(Err(failure)) => Some((Err(failure), None)),
+                None => {
+                    accounting.record(&seen);
+                    None
                 }
             }
         })

@@ -12,7 +12,7 @@ use futures_util::{StreamExt, stream};
 use serde_json::Value;
 use tower::{Layer, Service};
 
-use super::call::{Answer, Call, Provenance, Route};
+use super::call::{Answer, CacheStatus, Call, Provenance, Route};
 use crate::failure::Failure;
 use crate::openai::chat::{AssistantMessage, ChatCompletion, Choice, Usage};
 use crate::openai::stream::chunks_of;
@@ -69,6 +69,9 @@ where
                         route: Route::Degraded,
                         attempts: failure.attempts,
                         upstream_time: failure.upstream_time,
+                        cache: CacheStatus::Off,
+                        age: None,
+                        upstream_model: None,
                     };
                     Ok(Answer { reply: degraded_reply(&call, &layer), provenance })
                 }

@@ -23,7 +23,7 @@ use tower::{ServiceBuilder, ServiceExt};
 
 pub use breaker::CircuitState;
 pub use budget::RetryBudget;
-pub use call::{Answer, Call, Provenance, Route};
+pub use call::{Answer, CacheStatus, Call, Provenance, Route};
 pub use health::ProviderHealth;
 
 use breaker::BreakerLayer;
@@ -34,6 +34,7 @@ use failover::{FailoverService, Target, TargetStack};
 use retry::RetryLayer;
 use target::TargetService;
 
+use crate::cache::{Cache, CacheLayer};
 use crate::config::{ModelConfig, Price, ProviderConfig, RetryPolicy};
 use crate::failure::Failure;
 use crate::metrics::Metrics;
@@ -62,6 +63,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// By upstream model name.
     pub pricing: HashMap<String, Price>,
+    /// None for `cache.backend: none`.
+    pub cache: Option<Arc<Cache>>,
 }
 
 /// The built stack of one model, cheap to clone.
@@ -76,10 +79,13 @@ impl Pipeline {
     /// 1. `DeadlineLayer`: `request_timeout` bounds everything below; when it passes the call
     ///    fails with `Deadline` (504). Outermost, so that nothing below can outlive it.
     /// 2. `DegradedLayer` (only with a `degraded_response`): when every target failed with an
-    ///    upstream-class failure, answer with that text instead of an error.
-    /// 3. `FailoverService`: the targets in routing order until one answers; counts the request
+    ///    upstream-class failure and nothing stale was there, answer with that text.
+    /// 3. `CacheLayer` (only when the cache is on for the model): a fresh entry answers at once;
+    ///    identical concurrent misses share one call; a complete answer is stored; when every
+    ///    target failed, an entry within `stale_ttl` answers. Inside 2, so stale comes first.
+    /// 4. `FailoverService`: the targets in routing order until one answers; counts the request
     ///    for the retry budget.
-    /// 4. Per target, outermost first:
+    /// 5. Per target, outermost first:
     ///    a. `BreakerLayer`: skip at once while the provider's circuit is open; half-open admits
     ///    one trial. Outside the retries, so that a skipped target costs no waiting.
     ///    b. `BulkheadLayer` (only with `max_concurrency`): skip at once when the provider is full.
@@ -107,8 +113,16 @@ impl Pipeline {
         let failover = FailoverService::new(&model.name, model.routing, targets, budget, metrics);
         let degraded =
             model.degraded_response.as_deref().map(|text| DegradedLayer::new(&model.name, text));
-        let service =
-            ServiceBuilder::new().layer(DeadlineLayer).option_layer(degraded).service(failover);
+        let cache = shared
+            .cache
+            .as_ref()
+            .filter(|_| model.cache)
+            .map(|cache| CacheLayer::new(Arc::clone(cache)));
+        let service = ServiceBuilder::new()
+            .layer(DeadlineLayer)
+            .option_layer(degraded)
+            .option_layer(cache)
+            .service(failover);
         Some(Self { service: BoxCloneSyncService::new(service) })
     }
 

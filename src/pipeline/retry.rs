@@ -184,6 +184,9 @@ mod tests {
                         route: Route::Primary,
                         attempts: 1,
                         upstream_time: Duration::ZERO,
+                        cache: crate::pipeline::CacheStatus::Off,
+                        age: None,
+                        upstream_model: None,
                     },
                 }),
             };
@@ -211,6 +214,8 @@ mod tests {
             request: Arc::new(request),
             request_id: Arc::from("r"),
             deadline: Instant::now() + timeout,
+            cache: Default::default(),
+            scope: Arc::from(""),
         }
     }
 

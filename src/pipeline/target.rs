@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tower::Service;
 
 use super::accounting::Accounting;
-use super::call::{Answer, Call, Provenance, Route};
+use super::call::{Answer, CacheStatus, Call, Provenance, Route};
 use super::health::ProviderHealth;
 use crate::config::Price;
 use crate::failure::{Failure, FailureClass};
@@ -89,15 +89,16 @@ impl Service<Call> for TargetService {
                     accounting.complete(&body);
                     Reply::Complete(body)
                 }
-                Reply::Stream(chunks) => {
-                    Reply::Stream(accounting.stream(chunks, call.request.include_usage))
-                }
+                Reply::Stream(chunks) => Reply::Stream(accounting.stream(chunks)),
             };
             let provenance = Provenance {
                 provider: Some(Arc::clone(&provider.name)),
                 route: Route::Primary,
                 attempts: 1,
                 upstream_time: elapsed,
+                cache: CacheStatus::Off,
+                age: None,
+                upstream_model: Some(Arc::clone(&this.model)),
             };
             Ok(Answer { reply, provenance })
         })

@@ -233,6 +233,8 @@ def _gateway_config(upstream: FakeUpstream) -> str:
 
     return f"""\
 server: {{ listen: 127.0.0.1:0, request_timeout: 30s, shutdown_grace: 2s }}
+# Off for these tests: they count what reaches the upstream. test_cache.py turns it on.
+cache: {{ backend: none }}
 providers:
   mock: {{ kind: mock, latency: 5ms }}
   upstream-ok: {openai_provider("ok")}

@@ -87,6 +87,10 @@ impl TestGateway {
     }
 }
 
+/// The cache line of the harness configs: off, so that repeated identical requests all reach
+/// the upstream. Cache tests replace it.
+pub const NO_CACHE: &str = "cache: { backend: none }";
+
 /// A config with model `chat` → provider `up` (kind openai) at `base_url`; `extra` is appended
 /// to the provider's flow mapping (e.g. `timeouts: { total: 200ms }`). Unless `extra` sets its
 /// own `retry`, the provider makes one attempt, so a scripted failure is what the client sees.
@@ -95,6 +99,7 @@ pub fn openai_config(base_url: &str, extra: &str) -> String {
     let extra = if extra.is_empty() { retry.to_owned() } else { format!(", {extra}{retry}") };
     format!(
         "server: {{ listen: 127.0.0.1:0, request_timeout: 10s, shutdown_grace: 2s }}
+{NO_CACHE}
 providers:
   up: {{ kind: openai, base_url: '{base_url}', api_key: {UPSTREAM_KEY}{extra} }}
 models:
@@ -115,6 +120,7 @@ pub fn two_targets_config(
     let retry = if primary_extra.contains("retry:") { "" } else { "retry: { max_retries: 0 }, " };
     format!(
         "server: {{ listen: 127.0.0.1:0, request_timeout: 10s, shutdown_grace: 2s }}
+{NO_CACHE}
 providers:
   primary: {{ kind: openai, base_url: '{}', api_key: {UPSTREAM_KEY}, {retry}{primary_extra} }}
   backup: {{ kind: openai, base_url: '{}', api_key: {UPSTREAM_KEY}, retry: {{ max_retries: 0 }} }}
