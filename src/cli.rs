@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::units::{format_duration, format_size};
-use crate::config::{self, Config, ConfigProblem, ProviderKind, Routing};
+use crate::config::{self, CacheBackend, Config, ConfigProblem, ProviderKind, Routing};
 use crate::server::{self, Gateway};
 use crate::telemetry::LogFormat;
 
@@ -85,6 +85,14 @@ async fn serve(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A Redis URL without its password (`redis://:secret@host` → `redis://***@host`).
+fn redacted_url(url: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| Some((scheme, rest.split_once('@')?))) {
+        Some((scheme, (_credentials, host))) => format!("{scheme}://***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
 fn problem_list(path: &Path, problems: &[ConfigProblem]) -> String {
     let mut text = format!("{}: {} problem(s)\n", path.display(), problems.len());
     for problem in problems {
@@ -151,11 +159,30 @@ fn route_table(path: &Path, config: &Config) -> String {
             limit
         );
     }
-    let _ = writeln!(text, "\nmodels (cache off):");
+    let cache = &config.cache;
+    let backend = match &cache.backend {
+        CacheBackend::Memory => format!("memory (max_entries {})", cache.max_entries),
+        CacheBackend::Redis { url } => format!("redis at {}", redacted_url(url)),
+        CacheBackend::None => "none".to_owned(),
+    };
+    let _ = writeln!(
+        text,
+        "\ncache: {backend}, ttl {}, stale_ttl {}{}",
+        format_duration(cache.ttl),
+        format_duration(cache.stale_ttl),
+        if cache.shared_across_keys { ", shared across keys" } else { "" }
+    );
+    let _ = writeln!(text, "\nmodels:");
     for model in &config.models {
         let degraded =
             if model.degraded_response.is_some() { ", degraded_response set" } else { "" };
-        let _ = writeln!(text, "  {} (routing {}{degraded})", model.name, model.routing.as_str());
+        let cached = if model.cache && cache.backend != CacheBackend::None { "on" } else { "off" };
+        let _ = writeln!(
+            text,
+            "  {} (routing {}, cache {cached}{degraded})",
+            model.name,
+            model.routing.as_str()
+        );
         for (index, target) in model.targets.iter().enumerate() {
             let weight = if model.routing == Routing::Weighted {
                 format!(", weight {}", target.weight)

@@ -60,7 +60,8 @@ fn check_prints_the_route_table_of_a_valid_config() {
         "latency 40ms",
         "retry: 2 × backoff 250ms..8s",
         "breaker: open 30s after 5 failures",
-        "gpt-4o-mini (routing ordered)",
+        "gpt-4o-mini (routing ordered, cache on)",
+        "cache: memory (max_entries 100000), ttl 1d, stale_ttl 7d",
     ] {
         assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
     }

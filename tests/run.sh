@@ -70,8 +70,28 @@ else
 fi
 
 # --------------------------------------------------------------------------------------------
-step "cargo build (debug binary for the SDK tests)"
+step "redis-server (the cache tests start their own on free ports)"
+if ! command -v redis-server >/dev/null 2>&1; then
+    # The package would start a system instance; the tests start their own, so forbid it.
+    created_policy=""
+    if [ "$(id -u)" -eq 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        created_policy=1
+    fi
+    install_status=0
+    apt_install redis-server || install_status=$?
+    if [ -n "$created_policy" ]; then
+        rm -f /usr/sbin/policy-rc.d
+    fi
+    [ "$install_status" -eq 0 ] || exit "$install_status"
+fi
+redis-server --version
+
+# --------------------------------------------------------------------------------------------
+step "cargo build (debug binary for the SDK, deploy and observability tests)"
 cargo build
+export BALLAST_BIN="${BALLAST_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/ballast}"
 
 # --------------------------------------------------------------------------------------------
 failed=()
@@ -82,9 +102,18 @@ if ! cargo test; then
 fi
 
 step "pytest tests/sdk (openai Python SDK against the gateway binary)"
-export BALLAST_BIN="${BALLAST_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/ballast}"
 if ! "$VENV/bin/python" -m pytest -q tests/sdk; then
     failed+=("pytest tests/sdk")
+fi
+
+step "tests/deploy/check_deploy.py (Dockerfile, compose, Kubernetes manifests, configs)"
+if ! "$VENV/bin/python" tests/deploy/check_deploy.py; then
+    failed+=("tests/deploy/check_deploy.py")
+fi
+
+step "monitoring: promtool rule tests, dashboard checks, Prometheus end-to-end"
+if ! bash tests/observability/run.sh; then
+    failed+=("tests/observability/run.sh")
 fi
 
 # --------------------------------------------------------------------------------------------
