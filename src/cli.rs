@@ -36,6 +36,21 @@ enum Command {
     Serve(ServeArgs),
     /// Validate the config and print the route table; exit 1 listing every problem.
     Check,
+    /// Pre-compute answers into the shared cache: one request body per line of FILE.
+    Warm(WarmArgs),
+}
+
+#[derive(Debug, Args)]
+struct WarmArgs {
+    /// Requests sent at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Store in this gateway key's cache space (needs `auth` keys in the config).
+    #[arg(long, value_name = "NAME")]
+    key_name: Option<String>,
+    /// A JSONL file: one chat-completions request body per line.
+    #[arg(value_name = "FILE.jsonl")]
+    file: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let path = config::resolve_path(cli.config);
     match cli.command {
         Some(Command::Check) => Ok(check(&path)),
+        Some(Command::Warm(args)) => Ok(warm(&path, args).await),
         Some(Command::Serve(args)) => serve(&path, args).await,
         None => serve(&path, cli.serve).await,
     }
@@ -91,6 +107,42 @@ fn redacted_url(url: &str) -> String {
         Some((scheme, (_credentials, host))) => format!("{scheme}://***@{host}"),
         None => url.to_owned(),
     }
+}
+
+async fn warm(path: &Path, args: WarmArgs) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let config = match config::load(path) {
+        Ok(config) => config,
+        Err(problems) => {
+            drop(out.write_all(problem_list(path, &problems).as_bytes()));
+            return ExitCode::FAILURE;
+        }
+    };
+    let summary = match crate::warm::run(
+        config,
+        &args.file,
+        args.concurrency,
+        args.key_name.as_deref(),
+    )
+    .await
+    {
+        Ok(summary) => summary,
+        Err(err) => {
+            drop(writeln!(out, "warm: {err}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut text = format!(
+        "warm: {} stored, {} already fresh, {} failed\n",
+        summary.stored,
+        summary.already_fresh,
+        summary.failed.len()
+    );
+    for (line, reason) in &summary.failed {
+        let _ = writeln!(text, "  line {line}: {reason}");
+    }
+    drop(out.write_all(text.as_bytes()));
+    if summary.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn problem_list(path: &Path, problems: &[ConfigProblem]) -> String {

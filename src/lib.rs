@@ -8,6 +8,7 @@ pub mod config;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod warm;
 
 pub mod error;
 pub mod http;

@@ -333,6 +333,27 @@ async fn a_redis_outage_never_fails_or_stalls_a_request_and_caching_resumes() {
 }
 
 #[tokio::test]
+async fn a_hung_redis_costs_each_request_at_most_its_call_timeout() {
+    let redis = RedisServer::start().await;
+    let upstream = FakeUpstream::start().await;
+    let gateway = cached_gateway(&upstream, &Backend::RedisAt(redis.url()), "1h", "1h").await;
+    gateway.chat(&chat_request(false)).await.text().await.unwrap();
+
+    redis.pause(true);
+    let mut slowest = Duration::ZERO;
+    for round in 0..10 {
+        let mut request = chat_request(false);
+        request["messages"][0]["content"] = json!(format!("question {round}"));
+        let started = Instant::now();
+        assert_eq!(gateway.chat(&request).await.status(), 200, "round {round}");
+        slowest = slowest.max(started.elapsed());
+    }
+    redis.pause(false);
+
+    assert!(slowest < Duration::from_millis(500), "slowest request {slowest:?}");
+}
+
+#[tokio::test]
 async fn the_gateway_starts_and_serves_while_redis_is_down() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let upstream = FakeUpstream::start().await;

@@ -622,9 +622,22 @@ impl RedisServer {
     /// SIGKILL: the server is gone at once, connections reset.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A stopped process does not die of SIGKILL until it is continued.
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`): a hung server that still holds its connections.
+    pub fn pause(&self, paused: bool) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let signal = if paused { "-STOP" } else { "-CONT" };
+        assert!(
+            std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success()
+        );
     }
 
     /// Starts (again) on the same port and waits until it accepts connections.

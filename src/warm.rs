@@ -1,0 +1,139 @@
+//! `ballast warm`: pre-computes answers. Each line of a JSONL file is a chat-completions request
+//! body, sent through the same pipeline as live traffic, so its answer lands in the shared cache
+//! (Redis) where every replica finds it.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+
+use futures_util::{StreamExt, stream};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::time::Instant;
+
+use crate::cache::control::Directives;
+use crate::config::{CacheBackend, Config};
+use crate::openai::chat::ChatRequest;
+use crate::pipeline::{CacheStatus, Call};
+use crate::providers::Reply;
+use crate::state::AppState;
+
+/// What a run did, line by line.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub stored: usize,
+    pub already_fresh: usize,
+    /// Line number (from 1) and why.
+    pub failed: Vec<(usize, String)>,
+}
+
+/// Why warming could not start at all.
+#[derive(Debug, thiserror::Error)]
+pub enum WarmError {
+    #[error(
+        "warm needs the shared cache (cache.backend: redis); with `{0}` the answers would not \
+         outlive this process or reach the gateways"
+    )]
+    NotShared(&'static str),
+    #[error("--key-name names a cache space of gateway keys, and this config has no `auth` keys")]
+    NoKeys,
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Setup(String),
+}
+
+pub async fn run(
+    config: Config,
+    file: &Path,
+    concurrency: usize,
+    key_name: Option<&str>,
+) -> Result<Summary, WarmError> {
+    match config.cache.backend {
+        CacheBackend::Redis { .. } => {}
+        CacheBackend::Memory => return Err(WarmError::NotShared("memory")),
+        CacheBackend::None => return Err(WarmError::NotShared("none")),
+    }
+    if key_name.is_some() {
+        return Err(WarmError::NoKeys);
+    }
+    let text = std::fs::read_to_string(file)
+        .map_err(|source| WarmError::Read { path: file.display().to_string(), source })?;
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.trim()))
+        .filter(|(_, l)| !l.is_empty())
+        .collect();
+    let timeout = config.server.request_timeout;
+    let state = AppState::new(config).map_err(WarmError::Setup)?;
+    let progress = progress_bar(lines.len() as u64);
+
+    let outcomes: Vec<(usize, Result<CacheStatus, String>)> = stream::iter(lines)
+        .map(|(number, line)| {
+            let state = state.clone();
+            let progress = progress.clone();
+            async move {
+                let outcome = warm_one(&state, line, timeout).await;
+                progress.inc(1);
+                (number, outcome)
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    progress.finish_and_clear();
+    if let Some(cache) = state.cache() {
+        cache.flush().await;
+    }
+
+    let mut summary = Summary::default();
+    for (number, outcome) in outcomes {
+        match outcome {
+            Ok(CacheStatus::Hit) => summary.already_fresh += 1,
+            Ok(_) => summary.stored += 1,
+            Err(reason) => summary.failed.push((number, reason)),
+        }
+    }
+    summary.failed.sort_by_key(|(number, _)| *number);
+    Ok(summary)
+}
+
+async fn warm_one(
+    state: &AppState,
+    line: &str,
+    timeout: std::time::Duration,
+) -> Result<CacheStatus, String> {
+    let request = ChatRequest::from_slice(line.as_bytes()).map_err(|invalid| invalid.message)?;
+    let pipeline = state
+        .pipeline(&request.model)
+        .ok_or_else(|| format!("unknown model `{}`", request.model))?;
+    let call = Call {
+        request: Arc::new(request),
+        request_id: Arc::from(format!("warm_{:016x}", rand::random::<u64>())),
+        deadline: Instant::now() + timeout,
+        cache: Directives::default(),
+        scope: Arc::from(""),
+    };
+    let answer = pipeline.call(call).await.map_err(|failure| failure.to_string())?;
+    // A stream is stored once it has been read to its end.
+    if let Reply::Stream(mut chunks) = answer.reply {
+        while let Some(chunk) = chunks.next().await {
+            chunk.map_err(|failure| failure.to_string())?;
+        }
+    }
+    Ok(answer.provenance.cache)
+}
+
+/// A bar on a terminal; hidden otherwise (logs and CI stay clean).
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} requests {elapsed_precise} (eta {eta})")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
