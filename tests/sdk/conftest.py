@@ -290,13 +290,34 @@ def _listening_addr(line: str) -> str | None:
 
 @pytest.fixture(scope="session")
 def gateway(fake_upstream, tmp_path_factory):
+    yield from _serve(_gateway_config(fake_upstream), tmp_path_factory)
+
+
+CACHED_CONFIG = """\
+server: { listen: 127.0.0.1:0, request_timeout: 30s, shutdown_grace: 2s }
+cache: { backend: memory, ttl: 1h }
+providers:
+  mock: { kind: mock, latency: 5ms }
+models:
+  demo-cached:
+    targets: [ { provider: mock, model: mock-cached } ]
+"""
+
+
+@pytest.fixture(scope="session")
+def cached_gateway(tmp_path_factory):
+    """A gateway whose answers are cached in memory (the default backend)."""
+    yield from _serve(CACHED_CONFIG, tmp_path_factory)
+
+
+def _serve(config_text: str, tmp_path_factory):
     binary = _gateway_binary()
     if not binary.is_file():
         pytest.fail(
             f"gateway binary not found at {binary}: run `cargo build` first (or set BALLAST_BIN)"
         )
     config = tmp_path_factory.mktemp("ballast") / "sdk.yaml"
-    config.write_text(_gateway_config(fake_upstream))
+    config.write_text(config_text)
 
     process = subprocess.Popen(
         [
