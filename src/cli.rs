@@ -89,8 +89,12 @@ async fn serve(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    let open = config.auth.is_none();
     let gateway = Gateway::bind(config, args.listen).await?;
     let addr = gateway.local_addr()?;
+    if open && !addr.ip().is_loopback() {
+        tracing::warn!(addr = %addr, "no `auth` keys: anyone who can reach this address can use every model");
+    }
     let signal = server::shutdown_signal();
     if let Some(operator) = gateway.operator_addr() {
         tracing::info!(addr = %operator, "serving /metrics and /status");
@@ -180,6 +184,12 @@ fn route_table(path: &Path, config: &Config) -> String {
                     format!(", {} extra header(s)", s.headers.len())
                 },
             ),
+            ProviderKind::Azure(s) => {
+                format!("{} (api-version {}, key set)", s.base_url, s.api_version)
+            }
+            ProviderKind::Anthropic(s) => {
+                format!("{} (key set, default max_tokens {})", s.base_url, s.default_max_tokens)
+            }
             ProviderKind::Mock(s) => format!(
                 "offline, latency {}, failure_rate {}, failure_status {}",
                 format_duration(s.latency),

@@ -8,16 +8,29 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 
+use crate::auth::AuthFailure;
 use crate::failure::{Failure, FailureClass};
 use crate::openai::chat::InvalidRequest;
 use crate::openai::error::ErrorBody;
+use crate::rate_limit::{Admission, Limited};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("{message}")]
     InvalidRequest { message: String, param: Option<&'static str>, code: &'static str },
+    #[error("{}", match .0 {
+        AuthFailure::Missing => "You did not provide an API key: send it as `Authorization: Bearer <key>`.",
+        AuthFailure::Invalid => "Incorrect API key provided.",
+    })]
+    Unauthorized(AuthFailure),
+    #[error("The key `{key}` may not use the model `{model}`.")]
+    ModelNotAllowed { key: String, model: String },
+    #[error("Rate limit reached for this key; try again in {} s.", .0.retry_after.as_secs().max(1))]
+    RateLimited(Limited),
     #[error("The model `{0}` does not exist or you do not have access to it.")]
     ModelNotFound(String),
+    #[error("The request body must be JSON: send `Content-Type: application/json`.")]
+    UnsupportedMediaType,
     #[error("The request body is larger than the gateway's limit of {limit} bytes.")]
     RequestTooLarge { limit: usize },
     #[error("Unknown request URL: {method} {path}.")]
@@ -47,9 +60,13 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::ModelNotFound(_) | Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UpstreamRejected(status, _) => *status,
             Self::UpstreamUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -63,11 +80,19 @@ impl GatewayError {
             Self::InvalidRequest { param, code, .. } => {
                 ("invalid_request_error", Some(*code), *param)
             }
+            Self::Unauthorized(_) => ("authentication_error", Some("invalid_api_key"), None),
+            Self::ModelNotAllowed { .. } => {
+                ("permission_error", Some("model_not_allowed"), Some("model"))
+            }
+            Self::RateLimited(_) => ("rate_limit_error", Some("rate_limit_exceeded"), None),
             Self::ModelNotFound(_) => {
                 ("invalid_request_error", Some("model_not_found"), Some("model"))
             }
             Self::RequestTooLarge { .. } => {
                 ("invalid_request_error", Some("request_too_large"), None)
+            }
+            Self::UnsupportedMediaType => {
+                ("invalid_request_error", Some("unsupported_media_type"), None)
             }
             Self::UnknownRoute { .. } => ("invalid_request_error", Some("unknown_url"), None),
             Self::MethodNotAllowed { .. } => {
@@ -89,12 +114,41 @@ impl IntoResponse for GatewayError {
         if matches!(self, Self::UpstreamUnavailable { .. } | Self::Timeout) {
             response.headers_mut().insert("x-should-retry", HeaderValue::from_static("false"));
         }
+        if let Self::RateLimited(limited) = &self {
+            let headers = response.headers_mut();
+            let wait = limited.retry_after;
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert("retry-after", HeaderValue::from(seconds.max(1)));
+            headers.insert(
+                "retry-after-ms",
+                HeaderValue::from(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+            );
+            rate_limit_headers(headers, &limited.admission);
+        }
         if let Self::UpstreamUnavailable { retry_after: Some(wait), .. } = self {
             // Whole seconds, rounded up: a client must not come back before the trial.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             response.headers_mut().insert("retry-after", HeaderValue::from(seconds.max(1)));
         }
         response
+    }
+}
+
+/// OpenAI-style `x-ratelimit-*` headers for the caller's limits.
+pub fn rate_limit_headers(headers: &mut http::HeaderMap, admission: &Admission) {
+    for (kind, usage) in [("requests", admission.requests), ("tokens", admission.tokens)] {
+        let Some(usage) = usage else { continue };
+        let reset = format!("{}s", usage.reset.as_secs().max(1));
+        let values = [
+            ("limit", HeaderValue::from(usage.limit)),
+            ("remaining", HeaderValue::from(usage.remaining)),
+            ("reset", HeaderValue::try_from(reset).unwrap_or(HeaderValue::from_static("60s"))),
+        ];
+        for (what, value) in values {
+            if let Ok(name) = http::HeaderName::try_from(format!("x-ratelimit-{what}-{kind}")) {
+                headers.insert(name, value);
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod state;
 pub mod telemetry;
 pub mod warm;
 
+pub mod auth;
 pub mod error;
 pub mod http;
 pub mod metrics;
@@ -18,5 +19,7 @@ pub mod cache;
 pub mod failure;
 pub mod pipeline;
 pub mod providers;
+pub mod rate_limit;
+pub mod shared_redis;
 
 pub mod openai;

@@ -26,8 +26,8 @@ use crate::error::GatewayError;
 use crate::http::{chat, health, metrics, models, request_id};
 use crate::state::AppState;
 
-/// A client has this long to send its request headers (slow-loris protection).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most a client's request head may take (hyper answers 431 beyond it).
+const MAX_HEADER_BYTES: usize = 64 << 10;
 /// After the shutdown grace, open streams get their error event; this long to flush it.
 const CUT_FLUSH: Duration = Duration::from_secs(1);
 
@@ -103,7 +103,12 @@ async fn serve_listener(
 ) {
     let grace = state.config().server.shutdown_grace;
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    let header_timeout = state.config().server.header_timeout;
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
     builder.http2().timer(TokioTimer::new());
     let connections = GracefulShutdown::new();
     loop {
@@ -176,6 +181,7 @@ pub fn router(state: AppState) -> Router {
                 request_id = %request_id::of(request.headers()),
                 method = %request.method(),
                 path = %request.uri().path(),
+                key = tracing::field::Empty,
                 model = tracing::field::Empty,
                 provider = tracing::field::Empty,
                 route = tracing::field::Empty,

@@ -7,10 +7,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
 use crate::cache::Cache;
-use crate::config::Config;
+use crate::config::{CacheBackend, Config};
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, ProviderHealth, RetryBudget, Shared as PipelineShared, Upstream};
+use crate::rate_limit::RateLimiter;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -19,6 +21,9 @@ pub struct AppState {
 
 struct Shared {
     config: Config,
+    /// Gateway keys; none when the gateway is open.
+    auth: Option<Auth>,
+    limiter: Arc<RateLimiter>,
     metrics: Arc<Metrics>,
     /// None for `cache.backend: none`.
     cache: Option<Arc<Cache>>,
@@ -57,7 +62,15 @@ impl AppState {
         let health =
             upstreams.into_iter().map(|(name, upstream)| (name, upstream.health)).collect();
         let loaded_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let redis_url = match &config.cache.backend {
+            CacheBackend::Redis { url } => Some(url.as_str()),
+            _ => None,
+        };
+        let limiter = Arc::new(RateLimiter::new(redis_url)?);
+        let auth = config.auth.as_ref().map(Auth::from_config);
         let shared = Shared {
+            auth,
+            limiter,
             config,
             metrics,
             cache,
@@ -72,6 +85,15 @@ impl AppState {
 
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// None when the gateway is open (no `auth` in the config).
+    pub fn auth(&self) -> Option<&Auth> {
+        self.shared.auth.as_ref()
+    }
+
+    pub fn limiter(&self) -> &Arc<RateLimiter> {
+        &self.shared.limiter
     }
 
     pub fn cache(&self) -> Option<&Arc<Cache>> {

@@ -113,6 +113,7 @@ async fn warm_one(
         deadline: Instant::now() + timeout,
         cache: Directives::default(),
         scope: Arc::from(""),
+        usage_hook: None,
     };
     let answer = pipeline.call(call).await.map_err(|failure| failure.to_string())?;
     // A stream is stored once it has been read to its end.

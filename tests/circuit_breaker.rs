@@ -148,3 +148,26 @@ async fn a_full_bulkhead_skips_to_the_next_target_instead_of_queueing() {
     assert_eq!(second.headers()["x-ballast-provider"], "backup");
     assert!(waited < Duration::from_millis(300), "did not queue behind the slow call: {waited:?}");
 }
+
+#[tokio::test]
+async fn a_hanging_provider_opens_its_circuit_after_n_timed_out_attempts_and_gets_no_more_retries()
+{
+    let primary = FakeUpstream::start().await;
+    primary.fallback(Reply::Hang);
+    let backup = FakeUpstream::start().await;
+    let settings = "timeouts: { total: 200ms }, retry: { max_retries: 3, base_delay: 1ms, max_delay: 2ms }, \
+                    circuit_breaker: { consecutive_failures: 2, open_for: 30s }";
+    let gateway = TestGateway::start(&two_targets_config(&primary, &backup, settings, "")).await;
+
+    let first = gateway.chat(&chat_request(false)).await;
+
+    assert_eq!(first.headers()["x-ballast-route"], "failover");
+    assert_eq!(
+        primary.hits(),
+        2,
+        "two timed-out attempts opened the circuit; the last two retries never started"
+    );
+    let second = gateway.chat(&chat_request(false)).await;
+    assert_eq!(second.headers()["x-ballast-attempts"], "1");
+    assert_eq!(primary.hits(), 2, "skipped while open");
+}

@@ -55,3 +55,70 @@ async fn logs_one_line_per_request_and_never_contents_or_keys_even_at_trace() {
         assert!(line["fields"]["latency"].is_string());
     }
 }
+
+#[tokio::test]
+async fn no_key_appears_in_any_output_after_a_run_at_trace_level() {
+    const GATEWAY_KEY: &str = "gw-key-team-a-abcdef012345";
+    let upstream = FakeUpstream::start().await;
+    upstream
+        .push(support::Reply::error(401, &format!("Incorrect API key provided: {UPSTREAM_KEY}")));
+    let config = openai_config(&upstream.base_url(), "headers: { x-org-secret: hdr-secret-0815 }")
+        .replace(
+            "models:\n",
+            &format!("auth:\n  keys:\n    - {{ name: team-a, key: '{GATEWAY_KEY}' }}\nmodels:\n"),
+        );
+    let gateway = GatewayProcess::start(&config, &[("BALLAST_LOG", "trace")]);
+    let client = reqwest::Client::new();
+    let mut seen = String::new();
+    let body = json!({"model": "chat", "messages": [{"role": "user", "content": PROMPT}]});
+    for key in [GATEWAY_KEY, GATEWAY_KEY, "not-the-key-0000000000"] {
+        let response = client
+            .post(gateway.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        seen.push_str(&format!("{:?}", response.headers()));
+        seen.push_str(&response.text().await.unwrap());
+    }
+    for path in ["/status", "/metrics", "/v1/models", "/readyz"] {
+        let response = client.get(gateway.url(path)).bearer_auth(GATEWAY_KEY).send().await.unwrap();
+        seen.push_str(&response.text().await.unwrap());
+    }
+
+    seen.push_str(&gateway.stop());
+
+    for secret in [GATEWAY_KEY, UPSTREAM_KEY, "hdr-secret-0815", PROMPT] {
+        assert!(!seen.contains(secret), "`{secret}` appears in what the gateway wrote");
+    }
+    assert!(seen.contains("team-a"), "the key's name is what identifies the caller");
+}
+
+#[test]
+fn an_open_gateway_warns_when_it_listens_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("open.yaml");
+    std::fs::write(&path, "providers:\n  m: { kind: mock }\nmodels:\n  chat: { targets: [ { provider: m, model: x } ] }\n").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["serve", "--log-format", "json", "--listen", "0.0.0.0:0", "--config"])
+        .arg(&path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = Vec::new();
+    for line in
+        std::io::BufRead::lines(std::io::BufReader::new(stderr)).take(20).map_while(Result::ok)
+    {
+        let done = line.contains("\"listening\"");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    assert!(lines.iter().any(|line| line.contains("no `auth` keys")), "{lines:#?}");
+}

@@ -1,47 +1,27 @@
-//! Where entries live: in process memory (moka), in Redis, or nowhere.
-//!
-//! Redis is an accelerator, never a dependency. Every Redis call is bounded (`CALL_TIMEOUT`), the
-//! connection manager is lazy (the gateway starts while Redis is down) with a short reconnect
-//! policy, and after `TRIP_AFTER` consecutive errors Redis is skipped for `TRIP_FOR`, so while it
-//! is down or hung no request waits on it: each one is answered as if uncached. Errors are
-//! counted by the caller and logged here at most once per `LOG_EVERY`.
+//! Where entries live: in process memory (moka) or in Redis (`SharedRedis`: every call bounded,
+//! a dead or hung Redis skipped), so a Redis problem only makes a request uncached.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::time::Instant;
 
 use super::entry::Entry;
-
-/// The most a Redis call may take before it counts as failed.
-const CALL_TIMEOUT: Duration = Duration::from_millis(100);
-const TRIP_AFTER: u32 = 5;
-const TRIP_FOR: Duration = Duration::from_secs(2);
-const LOG_EVERY: Duration = Duration::from_secs(10);
+use crate::shared_redis::SharedRedis;
 
 pub enum Store {
     Memory(moka::future::Cache<String, Arc<Entry>>),
-    Redis(RedisStore),
+    Redis(SharedRedis),
 }
 
 /// A failed store call: the request carries on uncached.
 #[derive(Debug)]
 pub struct StoreError;
 
-pub struct RedisStore {
-    manager: ConnectionManager,
-    health: Mutex<RedisHealth>,
-    reachable: AtomicBool,
-}
-
-#[derive(Default)]
-struct RedisHealth {
-    consecutive_errors: u32,
-    skip_until: Option<Instant>,
-    last_logged: Option<Instant>,
+impl From<crate::shared_redis::RedisUnavailable> for StoreError {
+    fn from(_: crate::shared_redis::RedisUnavailable) -> Self {
+        Self
+    }
 }
 
 impl Store {
@@ -54,19 +34,7 @@ impl Store {
 
     /// A Redis store at `url`; connects lazily, so it never blocks start-up.
     pub fn redis(url: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|err| format!("invalid redis_url: {err}"))?;
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(1)
-            .set_connection_timeout(Some(Duration::from_millis(200)))
-            .set_response_timeout(Some(CALL_TIMEOUT))
-            .set_max_delay(Duration::from_millis(500));
-        let manager = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|err| format!("cannot set up the Redis connection: {err}"))?;
-        Ok(Self::Redis(RedisStore {
-            manager,
-            health: Mutex::new(RedisHealth::default()),
-            reachable: AtomicBool::new(true),
-        }))
+        SharedRedis::new(url).map(Self::Redis)
     }
 
     pub fn backend(&self) -> &'static str {
@@ -80,7 +48,7 @@ impl Store {
     pub fn is_reachable(&self) -> bool {
         match self {
             Self::Memory(_) => true,
-            Self::Redis(redis) => redis.reachable.load(Ordering::Relaxed),
+            Self::Redis(redis) => redis.is_reachable(),
         }
     }
 
@@ -115,53 +83,8 @@ impl Store {
                         conn.pset_ex::<_, _, ()>(key, bytes, millis).await
                     })
                     .await
+                    .map_err(|_| StoreError)
             }
         }
-    }
-}
-
-impl RedisStore {
-    /// Runs one bounded command; errors (and skips while tripped) become `StoreError`.
-    async fn call<T, F, Fut>(&self, what: &str, command: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(ConnectionManager) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>>,
-    {
-        if self.lock().skip_until.is_some_and(|until| Instant::now() < until) {
-            return Err(StoreError);
-        }
-        let outcome = tokio::time::timeout(CALL_TIMEOUT, command(self.manager.clone())).await;
-        let mut health = self.lock();
-        match outcome {
-            Ok(Ok(value)) => {
-                if !self.reachable.swap(true, Ordering::Relaxed) {
-                    tracing::info!("Redis is reachable again; caching resumes");
-                }
-                health.consecutive_errors = 0;
-                health.skip_until = None;
-                Ok(value)
-            }
-            failed => {
-                self.reachable.store(false, Ordering::Relaxed);
-                health.consecutive_errors += 1;
-                if health.consecutive_errors >= TRIP_AFTER {
-                    health.skip_until = Some(Instant::now() + TRIP_FOR);
-                }
-                let now = Instant::now();
-                if health.last_logged.is_none_or(|last| now.duration_since(last) >= LOG_EVERY) {
-                    health.last_logged = Some(now);
-                    let error = match failed {
-                        Ok(Err(err)) => err.to_string(),
-                        _ => format!("no answer within {CALL_TIMEOUT:?}"),
-                    };
-                    tracing::warn!(command = what, error = %error, "Redis call failed; serving uncached (logged at most every 10 s)");
-                }
-                Err(StoreError)
-            }
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, RedisHealth> {
-        self.health.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -38,6 +38,30 @@ pub struct Config {
     /// By upstream model name.
     pub pricing: HashMap<String, Price>,
     pub cache: CacheConfig,
+    /// Gateway keys; none means the gateway is open.
+    pub auth: Option<AuthConfig>,
+}
+
+#[derive(Debug)]
+pub struct AuthConfig {
+    pub keys: Vec<GatewayKey>,
+}
+
+/// One client key of the gateway.
+#[derive(Debug)]
+pub struct GatewayKey {
+    /// Appears in logs and metrics and names the key's cache space; the key itself never does.
+    pub name: String,
+    pub key: Secret,
+    /// Glob patterns (`*`, `?`) of the model names this key may use; none means all.
+    pub models: Option<Vec<String>>,
+    pub rate_limit: Option<RateLimit>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests_per_minute: Option<u32>,
+    pub tokens_per_minute: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -81,6 +105,8 @@ pub struct ServerConfig {
     pub max_body_size: usize,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// A client has this long to send its request headers (slow-loris protection).
+    pub header_timeout: Duration,
 }
 
 #[derive(Debug)]
@@ -114,8 +140,31 @@ pub struct BreakerPolicy {
 pub enum ProviderKind {
     /// Any server speaking OpenAI's chat completions: OpenAI, vLLM, Ollama, LiteLLM...
     OpenAi(OpenAiSettings),
+    /// Azure OpenAI: a deployment URL with `api-version`, the `api-key` header.
+    Azure(AzureSettings),
+    /// Anthropic's Messages API, translated to and from OpenAI's chat completions.
+    Anthropic(AnthropicSettings),
     /// The built-in offline provider.
     Mock(MockSettings),
+}
+
+#[derive(Debug)]
+pub struct AzureSettings {
+    /// `https://RESOURCE.openai.azure.com`; `/openai/deployments/{model}/chat/completions` follows.
+    pub base_url: Url,
+    pub api_key: Secret,
+    pub api_version: String,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+#[derive(Debug)]
+pub struct AnthropicSettings {
+    /// `https://api.anthropic.com`; `/v1/messages` follows.
+    pub base_url: Url,
+    pub api_key: Secret,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `max_tokens` when the request names none (Anthropic requires one).
+    pub default_max_tokens: u32,
 }
 
 #[derive(Debug)]
@@ -222,6 +271,8 @@ impl ProviderKind {
     pub fn name(&self) -> &'static str {
         match self {
             Self::OpenAi(_) => "openai",
+            Self::Azure(_) => "azure",
+            Self::Anthropic(_) => "anthropic",
             Self::Mock(_) => "mock",
         }
     }

@@ -20,6 +20,29 @@ pub struct RawTop {
     pub pricing: Option<BTreeMap<String, RawPrice>>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub keys: Vec<RawKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    pub name: String,
+    #[serde(default, deserialize_with = "text")]
+    pub key: Option<String>,
+    pub models: Option<Vec<String>>,
+    pub rate_limit: Option<RawRateLimit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub requests_per_minute: Option<u32>,
+    pub tokens_per_minute: Option<u64>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCache {
@@ -55,6 +78,8 @@ pub struct RawServer {
     pub request_timeout: Option<String>,
     #[serde(default, deserialize_with = "text")]
     pub shutdown_grace: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub header_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +105,8 @@ pub struct RawProvider {
     pub chunk_interval: Option<String>,
     pub failure_rate: Option<f64>,
     pub failure_status: Option<u16>,
+    // The `anthropic` kind's own key.
+    pub default_max_tokens: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,13 +12,15 @@ use yaml_serde::Value;
 
 use super::path::YamlPath;
 use super::raw::{
-    RawBreaker, RawCache, RawModel, RawPrice, RawProvider, RawRetry, RawServer, RawTimeouts, RawTop,
+    RawAuth, RawBreaker, RawCache, RawModel, RawPrice, RawProvider, RawRetry, RawServer,
+    RawTimeouts, RawTop,
 };
 use super::units::{parse_duration, parse_size};
 use super::{
-    BreakerPolicy, CacheBackend, CacheConfig, Config, ConfigProblem, Lookup, MockSettings,
-    ModelConfig, OpenAiSettings, Price, ProviderConfig, ProviderKind, RetryPolicy, Routing, Secret,
-    ServerConfig, TargetConfig, Timeouts, env,
+    AnthropicSettings, AuthConfig, AzureSettings, BreakerPolicy, CacheBackend, CacheConfig, Config,
+    ConfigProblem, GatewayKey, Lookup, MockSettings, ModelConfig, OpenAiSettings, Price,
+    ProviderConfig, ProviderKind, RateLimit, RetryPolicy, Routing, Secret, ServerConfig,
+    TargetConfig, Timeouts, env,
 };
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -40,7 +42,11 @@ pub(super) fn from_yaml(text: &str, lookup: Lookup<'_>) -> Result<Config, Vec<Co
     env::expand_tree(&mut tree, lookup, &mut problems);
     let top: RawTop = read(&root, tree, &mut problems).ok_or_else(|| problems.clone())?;
 
-    refuse_unsupported(&root, &[("auth", top.auth.is_some())], &mut problems);
+    let auth = top.auth.and_then(|value| {
+        let auth_path = root.key("auth");
+        let raw = read::<RawAuth>(&auth_path, value, &mut problems)?;
+        Some(auth_config(&auth_path, raw, &mut problems))
+    });
     let cache_path = root.key("cache");
     let raw_cache = match top.cache {
         Some(value) => read(&cache_path, value, &mut problems).unwrap_or_default(),
@@ -93,7 +99,7 @@ pub(super) fn from_yaml(text: &str, lookup: Lookup<'_>) -> Result<Config, Vec<Co
     let pricing = pricing(&root.key("pricing"), top.pricing.unwrap_or_default(), &mut problems);
 
     if problems.is_empty() {
-        Ok(Config { server, providers, models, pricing, cache })
+        Ok(Config { server, providers, models, pricing, cache, auth })
     } else {
         Err(problems)
     }
@@ -124,6 +130,7 @@ fn server_config(path: &YamlPath, raw: RawServer, out: &mut Vec<ConfigProblem>) 
         max_body_size: usize::try_from(max_body_size).unwrap_or(usize::MAX),
         request_timeout: duration(&path.key("request_timeout"), raw.request_timeout, 300, out),
         shutdown_grace: duration(&path.key("shutdown_grace"), raw.shutdown_grace, 30, out),
+        header_timeout: duration(&path.key("header_timeout"), raw.header_timeout, 10, out),
     }
 }
 
@@ -153,6 +160,7 @@ fn provider_config(
                 ("failure_rate", raw.failure_rate.is_some()),
                 ("failure_status", raw.failure_status.is_some()),
                 ("api_version", raw.api_version.is_some()),
+                ("default_max_tokens", raw.default_max_tokens.is_some()),
             ];
             reject_keys_for_kind(path, "openai", &mock_keys, out);
             ProviderKind::OpenAi(OpenAiSettings {
@@ -167,17 +175,45 @@ fn provider_config(
                 ("api_key", raw.api_key.is_some()),
                 ("api_version", raw.api_version.is_some()),
                 ("headers", !raw.headers.is_empty()),
+                ("default_max_tokens", raw.default_max_tokens.is_some()),
             ];
             reject_keys_for_kind(path, "mock", &http_keys, out);
             ProviderKind::Mock(mock_settings(path, &raw, out))
         }
-        "azure" | "anthropic" => {
-            out.push(kind_path.problem(format!(
-                "provider kind `{}` is not supported by this version of ballast yet \
-                 (supported: openai, mock)",
-                raw.kind
-            )));
-            return None;
+        "azure" => {
+            let other_keys = [
+                ("latency", raw.latency.is_some()),
+                ("chunk_interval", raw.chunk_interval.is_some()),
+                ("failure_rate", raw.failure_rate.is_some()),
+                ("failure_status", raw.failure_status.is_some()),
+                ("default_max_tokens", raw.default_max_tokens.is_some()),
+            ];
+            reject_keys_for_kind(path, "azure", &other_keys, out);
+            ProviderKind::Azure(AzureSettings {
+                base_url: base_url(&path.key("base_url"), raw.base_url, out)?,
+                api_key: required_key(&path.key("api_key"), raw.api_key, out)?,
+                api_version: raw.api_version.unwrap_or_else(|| "2024-10-21".to_owned()),
+                headers: headers(&path.key("headers"), raw.headers, out),
+            })
+        }
+        "anthropic" => {
+            let other_keys = [
+                ("latency", raw.latency.is_some()),
+                ("chunk_interval", raw.chunk_interval.is_some()),
+                ("failure_rate", raw.failure_rate.is_some()),
+                ("failure_status", raw.failure_status.is_some()),
+                ("api_version", raw.api_version.is_some()),
+            ];
+            reject_keys_for_kind(path, "anthropic", &other_keys, out);
+            if raw.default_max_tokens == Some(0) {
+                out.push(path.key("default_max_tokens").problem("must be at least 1"));
+            }
+            ProviderKind::Anthropic(AnthropicSettings {
+                base_url: base_url(&path.key("base_url"), raw.base_url, out)?,
+                api_key: required_key(&path.key("api_key"), raw.api_key, out)?,
+                headers: headers(&path.key("headers"), raw.headers, out),
+                default_max_tokens: raw.default_max_tokens.unwrap_or(4096).max(1),
+            })
         }
         other => {
             out.push(kind_path.problem(format!(
@@ -297,6 +333,75 @@ fn model_config(
     })
 }
 
+fn auth_config(path: &YamlPath, raw: RawAuth, out: &mut Vec<ConfigProblem>) -> AuthConfig {
+    let keys_path = path.key("keys");
+    if raw.keys.is_empty() {
+        out.push(
+            keys_path.problem("at least one key is required (remove `auth` for an open gateway)"),
+        );
+    }
+    let mut names = BTreeSet::new();
+    let mut secrets = BTreeSet::new();
+    let mut keys = Vec::with_capacity(raw.keys.len());
+    for (index, key) in raw.keys.into_iter().enumerate() {
+        let key_path = keys_path.index(index);
+        if key.name.trim().is_empty() {
+            out.push(key_path.key("name").problem("must not be empty"));
+        } else if !names.insert(key.name.clone()) {
+            out.push(
+                key_path.key("name").problem(format!("`{}` is used by another key", key.name)),
+            );
+        }
+        let Some(secret) = required_key(&key_path.key("key"), key.key, out) else { continue };
+        if secret.expose().len() < 16 {
+            out.push(key_path.key("key").problem("must be at least 16 characters long"));
+        } else if !secrets.insert(secret.expose().to_owned()) {
+            // The message must not help find the value: it names only the other key's position.
+            out.push(key_path.key("key").problem("is the same as another key's"));
+        }
+        for (pattern_index, pattern) in key.models.iter().flatten().enumerate() {
+            if pattern.is_empty() || pattern.chars().any(|c| matches!(c, '[' | ']' | '{' | '}')) {
+                out.push(
+                    key_path
+                        .key("models")
+                        .index(pattern_index)
+                        .problem("a model name or a glob with `*` and `?`"),
+                );
+            }
+        }
+        let rate_limit = key.rate_limit.map(|limit| {
+            if limit.requests_per_minute == Some(0) || limit.tokens_per_minute == Some(0) {
+                out.push(
+                    key_path
+                        .key("rate_limit")
+                        .problem("limits must be at least 1 (omit one for no limit)"),
+                );
+            }
+            RateLimit {
+                requests_per_minute: limit.requests_per_minute,
+                tokens_per_minute: limit.tokens_per_minute,
+            }
+        });
+        keys.push(GatewayKey { name: key.name, key: secret, models: key.models, rate_limit });
+    }
+    AuthConfig { keys }
+}
+
+/// A credential that must be there and not be empty.
+fn required_key(
+    path: &YamlPath,
+    value: Option<String>,
+    out: &mut Vec<ConfigProblem>,
+) -> Option<Secret> {
+    match value.filter(|v| !v.is_empty()) {
+        Some(value) => Some(Secret::new(value)),
+        None => {
+            out.push(path.problem("required (e.g. `${API_KEY}` to take it from the environment)"));
+            None
+        }
+    }
+}
+
 fn cache_config(path: &YamlPath, raw: RawCache, out: &mut Vec<ConfigProblem>) -> CacheConfig {
     let backend = match (raw.backend.as_deref(), raw.redis_url) {
         (None | Some("memory"), _) => CacheBackend::Memory,
@@ -400,16 +505,6 @@ fn mapping_key(path: &YamlPath, key: &Value, out: &mut Vec<ConfigProblem>) -> Op
             out.push(path.problem(format!("names must be non-empty text, found {key:?}")));
             None
         }
-    }
-}
-
-/// Keys of features not built yet are refused, never accepted and ignored.
-fn refuse_unsupported(path: &YamlPath, keys: &[(&str, bool)], out: &mut Vec<ConfigProblem>) {
-    for (key, _) in keys.iter().filter(|(_, present)| *present) {
-        out.push(path.key(key).problem(
-            "not supported by this version of ballast yet; remove it (docs/configuration.md \
-             lists what is)",
-        ));
     }
 }
 
@@ -621,9 +716,21 @@ models:
     }
 
     #[test]
-    fn features_not_built_yet_are_refused_not_ignored() {
-        let found = problems(&format!("{MINIMAL}\nauth: {{ keys: [] }}\n"));
-        assert!(found.iter().any(|p| p.starts_with("auth: not supported")), "{found:?}");
+    fn gateway_keys_are_checked() {
+        let found = problems(&format!(
+            "{MINIMAL}auth:\n  keys:\n    - {{ name: a, key: short }}\n    - {{ name: a, key: '0123456789abcdef' }}\n    - {{ name: b, key: '0123456789abcdef', rate_limit: {{ requests_per_minute: 0 }} }}\n    - {{ name: c }}\n"
+        ));
+        let expect = [
+            "auth.keys[0].key: must be at least 16 characters",
+            "auth.keys[1].name: `a` is used by another key",
+            "auth.keys[2].key: is the same as another key's",
+            "auth.keys[2].rate_limit: limits must be at least 1",
+            "auth.keys[3].key: required",
+        ];
+        for prefix in expect {
+            assert!(found.iter().any(|p| p.starts_with(prefix)), "{prefix} not in {found:#?}");
+        }
+        assert!(!found.iter().any(|p| p.contains("0123456789abcdef")), "no problem quotes a key");
     }
 
     #[test]

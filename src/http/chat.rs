@@ -7,24 +7,43 @@ use axum::response::Response;
 use http::HeaderMap;
 use tokio::time::Instant;
 
-use super::extract::ChatBody;
+use super::extract::{Authenticated, ChatBody};
 use super::record::RequestRecord;
 use super::{request_id, respond};
+use crate::auth::Caller;
 use crate::cache::control::Directives;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, rate_limit_headers};
 use crate::metrics::RouteLabel;
-use crate::pipeline::Call;
+use crate::pipeline::{Call, UsageHook};
+use crate::rate_limit::{Admission, estimate_tokens};
 use crate::state::AppState;
 
 pub async fn chat_completions(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ChatBody(request): ChatBody,
+    Authenticated(caller): Authenticated,
+    ChatBody(request, body_size): ChatBody,
 ) -> Result<Response, GatewayError> {
     let started = Instant::now();
+    if let Some(caller) = caller.as_ref().filter(|caller| !caller.may_use(&request.model)) {
+        return Err(GatewayError::ModelNotAllowed {
+            key: caller.name.to_string(),
+            model: request.model,
+        });
+    }
     let pipeline = state
         .pipeline(&request.model)
         .ok_or_else(|| GatewayError::ModelNotFound(request.model.clone()))?;
+    let admission = match &caller {
+        Some(caller) => Some(
+            state
+                .limiter()
+                .admit(caller, estimate_tokens(body_size))
+                .await
+                .map_err(GatewayError::RateLimited)?,
+        ),
+        None => None,
+    };
     // The request span's fields make the one log line per request (see `server::router`).
     let span = tracing::Span::current();
     span.record("model", request.model.as_str());
@@ -33,13 +52,22 @@ pub async fn chat_completions(
     let request_id = request_id::of(&headers);
     let (model, stream, include_usage) =
         (request.model.clone(), request.stream, request.include_usage);
+    let shared_cache = state.config().cache.shared_across_keys;
+    let scope = match &caller {
+        Some(caller) if !shared_cache => Arc::clone(&caller.name),
+        _ => Arc::from(""),
+    };
+    let usage_hook = caller
+        .clone()
+        .zip(admission)
+        .map(|(caller, admission)| settle_hook(&state, caller, admission));
     let call = Call {
         request: Arc::new(request),
         request_id: Arc::from(request_id),
         deadline: started + state.config().server.request_timeout,
         cache: Directives::from_headers(&headers),
-        // Until gateway keys exist, every client shares one cache space.
-        scope: Arc::from(""),
+        scope,
+        usage_hook,
     };
     match pipeline.call(call).await {
         Ok(answer) => {
@@ -54,7 +82,12 @@ pub async fn chat_completions(
                 metrics.record_first_token(&model, provider, elapsed);
             }
             record.answered(provenance.route.label(), 200);
-            Ok(respond::answer(answer, include_usage, request_id, state.streams_cut(), record))
+            let mut response =
+                respond::answer(answer, include_usage, request_id, state.streams_cut(), record);
+            if let Some(admission) = &admission {
+                rate_limit_headers(response.headers_mut(), admission);
+            }
+            Ok(response)
         }
         Err(failure) => {
             tracing::warn!(failure = %failure, "no upstream answer");
@@ -65,4 +98,13 @@ pub async fn chat_completions(
             Err(error)
         }
     }
+}
+
+/// Settles the caller's token count with what the upstream reported, off the request path.
+fn settle_hook(state: &AppState, caller: Caller, admission: Admission) -> UsageHook {
+    let limiter = Arc::clone(state.limiter());
+    Arc::new(move |prompt, completion| {
+        let (limiter, caller) = (Arc::clone(&limiter), caller.clone());
+        tokio::spawn(async move { limiter.settle(&caller, &admission, prompt + completion).await });
+    })
 }

@@ -1,20 +1,45 @@
-//! `ChatBody`: the chat-completions body, read within `max_body_size` and checked, with every
-//! rejection in OpenAI's error shape (413 `request_too_large`, 400 `invalid_request_error`).
+//! Extractors with OpenAI-shaped rejections: `Authenticated` (the gateway key → 401) and
+//! `ChatBody` (the body read within `max_body_size` → 413, checked → 400).
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use bytes::Bytes;
 use http::StatusCode;
+use http::request::Parts;
 
+use crate::auth::Caller;
 use crate::error::GatewayError;
 use crate::openai::chat::ChatRequest;
 use crate::state::AppState;
 
-pub struct ChatBody(pub ChatRequest);
+/// The calling gateway key; `None` when the gateway is open (no `auth` configured).
+pub struct Authenticated(pub Option<Caller>);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = GatewayError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(auth) = state.auth() else { return Ok(Self(None)) };
+        let caller = auth.authenticate(&parts.headers).map_err(GatewayError::Unauthorized)?;
+        tracing::Span::current().record("key", &*caller.name);
+        Ok(Self(Some(caller)))
+    }
+}
+
+/// The checked request and its size in bytes.
+pub struct ChatBody(pub ChatRequest, pub usize);
 
 impl FromRequest<AppState> for ChatBody {
     type Rejection = GatewayError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(content_type) = req.headers().get(http::header::CONTENT_TYPE)
+            && !is_json(content_type.to_str().unwrap_or(""))
+        {
+            return Err(GatewayError::UnsupportedMediaType);
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 GatewayError::RequestTooLarge { limit: state.config().server.max_body_size }
@@ -26,6 +51,13 @@ impl FromRequest<AppState> for ChatBody {
                 }
             }
         })?;
-        Ok(Self(ChatRequest::from_slice(&bytes)?))
+        Ok(Self(ChatRequest::from_slice(&bytes)?, bytes.len()))
     }
+}
+
+/// `application/json` or any `+json` type, with or without parameters.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }

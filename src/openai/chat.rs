@@ -71,6 +71,9 @@ impl ChatRequest {
                 return Err(invalid(Some("stream"), "invalid_type", "`stream` must be a boolean."));
             }
         };
+        check_integer(&body, "n", 1, MAX_N)?;
+        check_integer(&body, "max_tokens", 1, MAX_TOKENS)?;
+        check_integer(&body, "max_completion_tokens", 1, MAX_TOKENS)?;
         let include_usage = stream
             && body
                 .get("stream_options")
@@ -87,6 +90,29 @@ impl ChatRequest {
     /// The body with `model` replaced by the upstream's model name, ready to serialise.
     pub fn for_upstream<'a>(&'a self, upstream_model: &'a str) -> UpstreamBody<'a> {
         UpstreamBody { request: self, model: upstream_model }
+    }
+}
+
+/// The most choices a request may ask for (OpenAI's own limit).
+const MAX_N: u64 = 128;
+/// Far above any model's output limit; larger values are mistakes or abuse.
+const MAX_TOKENS: u64 = 10_000_000;
+
+/// `key`, when present (and not null), must be an integer in `min..=max`.
+fn check_integer(
+    body: &Map<String, Value>,
+    key: &'static str,
+    min: u64,
+    max: u64,
+) -> Result<(), InvalidRequest> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| (min..=max).contains(&n)) => Ok(()),
+        Some(_) => Err(InvalidRequest {
+            message: format!("`{key}` must be an integer from {min} to {max}."),
+            param: Some(key),
+            code: "invalid_value",
+        }),
     }
 }
 
@@ -229,13 +255,25 @@ mod tests {
 
     #[test]
     fn names_the_offending_parameter() {
-        let cases: [(&[u8], Option<&str>, &str); 6] = [
+        let cases: [(&[u8], Option<&str>, &str); 10] = [
             (b"not json", None, "invalid_json"),
             (b"[1]", None, "invalid_type"),
             (br#"{"messages":[{}]}"#, Some("model"), "missing_required_parameter"),
             (br#"{"model":"m"}"#, Some("messages"), "missing_required_parameter"),
             (br#"{"model":"m","messages":[]}"#, Some("messages"), "invalid_value"),
             (br#"{"model":"m","messages":[{}],"stream":"yes"}"#, Some("stream"), "invalid_type"),
+            (br#"{"model":"m","messages":[{}],"n":0}"#, Some("n"), "invalid_value"),
+            (br#"{"model":"m","messages":[{}],"n":-3}"#, Some("n"), "invalid_value"),
+            (
+                br#"{"model":"m","messages":[{}],"max_tokens":1e12}"#,
+                Some("max_tokens"),
+                "invalid_value",
+            ),
+            (
+                br#"{"model":"m","messages":[{}],"max_completion_tokens":"lots"}"#,
+                Some("max_completion_tokens"),
+                "invalid_value",
+            ),
         ];
         for (body, param, code) in cases {
             let err = ChatRequest::from_slice(body).unwrap_err();

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
+use super::call::UsageHook;
 use crate::config::Price;
 use crate::metrics::{Metrics, QualityFlag};
 use crate::providers::ChunkStream;
@@ -25,6 +26,8 @@ pub struct Accounting {
     pub provider: Arc<str>,
     /// The upstream model's price, when the pricing table has it.
     pub price: Option<Price>,
+    /// Also told the usage (per-key token limits).
+    pub hook: Option<UsageHook>,
 }
 
 /// What was seen of one answer.
@@ -126,6 +129,9 @@ impl Accounting {
         if let Some((prompt, completion)) = seen.usage {
             let cost = self.price.map_or(0.0, |price| price.cost(prompt, completion));
             self.metrics.record_usage(&self.model, provider, prompt, completion, cost);
+            if let Some(hook) = &self.hook {
+                hook(prompt, completion);
+            }
         }
         let flag = if seen.filtered {
             QualityFlag::ContentFilter

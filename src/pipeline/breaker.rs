@@ -2,10 +2,12 @@
 //! is open without waiting on it.
 //!
 //! States have their conventional meaning: `Closed` lets calls through and counts consecutive
-//! failures; after `consecutive_failures` it turns `Open` for `open_for`, and every call is
-//! skipped; then `HalfOpen` admits exactly one trial, whose outcome closes the circuit or opens
-//! it again. The breaker learns from a target's whole outcome (after its retries), and only
-//! from failures that say something about the provider (`FailureClass::is_provider_fault`); a
+//! failed attempts (`record_attempt`, each retry counting on its own, so a provider that starts
+//! hanging opens its circuit after `consecutive_failures` timeouts rather than after as many
+//! requests have used up their retries); then it turns `Open` for `open_for`, and every call is
+//! skipped, and no retry starts (`RetryService` asks); then `HalfOpen` admits exactly one trial
+//! request, whose whole outcome (after its retries) closes the circuit or opens it again. Only
+//! failures that say something about the provider count (`FailureClass::is_provider_fault`); a
 //! client error proves the provider answers and counts as a success.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -88,25 +90,33 @@ impl Breaker {
         }
     }
 
-    fn record(&self, trial: bool, fault: Option<bool>) {
+    /// One attempt's outcome while closed: a fault counts towards opening, a success resets.
+    pub fn record_attempt(&self, fault: bool) {
         let mut state = self.lock();
-        let next = match (*state, fault) {
-            // Neither success nor fault (e.g. the deadline cut it): a trial may be made again.
-            (State::HalfOpen { .. }, None) if trial => State::HalfOpen { trial_in_flight: false },
-            (_, None) => return,
-            (State::Closed { .. }, Some(false)) => State::Closed { failures: 0 },
-            (State::Closed { failures }, Some(true))
-                if failures + 1 < self.policy.consecutive_failures =>
-            {
+        *state = match *state {
+            State::Closed { .. } if !fault => State::Closed { failures: 0 },
+            State::Closed { failures } if failures + 1 < self.policy.consecutive_failures => {
                 State::Closed { failures: failures + 1 }
             }
-            (State::Closed { .. }, Some(true)) => self.open(),
-            (State::HalfOpen { .. }, Some(false)) if trial => {
+            State::Closed { .. } => self.open(),
+            // Open and half-open are decided by time and by the trial request.
+            other => other,
+        };
+    }
+
+    /// A trial request's whole outcome: `None` when it proved nothing (e.g. the deadline cut it).
+    fn record(&self, trial: bool, fault: Option<bool>) {
+        if !trial {
+            return;
+        }
+        let mut state = self.lock();
+        let next = match (*state, fault) {
+            (State::HalfOpen { .. }, None) => State::HalfOpen { trial_in_flight: false },
+            (State::HalfOpen { .. }, Some(false)) => {
                 tracing::info!(provider = %self.provider, "circuit closed after a successful trial");
                 State::Closed { failures: 0 }
             }
-            (State::HalfOpen { .. }, Some(true)) if trial => self.open(),
-            // Late outcomes of calls admitted before the circuit opened change nothing.
+            (State::HalfOpen { .. }, Some(true)) => self.open(),
             (current, _) => current,
         };
         *state = next;
@@ -217,7 +227,8 @@ mod tests {
     }
 
     fn fail(breaker: &Arc<Breaker>) {
-        breaker.admit().unwrap().breaker.record(false, Some(true));
+        let _permit = breaker.admit().unwrap();
+        breaker.record_attempt(true);
     }
 
     #[tokio::test(start_paused = true)]
@@ -225,7 +236,7 @@ mod tests {
         let breaker = breaker(3);
         fail(&breaker);
         fail(&breaker);
-        breaker.admit().unwrap().breaker.record(false, Some(false));
+        breaker.record_attempt(false);
         fail(&breaker);
         fail(&breaker);
         assert_eq!(breaker.state(), CircuitState::Closed, "a success resets the count");

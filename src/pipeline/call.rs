@@ -22,7 +22,11 @@ pub struct Call {
     pub cache: Directives,
     /// The cache space: the auth key's name, or "" when keys share one.
     pub scope: Arc<str>,
+    /// Told the prompt and completion tokens an upstream reported (for per-key token limits).
+    pub usage_hook: Option<UsageHook>,
 }
+
+pub type UsageHook = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 /// A successful answer and where it came from.
 #[derive(Debug)]

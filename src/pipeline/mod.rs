@@ -23,7 +23,7 @@ use tower::{ServiceBuilder, ServiceExt};
 
 pub use breaker::CircuitState;
 pub use budget::RetryBudget;
-pub use call::{Answer, CacheStatus, Call, Provenance, Route};
+pub use call::{Answer, CacheStatus, Call, Provenance, Route, UsageHook};
 pub use health::ProviderHealth;
 
 use breaker::BreakerLayer;
@@ -137,8 +137,12 @@ fn target_stack(upstream: &Upstream, model: &str, shared: &Shared) -> TargetStac
         .slots
         .as_ref()
         .map(|slots| BulkheadLayer::new(Arc::clone(&health.name), Arc::clone(slots)));
-    let retry =
-        RetryLayer::new(upstream.retry, Arc::clone(&shared.budget), Arc::clone(&shared.metrics));
+    let retry = RetryLayer::new(
+        upstream.retry,
+        Arc::clone(&shared.budget),
+        Arc::clone(&shared.metrics),
+        Arc::clone(&health.breaker),
+    );
     let attempt = TargetService::new(
         Arc::clone(&upstream.provider),
         model,

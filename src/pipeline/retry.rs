@@ -18,6 +18,7 @@ use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 
+use super::breaker::{Breaker, CircuitState};
 use super::budget::RetryBudget;
 use super::call::{Answer, Call};
 use crate::config::RetryPolicy;
@@ -32,11 +33,17 @@ pub struct RetryLayer {
     policy: RetryPolicy,
     budget: Arc<RetryBudget>,
     metrics: Arc<Metrics>,
+    breaker: Arc<Breaker>,
 }
 
 impl RetryLayer {
-    pub fn new(policy: RetryPolicy, budget: Arc<RetryBudget>, metrics: Arc<Metrics>) -> Self {
-        Self { policy, budget, metrics }
+    pub fn new(
+        policy: RetryPolicy,
+        budget: Arc<RetryBudget>,
+        metrics: Arc<Metrics>,
+        breaker: Arc<Breaker>,
+    ) -> Self {
+        Self { policy, budget, metrics, breaker }
     }
 }
 
@@ -49,6 +56,7 @@ impl<S> Layer<S> for RetryLayer {
             policy: self.policy,
             budget: Arc::clone(&self.budget),
             metrics: Arc::clone(&self.metrics),
+            breaker: Arc::clone(&self.breaker),
         }
     }
 }
@@ -59,6 +67,7 @@ pub struct RetryService<S> {
     policy: RetryPolicy,
     budget: Arc<RetryBudget>,
     metrics: Arc<Metrics>,
+    breaker: Arc<Breaker>,
 }
 
 impl<S> Service<Call> for RetryService<S>
@@ -79,6 +88,7 @@ where
         let policy = self.policy;
         let budget = Arc::clone(&self.budget);
         let metrics = Arc::clone(&self.metrics);
+        let breaker = Arc::clone(&self.breaker);
         Box::pin(async move {
             let mut attempts = 0;
             let mut upstream_time = Duration::ZERO;
@@ -99,6 +109,10 @@ where
                 let Some(wait) = wait_before_retry(&failure, retry, &policy, call.deadline) else {
                     return Err(failure);
                 };
+                if breaker.state() == CircuitState::Open {
+                    tracing::debug!(provider = %failure.provider, "circuit opened meanwhile; not retrying");
+                    return Err(failure);
+                }
                 if !budget.try_withdraw() {
                     tracing::debug!(provider = %failure.provider, "retry budget spent; not retrying");
                     return Err(failure);
@@ -195,6 +209,14 @@ mod tests {
         (tower::util::BoxCloneSyncService::new(service), calls)
     }
 
+    fn breaker() -> Arc<Breaker> {
+        let policy = crate::config::BreakerPolicy {
+            consecutive_failures: 1000,
+            open_for: Duration::from_secs(1),
+        };
+        Arc::new(Breaker::new(Arc::from("p"), policy))
+    }
+
     fn metrics() -> Arc<Metrics> {
         Arc::new(Metrics::new().unwrap())
     }
@@ -216,6 +238,7 @@ mod tests {
             deadline: Instant::now() + timeout,
             cache: Default::default(),
             scope: Arc::from(""),
+            usage_hook: None,
         }
     }
 
@@ -225,7 +248,7 @@ mod tests {
             failure(FailureClass::ServerError, None),
             failure(FailureClass::Timeout, None),
         ]);
-        let service = RetryLayer::new(POLICY, Arc::default(), metrics()).layer(inner);
+        let service = RetryLayer::new(POLICY, Arc::default(), metrics(), breaker()).layer(inner);
 
         let answer = service.oneshot(call(Duration::from_secs(60))).await.unwrap();
 
@@ -239,7 +262,7 @@ mod tests {
     async fn stops_after_max_retries() {
         let failures = (0..5).map(|_| failure(FailureClass::RateLimit, None)).collect();
         let (inner, calls) = scripted(failures);
-        let service = RetryLayer::new(POLICY, Arc::default(), metrics()).layer(inner);
+        let service = RetryLayer::new(POLICY, Arc::default(), metrics(), breaker()).layer(inner);
 
         let failure = service.oneshot(call(Duration::from_secs(60))).await.unwrap_err();
 
@@ -251,7 +274,8 @@ mod tests {
     async fn never_retries_auth_or_client_errors() {
         for class in [FailureClass::Auth, FailureClass::ClientError] {
             let (inner, calls) = scripted(vec![failure(class, None)]);
-            let service = RetryLayer::new(POLICY, Arc::default(), metrics()).layer(inner);
+            let service =
+                RetryLayer::new(POLICY, Arc::default(), metrics(), breaker()).layer(inner);
             assert!(service.oneshot(call(Duration::from_secs(60))).await.is_err());
             assert_eq!(calls.lock().unwrap().len(), 1, "{class:?}");
         }
@@ -261,14 +285,14 @@ mod tests {
     async fn honours_retry_after_and_fails_over_at_once_when_it_is_too_long() {
         let (inner, calls) =
             scripted(vec![failure(FailureClass::RateLimit, Some(Duration::from_millis(700)))]);
-        let service = RetryLayer::new(POLICY, Arc::default(), metrics()).layer(inner);
+        let service = RetryLayer::new(POLICY, Arc::default(), metrics(), breaker()).layer(inner);
         service.oneshot(call(Duration::from_secs(60))).await.unwrap();
         let calls = calls.lock().unwrap().clone();
         assert_eq!(calls[1] - calls[0], Duration::from_millis(700));
 
         let (inner, calls) =
             scripted(vec![failure(FailureClass::RateLimit, Some(Duration::from_secs(5)))]);
-        let service = RetryLayer::new(POLICY, Arc::default(), metrics()).layer(inner);
+        let service = RetryLayer::new(POLICY, Arc::default(), metrics(), breaker()).layer(inner);
         let started = Instant::now();
         assert!(service.oneshot(call(Duration::from_secs(60))).await.is_err());
         assert_eq!(calls.lock().unwrap().len(), 1);
@@ -279,9 +303,25 @@ mod tests {
     async fn starts_no_retry_the_deadline_cannot_cover() {
         let (inner, calls) =
             scripted(vec![failure(FailureClass::RateLimit, Some(Duration::from_millis(500)))]);
-        let service = RetryLayer::new(POLICY, Arc::default(), metrics()).layer(inner);
+        let service = RetryLayer::new(POLICY, Arc::default(), metrics(), breaker()).layer(inner);
 
         assert!(service.oneshot(call(Duration::from_millis(550))).await.is_err());
+
+        assert_eq!(calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_retry_starts_once_the_circuit_is_open() {
+        let policy = crate::config::BreakerPolicy {
+            consecutive_failures: 1,
+            open_for: Duration::from_secs(30),
+        };
+        let breaker = Arc::new(Breaker::new(Arc::from("p"), policy));
+        breaker.record_attempt(true);
+        let (inner, calls) = scripted(vec![failure(FailureClass::Timeout, None)]);
+        let service = RetryLayer::new(POLICY, Arc::default(), metrics(), breaker).layer(inner);
+
+        assert!(service.oneshot(call(Duration::from_secs(60))).await.is_err());
 
         assert_eq!(calls.lock().unwrap().len(), 1);
     }
@@ -291,7 +331,7 @@ mod tests {
         let budget = Arc::new(RetryBudget::default());
         while budget.try_withdraw() {}
         let (inner, calls) = scripted(vec![failure(FailureClass::ServerError, None)]);
-        let service = RetryLayer::new(POLICY, budget, metrics()).layer(inner);
+        let service = RetryLayer::new(POLICY, budget, metrics(), breaker()).layer(inner);
 
         assert!(service.oneshot(call(Duration::from_secs(60))).await.is_err());
 

@@ -70,10 +70,9 @@ impl Service<Call> for TargetService {
             let elapsed = started.elapsed();
             let failure_class = result.as_ref().err().map(|failure| failure.class);
             this.metrics.record_upstream(&provider.name, failure_class, elapsed);
-            this.health.record_attempt(
-                failure_class.is_none_or(|class| !class.is_provider_fault()),
-                elapsed,
-            );
+            let fault = failure_class.is_some_and(FailureClass::is_provider_fault);
+            this.health.record_attempt(!fault, elapsed);
+            this.health.breaker.record_attempt(fault);
             let reply = result.map_err(|mut failure| {
                 failure.upstream_time = elapsed;
                 failure
@@ -83,6 +82,7 @@ impl Service<Call> for TargetService {
                 model: call.request.model.clone(),
                 provider: Arc::clone(&provider.name),
                 price: this.price,
+                hook: call.usage_hook.clone(),
             };
             let reply = match reply {
                 Reply::Complete(body) => {

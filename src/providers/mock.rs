@@ -8,13 +8,13 @@
 //! and one token per generated word (each word is one streamed chunk).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::{StreamExt, stream};
 use rand::Rng;
 use serde_json::{Map, Value, json};
 
-use super::{Reply, first_chunk_ready};
+use super::{Reply, first_chunk_ready, unix_now};
 use crate::config::MockSettings;
 use crate::failure::Failure;
 use crate::openai::chat::{
@@ -304,10 +304,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,8 +348,13 @@ mod tests {
         let answer = compose(&request(body.clone()), "m", 1).unwrap();
         assert_eq!(answer.choices.len(), 3);
         assert_ne!(answer.choices[0].message.content, answer.choices[1].message.content);
+        // The gateway refuses such a request before any provider; the mock refuses it too, as
+        // an upstream would (built directly, since parsing would refuse it first).
         body["n"] = json!(0);
-        assert!(compose(&request(body), "m", 1).is_err());
+        let Value::Object(map) = body else { unreachable!() };
+        let refused =
+            ChatRequest { model: "m".to_owned(), stream: false, include_usage: false, body: map };
+        assert!(compose(&refused, "m", 1).is_err());
     }
 
     #[test]

@@ -5,18 +5,29 @@
 //! (`first_byte`, `total`) are applied around [`Provider::send`] by the pipeline; `connect` and
 //! `idle` are properties of each provider's HTTP client.
 
+mod anthropic;
+mod azure;
 mod mock;
 mod openai;
 pub mod sse;
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::{Bytes, BytesMut};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, stream};
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
+use reqwest::{Client, IntoUrl, Response, redirect};
 
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::failure::{Failure, FailureClass};
 use crate::openai::chat::ChatRequest;
+
+/// The largest non-streamed answer read from an upstream.
+const MAX_ANSWER_BYTES: usize = 16 << 20;
+/// The most of an error body read (to pass a client error's message on).
+const MAX_ERROR_BYTES: usize = 64 << 10;
 
 /// What an upstream answered, once it has answered well enough to commit to.
 pub enum Reply {
@@ -47,16 +58,25 @@ pub struct Provider {
 
 enum Backend {
     OpenAi(openai::OpenAi),
+    Azure(azure::Azure),
+    Anthropic(anthropic::Anthropic),
     Mock(mock::Mock),
 }
 
 impl Provider {
-    /// Builds the provider and its connection pool. Fails only if the TLS stack cannot start.
+    /// Builds the provider and its connection pool. Fails only if the TLS stack cannot start
+    /// or the configured key cannot be sent as a header value.
     pub fn from_config(config: &ProviderConfig) -> Result<Self, String> {
         let name: Arc<str> = Arc::from(config.name.as_str());
+        let connect: Connect<'_> =
+            &|credential, headers| Upstream::new(&name, &config.timeouts, credential, headers);
         let backend = match &config.kind {
             ProviderKind::OpenAi(settings) => {
-                Backend::OpenAi(openai::OpenAi::new(Arc::clone(&name), settings, &config.timeouts)?)
+                Backend::OpenAi(openai::OpenAi::new(settings, connect)?)
+            }
+            ProviderKind::Azure(settings) => Backend::Azure(azure::Azure::new(settings, connect)?),
+            ProviderKind::Anthropic(settings) => {
+                Backend::Anthropic(anthropic::Anthropic::new(settings, connect)?)
             }
             ProviderKind::Mock(settings) => {
                 Backend::Mock(mock::Mock::new(Arc::clone(&name), settings))
@@ -75,6 +95,8 @@ impl Provider {
     ) -> Result<Reply, Failure> {
         match &self.backend {
             Backend::OpenAi(upstream) => upstream.send(request, model, request_id).await,
+            Backend::Azure(upstream) => upstream.send(request, model, request_id).await,
+            Backend::Anthropic(upstream) => upstream.send(request, model, request_id).await,
             Backend::Mock(upstream) => upstream.send(request, model).await,
         }
     }
@@ -93,4 +115,118 @@ async fn first_chunk_ready(provider: &Arc<str>, mut chunks: ChunkStream) -> Resu
             "upstream stream ended before its first chunk",
         )),
     }
+}
+
+/// Builds a network provider's [`Upstream`] from its credential header (name and value) and
+/// the headers it sends on every request; the name and timeouts are the provider's.
+type Connect<'a> = &'a dyn Fn(
+    Option<(HeaderName, String)>,
+    Vec<(HeaderName, HeaderValue)>,
+) -> Result<Upstream, String>;
+
+/// `path` under a configured base URL, however many slashes the base ends with.
+fn endpoint(base_url: &reqwest::Url, path: &str) -> String {
+    format!("{}/{path}", base_url.as_str().trim_end_matches('/'))
+}
+
+/// The HTTP side of a network provider: its own client (and connection pool), its credential
+/// header and the headers its config adds. Nothing of the client's request is ever sent.
+struct Upstream {
+    name: Arc<str>,
+    client: Client,
+    credential: Option<(HeaderName, HeaderValue)>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Upstream {
+    /// `credential` is a header name and its value (none for keyless servers); the value is
+    /// marked sensitive, so it never appears in debug output. `headers` follow it on every
+    /// request.
+    fn new(
+        name: &Arc<str>,
+        timeouts: &Timeouts,
+        credential: Option<(HeaderName, String)>,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    ) -> Result<Self, String> {
+        let client = Client::builder()
+            .connect_timeout(timeouts.connect)
+            // Reset on every read: this is the `idle` gap allowed inside a response body.
+            .read_timeout(timeouts.idle)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .tcp_keepalive(Duration::from_secs(30))
+            // An LLM API never redirects; following one could carry the key elsewhere.
+            .redirect(redirect::Policy::none())
+            .user_agent(concat!("ballast/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| format!("cannot build the HTTP client for `{name}`: {err}"))?;
+        let credential = match credential {
+            Some((header, value)) => {
+                // The error names the header, never the value.
+                let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                    format!(
+                        "provider `{name}`: the api_key cannot be sent in the `{header}` header"
+                    )
+                })?;
+                value.set_sensitive(true);
+                Some((header, value))
+            }
+            None => None,
+        };
+        Ok(Self { name: Arc::clone(name), client, credential, headers })
+    }
+
+    /// POSTs a JSON `body`. A non-2xx answer is read (up to [`MAX_ERROR_BYTES`]) and returned
+    /// as its classified [`Failure`]; a 2xx one is returned unread.
+    async fn post(
+        &self,
+        url: impl IntoUrl,
+        body: Vec<u8>,
+        stream: bool,
+        request_id: &str,
+    ) -> Result<Response, Failure> {
+        let accept = if stream { "text/event-stream" } else { "application/json" };
+        let mut builder = self
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, accept)
+            .header("x-request-id", request_id)
+            .body(body);
+        for (name, value) in self.credential.iter().chain(&self.headers) {
+            builder = builder.header(name, value);
+        }
+        let response =
+            builder.send().await.map_err(|err| Failure::from_reqwest(&self.name, &err))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let headers = response.headers().clone();
+        let body = self.read(response, MAX_ERROR_BYTES).await.unwrap_or_default();
+        Err(Failure::from_status(&self.name, status, &headers, &body))
+    }
+
+    /// Reads a whole body of at most `limit` bytes.
+    async fn read(&self, mut response: Response, limit: usize) -> Result<Bytes, Failure> {
+        let mut body = BytesMut::new();
+        while let Some(chunk) =
+            response.chunk().await.map_err(|err| Failure::from_reqwest(&self.name, &err))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(Failure::new(
+                    FailureClass::ServerError,
+                    &self.name,
+                    format!("upstream answer larger than {limit} bytes"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+}
+
+/// Seconds since the Unix epoch, for the `created` of answers the gateway writes.
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

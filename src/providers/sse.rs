@@ -7,6 +7,7 @@
 //! `retry:` are ignored. An event larger than [`MAX_EVENT_BYTES`] is an error, so a broken
 //! upstream cannot make the gateway buffer without bound.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -106,36 +107,72 @@ impl SseParser {
     }
 }
 
-/// Turns an OpenAI-style SSE body into its `data:` payloads.
-///
-/// The stream ends cleanly at `data: [DONE]`. A payload that is an error object, a body that
-/// ends without `[DONE]`, a read error or an oversized event yield one `Err` and end the stream.
-pub fn chat_chunks<S>(provider: Arc<str>, body: S) -> impl Stream<Item = Result<String, Failure>>
+/// What a translator makes of one upstream event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Chunk payloads to pass on (often none: pings, events that carry nothing for OpenAI).
+    Chunks(Vec<String>),
+    /// The upstream's terminal event: these last chunks, then a clean end.
+    End(Vec<String>),
+    /// An error event or something that is not a valid answer; the words are for operators.
+    Fail(String),
+}
+
+/// Turns an SSE body into chat-completion chunk payloads, one upstream event at a time through
+/// `on_event`. The stream ends cleanly only after [`Step::End`]; [`Step::Fail`], a read error,
+/// an oversized event or a body that ends first yield one `Err` (a `server_error` for the
+/// first two) and end it.
+pub fn translate<S, F>(
+    provider: Arc<str>,
+    body: S,
+    on_event: F,
+) -> impl Stream<Item = Result<String, Failure>>
 where
     S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
+    F: FnMut(SseEvent) -> Step + Send + 'static,
 {
-    let state = Some((body, SseParser::default()));
-    futures_util::stream::unfold(state, move |state| {
+    struct State<S, F> {
+        body: S,
+        parser: SseParser,
+        on_event: F,
+        ready: VecDeque<String>,
+        ended: bool,
+    }
+    let state = State {
+        body,
+        parser: SseParser::default(),
+        on_event,
+        ready: VecDeque::new(),
+        ended: false,
+    };
+    futures_util::stream::unfold(Some(state), move |state| {
         let provider = Arc::clone(&provider);
         async move {
-            let (mut body, mut parser) = state?;
+            let mut state = state?;
             loop {
-                if let Some(event) = parser.next_event() {
-                    if event.data == DONE {
-                        return None;
-                    }
-                    if is_error_payload(&event.data) {
-                        let failure = Failure::new(
-                            FailureClass::ServerError,
-                            &provider,
-                            "upstream sent an error event in its stream",
-                        );
-                        return Some((Err(failure), None));
-                    }
-                    return Some((Ok(event.data), Some((body, parser))));
+                if let Some(chunk) = state.ready.pop_front() {
+                    return Some((Ok(chunk), Some(state)));
                 }
-                let failure = match body.next().await {
-                    Some(Ok(bytes)) => match parser.push(&bytes) {
+                if state.ended {
+                    return None;
+                }
+                if let Some(event) = state.parser.next_event() {
+                    match (state.on_event)(event) {
+                        Step::Chunks(chunks) => state.ready.extend(chunks),
+                        Step::End(chunks) => {
+                            state.ready.extend(chunks);
+                            state.ended = true;
+                        }
+                        Step::Fail(detail) => {
+                            let failure =
+                                Failure::new(FailureClass::ServerError, &provider, detail);
+                            return Some((Err(failure), None));
+                        }
+                    }
+                    continue;
+                }
+                let failure = match state.body.next().await {
+                    Some(Ok(bytes)) => match state.parser.push(&bytes) {
                         Ok(()) => continue,
                         Err(EventTooLarge) => Failure::new(
                             FailureClass::ServerError,
@@ -152,6 +189,31 @@ where
                 };
                 return Some((Err(failure), None));
             }
+        }
+    })
+}
+
+/// Turns an OpenAI-style SSE body into its `data:` payloads, each passed through `tidy` (which
+/// may rewrite it, or drop it by returning `None`).
+///
+/// The stream ends cleanly at `data: [DONE]`. A payload that is an error object, a body that
+/// ends without `[DONE]`, a read error or an oversized event yield one `Err` and end the stream.
+pub fn chat_chunks<S, T>(
+    provider: Arc<str>,
+    body: S,
+    mut tidy: T,
+) -> impl Stream<Item = Result<String, Failure>>
+where
+    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
+    T: FnMut(String) -> Option<String> + Send + 'static,
+{
+    translate(provider, body, move |event| {
+        if event.data == DONE {
+            Step::End(Vec::new())
+        } else if is_error_payload(&event.data) {
+            Step::Fail("upstream sent an error event in its stream".to_owned())
+        } else {
+            Step::Chunks(tidy(event.data).into_iter().collect())
         }
     })
 }
@@ -217,5 +279,47 @@ mod tests {
                 assert_eq!(parse_all(&parts), whole, "split at {first} and {second}");
             }
         }
+    }
+
+    async fn run(
+        body: &'static str,
+        on_event: impl FnMut(SseEvent) -> Step + Send + 'static,
+    ) -> Vec<Result<String, String>> {
+        let bytes = futures_util::stream::iter(
+            body.as_bytes()
+                .chunks(7)
+                .map(|piece| Ok(Bytes::from_static(piece)))
+                .collect::<Vec<_>>(),
+        );
+        let chunks = translate(Arc::from("p"), bytes, on_event);
+        chunks.map(|item| item.map_err(|f| f.detail)).collect().await
+    }
+
+    #[tokio::test]
+    async fn a_translated_stream_ends_cleanly_only_after_its_terminal_step() {
+        let echo = |event: SseEvent| match event.event.as_str() {
+            "stop" => Step::End(vec![format!("last {}", event.data)]),
+            "error" => Step::Fail(format!("failed at {}", event.data)),
+            _ => Step::Chunks(vec![event.data.clone(), event.data]),
+        };
+        let body = "data: a\n\nevent: stop\ndata: b\n\ndata: never\n\n";
+        assert_eq!(run(body, echo).await, [Ok("a".into()), Ok("a".into()), Ok("last b".into())]);
+
+        let broken = run("data: a\n\nevent: error\ndata: b\n\ndata: c\n\n", echo).await;
+        assert_eq!(broken, [Ok("a".into()), Ok("a".into()), Err("failed at b".into())]);
+
+        let unfinished = run("data: a\n\n", echo).await;
+        assert_eq!(unfinished.len(), 3);
+        assert_eq!(unfinished[2], Err("upstream stream ended without its terminal event".into()));
+    }
+
+    #[tokio::test]
+    async fn openai_chunks_are_tidied_and_end_at_done() {
+        let body = "data: {\"keep\":1}\n\ndata: drop\n\ndata: [DONE]\n\n";
+        let bytes = futures_util::stream::iter([Ok(Bytes::from_static(body.as_bytes()))]);
+        let tidy = |data: String| (data != "drop").then_some(data);
+        let chunks = chat_chunks(Arc::from("p"), bytes, tidy);
+        let out: Vec<_> = chunks.map(|c| c.ok()).collect().await;
+        assert_eq!(out, [Some("{\"keep\":1}".to_owned())]);
     }
 }

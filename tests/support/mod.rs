@@ -185,6 +185,9 @@ pub enum Reply {
     Reset,
     /// Wait, then do the inner reply.
     Delay(Duration, Box<Reply>),
+    /// A `text/event-stream` answer of whole SSE events (`event:` and `data:` lines, as
+    /// Anthropic sends them), each sent as written followed by a blank line, `gap` apart.
+    Events { events: Vec<String>, gap: Duration, end: StreamEnd },
 }
 
 /// How a streamed reply ends after its events.
@@ -417,7 +420,11 @@ async fn play(mut reply: Reply, stream: &mut TcpStream, shared: &Shared) -> bool
             stream.write_all(head.as_bytes()).await.is_ok()
                 && stream.write_all(body.as_bytes()).await.is_ok()
         }
-        Reply::Stream { events, gap, end } => play_stream(stream, &events, gap, end, shared).await,
+        Reply::Stream { events, gap, end } => {
+            let events: Vec<String> = events.iter().map(|data| format!("data: {data}")).collect();
+            play_stream(stream, &events, gap, end, shared).await
+        }
+        Reply::Events { events, gap, end } => play_stream(stream, &events, gap, end, shared).await,
         Reply::Hang => {
             wait_for_close(stream, Duration::from_secs(60), shared).await;
             false
@@ -446,7 +453,7 @@ async fn play_stream(
         if index > 0 && !gap.is_zero() && wait_for_close(stream, gap, shared).await {
             return false;
         }
-        let event = format!("data: {data}\n\n");
+        let event = format!("{data}\n\n");
         let chunk = format!("{:x}\r\n{event}\r\n", event.len());
         if stream.write_all(chunk.as_bytes()).await.is_err() {
             note_hang_up(shared);
@@ -673,4 +680,144 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+// === Anthropic and Azure upstreams ===
+
+impl FakeUpstream {
+    /// `http://127.0.0.1:PORT`, the base URL of an `anthropic` or `azure` provider.
+    pub fn root_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// A file of `tests/support/fixtures/`.
+pub fn fixture(name: &str) -> String {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fixtures").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("fixture {}: {err}", path.display()))
+}
+
+/// A JSON fixture.
+pub fn json_fixture(name: &str) -> Value {
+    serde_json::from_str(&fixture(name)).unwrap()
+}
+
+/// An SSE fixture as its events (the text between blank lines).
+pub fn sse_fixture(name: &str) -> Vec<String> {
+    fixture(name)
+        .replace("\r\n", "\n")
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|event| !event.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl Reply {
+    /// The events of an SSE fixture, at once, ending properly.
+    pub fn sse(name: &str) -> Self {
+        Self::Events { events: sse_fixture(name), gap: Duration::ZERO, end: StreamEnd::Finish }
+    }
+
+    /// One Anthropic SSE event: `event: {type}` and the JSON.
+    pub fn anthropic_event(data: &Value) -> String {
+        format!("event: {}\ndata: {data}", data["type"].as_str().unwrap_or("unknown"))
+    }
+
+    /// An Anthropic error answer: `{"type":"error","error":{"type","message"}}`.
+    pub fn anthropic_error(status: u16, kind: &str, message: &str) -> Self {
+        Self::json(
+            status,
+            &json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"}),
+        )
+    }
+}
+
+/// Model `chat` → provider `claude` (kind anthropic) at `upstream`, upstream model
+/// `claude-test`; `extra` is added to the provider (one attempt unless it sets `retry`).
+pub fn anthropic_config(upstream: &FakeUpstream, extra: &str) -> String {
+    single_target_config("claude", "anthropic", upstream, "claude-test", extra)
+}
+
+/// Model `chat` → provider `azure` (kind azure) at `upstream`, deployment `gpt4o-deploy`;
+/// `extra` is added to the provider (one attempt unless it sets `retry`).
+pub fn azure_config(upstream: &FakeUpstream, extra: &str) -> String {
+    single_target_config("azure", "azure", upstream, "gpt4o-deploy", extra)
+}
+
+/// [`openai_config`] with provider `name` of `kind` at `upstream`'s root URL, naming `model`.
+fn single_target_config(
+    name: &str,
+    kind: &str,
+    upstream: &FakeUpstream,
+    model: &str,
+    extra: &str,
+) -> String {
+    openai_config(&upstream.base_url(), extra)
+        .replacen(
+            &format!("up: {{ kind: openai, base_url: '{}'", upstream.base_url()),
+            &format!("{name}: {{ kind: {kind}, base_url: '{}'", upstream.root_url()),
+            1,
+        )
+        .replacen(
+            "provider: up, model: upstream-model",
+            &format!("provider: {name}, model: {model}"),
+            1,
+        )
+}
+
+/// [`two_targets_config`] with each target's kind chosen: `primary` and `backup` are
+/// `(kind, upstream)` with kind `openai`, `azure` or `anthropic`; one attempt each.
+pub fn mixed_targets_config(
+    primary: (&str, &FakeUpstream),
+    backup: (&str, &FakeUpstream),
+) -> String {
+    let mut config = two_targets_config(primary.1, backup.1, "", "");
+    for (kind, upstream) in [primary, backup] {
+        let openai = format!("kind: openai, base_url: '{}'", upstream.base_url());
+        let other = format!("kind: {kind}, base_url: '{}'", upstream.root_url());
+        config = config.replacen(&openai, &other, 1);
+    }
+    config
+}
+
+impl TestGateway {
+    /// The `/metrics` exposition text.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+}
+
+/// The sum of the samples of metric `name` whose labels include every `(key, value)` given.
+pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let has_label = |series: &str, (key, value): &(&str, &str)| {
+        let pair = format!("{key}=\"{value}\"");
+        series.contains(&format!("{{{pair}")) || series.contains(&format!(",{pair}"))
+    };
+    exposition
+        .lines()
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| series.split('{').next() == Some(name))
+        .filter(|(series, _)| labels.iter().all(|label| has_label(series, label)))
+        .filter_map(|(_, value)| value.parse::<f64>().ok())
+        .sum()
+}
+
+/// The prompt and completion tokens `/metrics` counted for model `chat` on `provider`.
+pub fn tokens_counted(exposition: &str, provider: &str) -> (f64, f64) {
+    let count = |kind| {
+        let labels = [("model", "chat"), ("provider", provider), ("kind", kind)];
+        metric_sum(exposition, "ballast_tokens_total", &labels)
+    };
+    (count("prompt"), count("completion"))
+}
+
+/// A streamed chat request for model `chat` whose client asks for the usage chunk.
+pub fn chat_request_with_usage() -> Value {
+    let mut request = chat_request(true);
+    request["stream_options"] = json!({"include_usage": true});
+    request
 }
