@@ -1,0 +1,646 @@
+#!/usr/bin/env bash
+# Outage drill: the real gateway on loopback in front of two fake upstreams
+# (examples/drill_upstream.rs), under a steady open-loop load, while the PRIMARY goes through
+# five phases: healthy -> 503 storm -> hangs -> 429 with Retry-After: 30 -> healthy again.
+# The secondary stays healthy throughout. Per phase it reports the share of client requests
+# answered 2xx, client p50/p99, and upstream calls per client request, against the targets
+# below. See benches/outage-drill.md for the last run.
+#
+#   benches/outage-drill.sh                        # ~3-4 minutes once built
+#   RATE=200 PHASE_SECONDS=12 CONNECTIONS=1500 SEQUENCES="chained isolated" benches/outage-drill.sh
+#   SOURCE=HEAD benches/outage-drill.sh           # the last commit, not the working tree
+#
+# Loopback only. It starts the two upstreams, the gateway, a /status poller and oha, and stops
+# exactly those, by PID, on exit. It is a measurement: it exits 0 whether the targets are met or
+# not, and non-zero only when it cannot measure (a build, an install or a start failed).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+RATE=${RATE:-200}                   # client requests per second (open loop)
+PHASE_SECONDS=${PHASE_SECONDS:-12}  # per phase; 5 phases
+# oha's HTTP/1 connections = the most requests it can have in flight. Before the primary's
+# circuit opens in the hang phase, requests take 2-6 s (attempt timeouts and retries), so at
+# 200 req/s over a thousand can be in flight at once; fewer connections would throttle the
+# open-loop rate exactly when it matters.
+CONNECTIONS=${CONNECTIONS:-1500}
+LATENCY=${LATENCY:-20ms}            # the fake upstreams' own latency when healthy
+WARMUP=${WARMUP:-3}                 # seconds of load through the gateway before phase 1
+OHA_THREADS=${OHA_THREADS:-1}
+OHA_VERSION=${OHA_VERSION:-1.16.0}
+# Which phase sequences to run, in order:
+#   chained:  the five phases back to back, as an outage would go; the primary's circuit state
+#             (and the retry budget) carries over from one phase to the next, so a failure
+#             phase may start with the circuit already open;
+#   isolated: the same five phases, but before each failure phase the primary is made healthy
+#             and load runs (unmeasured) until its circuit reads closed, so that each failure
+#             mode is met from a closed circuit.
+SEQUENCES=${SEQUENCES:-chained isolated}
+INTERLUDE_SECONDS=${INTERLUDE_SECONDS:-7}   # > the primary's open_for (5 s)
+# What to build: empty for the working tree as it is; a commit (e.g. HEAD) to build a clean
+# export of it instead, under benches/out/drill-build (useful while the tree is mid-edit).
+SOURCE=${SOURCE:-}
+RESULTS=${RESULTS:-benches/outage-drill.md}
+
+# Targets.
+TARGET_OK_PCT=99.9          # answered 2xx, every phase
+TARGET_HANG_P99_FACTOR=2    # hang-phase p99 once the circuit opened < factor x secondary's own p50
+TARGET_CALLS_PER_REQ=1.25   # upstream calls (primary + secondary) per client request, every phase
+
+TOOLS=benches/out/tools
+RUN=benches/out/drill
+OHA=${OHA:-$TOOLS/bin/oha}
+BODY='{"model":"drill","messages":[{"role":"user","content":"hi"}]}'
+
+log() { printf '[drill] %s\n' "$*" >&2; }
+now() { date +%s.%N; }
+
+# --- processes we start, and only those, are stopped on exit ------------------------------------
+PIDS=()   # stopped in reverse order of start
+# shellcheck disable=SC2317  # (called from the EXIT trap)
+stop_pid() {
+    local pid=$1
+    [[ -n "$pid" ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+# shellcheck disable=SC2317
+cleanup() {
+    local i
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        stop_pid "${PIDS[$i]}"
+    done
+    PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- tools and builds ----------------------------------------------------------------------------
+for tool in cargo python3 curl; do
+    command -v "$tool" >/dev/null || { log "needs $tool"; exit 2; }
+done
+if [[ ! -x "$OHA" ]]; then
+    log "installing oha $OHA_VERSION into $TOOLS (once; a few minutes)"
+    cargo install oha --locked --version "$OHA_VERSION" --root "$TOOLS"
+fi
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -z $SOURCE ]]; then
+    log "building ballast and the drill upstream from the working tree (release)"
+    cargo build --release --quiet --bin ballast --example drill_upstream
+    BIN=target/release
+    if [[ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]]; then
+        COMMIT="$COMMIT (+ uncommitted changes in src/Cargo)"
+    fi
+else
+    # A clean export of one commit, built on its own (the working tree may be mid-edit); the
+    # drill's own upstream is taken from the working tree.
+    COMMIT=$(git rev-parse --short "$SOURCE^{commit}") || { log "no commit \`$SOURCE'"; exit 2; }
+    SNAP=benches/out/drill-build
+    log "building ballast $COMMIT ($SOURCE) in $SNAP (release)"
+    rm -rf "$SNAP/src"
+    mkdir -p "$SNAP/src"
+    git archive "$COMMIT" | tar -x -C "$SNAP/src"
+    mkdir -p "$SNAP/src/examples"
+    cp examples/drill_upstream.rs "$SNAP/src/examples/"
+    CARGO_TARGET_DIR="$PWD/$SNAP/target" cargo build --release --quiet \
+        --manifest-path "$SNAP/src/Cargo.toml" --bin ballast --example drill_upstream
+    BIN=$SNAP/target/release
+    COMMIT="$COMMIT (a clean export of it, not the working tree)"
+fi
+
+rm -rf "$RUN"
+mkdir -p "$RUN"
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+# Waits (bounded, ~10 s) until GET $1 answers 200 while process $2 lives.
+wait_http() {
+    local url=$1 pid=$2
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# --- the fake upstreams --------------------------------------------------------------------------
+primary_ADDR="" secondary_ADDR=""
+start_upstream() { # NAME -> sets ${NAME}_ADDR
+    local name=$1 pid addr=""
+    "$BIN/examples/drill_upstream" --listen 127.0.0.1:0 --latency "$LATENCY" --threads 1 \
+        >"$RUN/$name.out" 2>"$RUN/$name.err" &
+    pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 1 100); do
+        addr=$(sed -n 's/^listening //p' "$RUN/$name.out" 2>/dev/null || true)
+        [[ -n "$addr" ]] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [[ -z "$addr" ]] || ! wait_http "http://$addr/health" "$pid"; then
+        log "the $name upstream did not start:"; cat "$RUN/$name.err" >&2; exit 1
+    fi
+    printf -v "${name}_ADDR" '%s' "$addr"
+    log "$name upstream on $addr (pid $pid, latency $LATENCY)"
+}
+start_upstream primary
+start_upstream secondary
+
+set_mode() { # MODE
+    curl -fsS --max-time 2 -H 'content-type: application/json' -d "{\"mode\":\"$1\"}" \
+        "http://$primary_ADDR/control" >/dev/null
+}
+stats() { curl -fsS --max-time 2 "http://$1/stats"; }
+
+# --- the gateway ---------------------------------------------------------------------------------
+# No response cache: every drill request is the same, so with the (default) memory cache all but
+# the first would be answered from it and no upstream would ever be called.
+cat >"$RUN/ballast.yaml" <<EOF
+server: { listen: 127.0.0.1:0, request_timeout: 10s, shutdown_grace: 2s }
+cache: { backend: none }
+providers:
+  primary:
+    kind: openai
+    base_url: http://$primary_ADDR/v1
+    api_key: drill-key
+    timeouts: { connect: 500ms, first_byte: 2s, idle: 2s, total: 2s }
+    retry: { max_retries: 2, base_delay: 50ms, max_delay: 1s }
+    circuit_breaker: { consecutive_failures: 5, open_for: 5s }
+  secondary:
+    kind: openai
+    base_url: http://$secondary_ADDR/v1
+    api_key: drill-key
+    retry: { max_retries: 1, base_delay: 50ms, max_delay: 1s }
+models:
+  drill:
+    targets: [ { provider: primary, model: p }, { provider: secondary, model: s } ]
+EOF
+GW_PID=""
+for attempt in 1 2 3; do
+    GW_PORT=$(free_port)
+    # warn: no per-request log lines (an info line per response would cost throughput), but the
+    # breaker's "circuit opened" lines, whose timestamps the report uses.
+    BALLAST_LOG=warn "$BIN/ballast" serve --config "$RUN/ballast.yaml" \
+        --listen "127.0.0.1:$GW_PORT" --log-format json 2>>"$RUN/gateway.log" &
+    GW_PID=$!
+    PIDS+=("$GW_PID")
+    if wait_http "http://127.0.0.1:$GW_PORT/healthz" "$GW_PID"; then
+        break
+    fi
+    log "gateway start attempt $attempt failed:"; tail -5 "$RUN/gateway.log" >&2
+    stop_pid "$GW_PID"; unset 'PIDS[${#PIDS[@]}-1]'; GW_PID=""
+done
+[[ -n "$GW_PID" ]] || exit 1
+GW="127.0.0.1:$GW_PORT"
+GATEWAY_URL="http://$GW/v1/chat/completions"
+log "ballast on $GW (pid $GW_PID)"
+
+# Two identical requests: both must be answered by the primary itself (not a cache).
+for n in 1 2; do
+    headers=$(curl -sS --max-time 5 -D - -o "$RUN/check.json" -H 'content-type: application/json' \
+        -d "$BODY" "$GATEWAY_URL")
+    if ! grep -qi '^x-ballast-provider: primary' <<<"$headers" \
+        || ! grep -qi '^x-ballast-route: primary' <<<"$headers" \
+        || ! grep -q '"object":"chat.completion"' "$RUN/check.json"; then
+        log "unexpected answer $n through the gateway:"; printf '%s\n' "$headers" >&2
+        head -c 300 "$RUN/check.json" >&2; exit 1
+    fi
+done
+if [[ $(stats "$primary_ADDR") != *'"calls":2,'* ]]; then
+    log "the primary did not see both check requests: $(stats "$primary_ADDR")"; exit 1
+fi
+
+run_oha() { # URL SECONDS RATE OUT_JSON [DB]
+    local args=(--no-tui --output-format json -o "$4" -z "${2}s" -q "$3" -c "$CONNECTIONS"
+        --worker-threads "$OHA_THREADS" -w --latency-correction -t 15s
+        -m POST -H 'content-type: application/json' -d "$BODY")
+    [[ $# -ge 5 ]] && args+=(--db-url "$5")
+    # In the background and waited for, so that a signal reaches the EXIT trap at once.
+    "$OHA" "${args[@]}" "$1" >"$RUN/oha.stdout" 2>"$RUN/oha.stderr" &
+    local pid=$!
+    PIDS+=("$pid")
+    local rc=0
+    wait "$pid" || rc=$?
+    unset 'PIDS[${#PIDS[@]}-1]'
+    if [[ $rc -ne 0 ]]; then log "oha failed ($rc):"; cat "$RUN/oha.stderr" >&2; exit 1; fi
+}
+
+# --- the secondary's own latency, direct, at a low rate -------------------------------------------
+log "secondary's own latency: direct, 50 req/s for 4 s"
+run_oha "http://$secondary_ADDR/v1/chat/completions" 4 50 "$RUN/secondary-direct.json" \
+    "$RUN/secondary-direct.db"
+
+log "warm-up through the gateway: ${WARMUP}s at $RATE req/s"
+run_oha "$GATEWAY_URL" "$WARMUP" "$RATE" "$RUN/warmup.json"
+
+# --- the poller: /status and the primary's held-open count every 100 ms, and every 500 ms one
+# probe request through the gateway whose x-ballast-* headers are recorded ------------------------
+cat >"$RUN/poller.py" <<'PY'
+import json, os, sys, threading, time, urllib.error, urllib.request
+
+gw, primary, out_path, stop_path, max_seconds = sys.argv[1:6]
+parent = os.getppid()
+lock = threading.Lock()
+out = open(out_path, "a", buffering=1)
+body = b'{"model":"drill","messages":[{"role":"user","content":"hi"}]}'
+probes = threading.BoundedSemaphore(64)
+
+
+def write(record):
+    with lock:
+        out.write(json.dumps(record) + "\n")
+
+
+def get_json(url):
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return json.load(r)
+    except Exception as err:  # noqa: BLE001 - a missed poll is recorded, not fatal
+        return {"error": str(err)}
+
+
+def probe():
+    t = time.time()
+    rec = {"kind": "probe", "t": t}
+    req = urllib.request.Request(f"http://{gw}/v1/chat/completions", data=body,
+                                 headers={"content-type": "application/json"})
+    try:
+        try:
+            r = urllib.request.urlopen(req, timeout=15)
+        except urllib.error.HTTPError as err:
+            r = err
+        with r:
+            r.read()
+            rec.update(status=r.status, route=r.headers.get("x-ballast-route"),
+                       provider=r.headers.get("x-ballast-provider"),
+                       attempts=r.headers.get("x-ballast-attempts"))
+    except Exception as err:  # noqa: BLE001
+        rec.update(status=None, error=str(err))
+    rec["ms"] = (time.time() - t) * 1e3
+    write(rec)
+    probes.release()
+
+
+deadline = time.time() + float(max_seconds)
+tick = 0
+while time.time() < deadline and not os.path.exists(stop_path) and os.getppid() == parent:
+    t = time.time()
+    status = get_json(f"http://{gw}/status")
+    circuits = {name: p.get("circuit") for name, p in status.get("providers", {}).items()}
+    up = get_json(f"http://{primary}/stats")
+    write({"kind": "poll", "t": t, "circuits": circuits, "hanging": up.get("hanging")})
+    if tick % 5 == 0 and probes.acquire(blocking=False):
+        threading.Thread(target=probe, daemon=True).start()
+    tick += 1
+    time.sleep(max(0.0, 0.1 - (time.time() - t)))
+PY
+# The poller's own bound, whatever happens here: both sequences, interludes, and a margin.
+POLL_SECONDS=$((10 * PHASE_SECONDS + 8 * 4 * INTERLUDE_SECONDS + 300))
+python3 "$RUN/poller.py" "$GW" "$primary_ADDR" "$RUN/poll.jsonl" "$RUN/poll.stop" "$POLL_SECONDS" &
+POLLER_PID=$!
+PIDS+=("$POLLER_PID")
+
+# --- the phases ----------------------------------------------------------------------------------
+PHASES=("healthy:healthy" "503-storm:503" "hang:hang" "429-retry-after-30:429" "healthy-again:healthy")
+
+primary_circuit() {
+    curl -fsS --max-time 2 "http://$GW/status" \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["providers"]["primary"]["circuit"])'
+}
+
+# Healthy primary and load at the drill's rate (unmeasured) until the primary's circuit reads
+# closed: after open_for, the next request is the half-open trial, which now succeeds. The load
+# also keeps the retry budget's 10 s window as full as during the phases. Bounded: 4 rounds.
+close_primary_circuit() { # SEQ INDEX
+    local k state
+    set_mode healthy
+    for k in 1 2 3 4; do
+        state=$(primary_circuit)
+        [[ $state == closed ]] && return 0
+        log "  interlude: primary circuit $state; ${INTERLUDE_SECONDS}s of load with the primary healthy"
+        run_oha "$GATEWAY_URL" "$INTERLUDE_SECONDS" "$RATE" "$RUN/interlude-$1-$2-$k.json"
+    done
+    log "  the primary's circuit is still $(primary_circuit); going on (the report shows its state)"
+}
+
+# Other load generators on this machine (another benchmark running at
+# the same time shares the 2 cores and makes the figures noisier): listed in the report.
+others() {
+    local pid p mine
+    for pid in $(pgrep -f -- 'benches/run.sh|bin/oha' || true); do
+        mine=0
+        for p in "${PIDS[@]}" "$$"; do [[ $pid == "$p" ]] && mine=1; done
+        [[ $mine == 1 ]] || ps -o pid=,args= -p "$pid" 2>/dev/null | cut -c1-120 || true
+    done
+}
+
+run_sequence() { # NAME ISOLATED(0|1)
+    local seq=$1 isolated=$2 i=0 phase name mode c0 tb t0 t1 ta p0 s0 p1 s1
+    for phase in "${PHASES[@]}"; do
+        i=$((i + 1))
+        name=${phase%%:*}
+        mode=${phase#*:}
+        if [[ $isolated == 1 && $mode != healthy ]]; then
+            close_primary_circuit "$seq" "$i"
+        fi
+        others | sed "s/^/$seq phase $i: /" >>"$RUN/others.txt"
+        set_mode "$mode"
+        c0=$(primary_circuit)
+        tb=$(now)
+        p0=$(stats "$primary_ADDR"); s0=$(stats "$secondary_ADDR")
+        log "$seq phase $i/${#PHASES[@]}: $name (primary: $mode, its circuit $c0), ${PHASE_SECONDS}s at $RATE req/s"
+        t0=$(now)
+        run_oha "$GATEWAY_URL" "$PHASE_SECONDS" "$RATE" "$RUN/$seq-$i.json" "$RUN/$seq-$i.db"
+        t1=$(now)
+        p1=$(stats "$primary_ADDR"); s1=$(stats "$secondary_ADDR")
+        ta=$(now)
+        printf '{"seq":"%s","index":%d,"name":"%s","mode":"%s","circuit0":"%s","tb":%s,"t0":%s,"t1":%s,"ta":%s,"p0":%s,"s0":%s,"p1":%s,"s1":%s}\n' \
+            "$seq" "$i" "$name" "$mode" "$c0" "$tb" "$t0" "$t1" "$ta" "$p0" "$s0" "$p1" "$s1" >>"$RUN/phases.jsonl"
+    done
+}
+
+: >"$RUN/phases.jsonl"
+: >"$RUN/others.txt"
+sleep 1   # a few polls before the first phase
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+for seq in $SEQUENCES; do
+    case $seq in
+        chained) run_sequence chained 0 ;;
+        isolated) close_primary_circuit isolated 0; run_sequence isolated 1 ;;
+        *) log "unknown sequence \`$seq' (chained, isolated)"; exit 2 ;;
+    esac
+done
+touch "$RUN/poll.stop"
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+sleep 0.5
+kill -0 "$GW_PID" 2>/dev/null || { log "the gateway died during the drill"; exit 1; }
+
+export RUN RATE PHASE_SECONDS CONNECTIONS LATENCY OHA_THREADS COMMIT \
+    TARGET_OK_PCT TARGET_HANG_P99_FACTOR TARGET_CALLS_PER_REQ
+DRILL_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+MACHINE="nproc $(nproc), Linux $(uname -r), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+OHA_VER=$("$OHA" --version)
+RUSTC_VER=$(rustc --version)
+export DRILL_DATE MACHINE OHA_VER RUSTC_VER LOAD_BEFORE LOAD_AFTER
+
+python3 - >"$RUN/report.md" <<'PY'
+import json, os, re, sqlite3
+from datetime import datetime, timezone
+
+env = os.environ
+run = env["RUN"]
+ok_target = float(env["TARGET_OK_PCT"])
+hang_factor = float(env["TARGET_HANG_P99_FACTOR"])
+calls_target = float(env["TARGET_CALLS_PER_REQ"])
+
+
+def pct(values, q):
+    """Nearest-rank percentile (q in 0..100) of a list; None when empty."""
+    if not values:
+        return None
+    values = sorted(values)
+    k = max(1, -(-len(values) * q // 100))  # ceil
+    return values[int(k) - 1]
+
+
+def rows(db):
+    """(sent, scheduled, end, latency from scheduled send, status) of every HTTP answer."""
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(
+            "SELECT start, coalesce(start_latency_correction, start), end, duration, status FROM oha"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def oha(path):
+    with open(path) as f:
+        d = json.load(f)
+    statuses = {int(k): v for k, v in d.get("statusCodeDistribution", {}).items()}
+    errors = d.get("errorDistribution", {})
+    aborted = sum(v for k, v in errors.items() if "deadline" in k)
+    errors = {k: v for k, v in errors.items() if "deadline" not in k}
+    return statuses, errors, aborted
+
+
+def fmt_ms(v):
+    return "n/a" if v is None else f"{v * 1e3:.1f}"
+
+
+# The secondary's own latency, direct.
+sec_lat = [r[3] for r in rows(f"{run}/secondary-direct.db") if 200 <= r[4] < 300]
+sec_p50, sec_p99 = pct(sec_lat, 50), pct(sec_lat, 99)
+hang_limit = hang_factor * sec_p50 if sec_p50 else None
+
+polls, probes = [], []
+with open(f"{run}/poll.jsonl") as f:
+    for line in f:
+        rec = json.loads(line)
+        (polls if rec["kind"] == "poll" else probes).append(rec)
+
+# "circuit opened" lines of the gateway log (warn level), as wall-clock times.
+opened = []
+ts_re = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z")
+warnings = 0
+with open(f"{run}/gateway.log") as f:
+    for line in f:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        fields = rec.get("fields", {})
+        if fields.get("message") == "circuit opened":
+            m = ts_re.match(rec.get("timestamp", ""))
+            if m:
+                t = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+                frac = float("0." + m.group(2)) if m.group(2) else 0.0
+                opened.append((fields.get("provider"), t.timestamp() + frac))
+        elif rec.get("level") in ("WARN", "ERROR"):
+            warnings += 1
+
+
+def analyse(ph):
+    seq, i, t0, t1 = ph["seq"], ph["index"], ph["t0"], ph["t1"]
+    statuses, errors, aborted = oha(f"{run}/{seq}-{i}.json")
+    rs = rows(f"{run}/{seq}-{i}.db")
+    total = sum(statuses.values()) + sum(errors.values())
+    ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
+    lat = [r[3] for r in rs]
+    # Probes sent between the two /stats reads also reached the upstreams: they count as
+    # client requests of the phase for the calls-per-request figure.
+    ph_probes = [p for p in probes if ph["tb"] <= p["t"] < ph["ta"]]
+    calls_p = ph["p1"]["calls"] - ph["p0"]["calls"]
+    calls_s = ph["s1"]["calls"] - ph["s0"]["calls"]
+    requests = total + len(ph_probes)
+    ph_polls = [p for p in polls if t0 <= p["t"] <= t1]
+    seen = []
+    for p in ph_polls:
+        c = p.get("circuits", {}).get("primary")
+        if c and (not seen or seen[-1] != c):
+            seen.append(c)
+    open_log = [t - t0 for prov, t in opened if prov == "primary" and t0 <= t <= t1]
+    hanging = max((p.get("hanging") or 0 for p in ph_polls), default=0)
+    # Peak client requests in flight, and sends oha made late (all its connections busy).
+    events = sorted([(r[0], 1) for r in rs] + [(r[2], -1) for r in rs])
+    inflight = peak = 0
+    for _, d in events:
+        inflight += d
+        peak = max(peak, inflight)
+    routes = {}
+    for p in ph_probes:
+        key = f"{p.get('status')} {p.get('route')}/{p.get('provider')} x{p.get('attempts')}"
+        routes[key] = routes.get(key, 0) + 1
+    r = {
+        "seq": seq, "i": i, "name": ph["name"], "mode": ph["mode"], "circuit0": ph["circuit0"],
+        "total": total, "ok": ok, "ok_pct": 100.0 * ok / total if total else 0.0,
+        "statuses": statuses, "errors": errors, "aborted": aborted,
+        "p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat, default=None),
+        "calls_p": calls_p, "calls_s": calls_s, "requests": requests, "probes": len(ph_probes),
+        "cpr": (calls_p + calls_s) / requests if requests else 0.0, "seen": seen,
+        "open_log": open_log, "hanging": hanging, "peak": peak,
+        "late": sum(1 for x in rs if x[0] - x[1] > 0.05), "routes": routes, "seconds": t1 - t0,
+    }
+    # "Once the circuit has opened": the whole phase when it was already open (or half-open) at
+    # its start; else the requests scheduled after its first opening in the phase (log time).
+    first_open = 0.0 if ph["circuit0"] != "closed" else (open_log[0] if open_log else None)
+    if first_open is not None:
+        after = [x for x in rs if x[1] >= first_open]
+        r.update(open_at=first_open, before_open=sum(1 for x in rs if x[1] < first_open),
+                 after_n=len(after), after_ok=sum(1 for x in after if 200 <= x[4] < 300),
+                 after_p50=pct([x[3] for x in after], 50), after_p99=pct([x[3] for x in after], 99),
+                 after_slow=sum(1 for x in after if x[3] >= 1.0))
+    return r
+
+
+phases = [json.loads(l) for l in open(f"{run}/phases.jsonl")]
+sequences = []
+for ph in phases:
+    if not sequences or sequences[-1][0] != ph["seq"]:
+        sequences.append((ph["seq"], []))
+    sequences[-1][1].append(analyse(ph))
+
+TITLES = {
+    "chained": "Sequence 1, chained: the five phases back to back (as specified)",
+    "isolated": "Sequence 2, isolated: each failure phase starts from a closed circuit",
+}
+BLURBS = {
+    "chained": "The primary's circuit state and the retry budget carry over from one phase to "
+               "the next, as in a real outage that changes shape: a failure phase can start with "
+               "the circuit already open from the previous one.",
+    "isolated": "Before each failure phase the primary is made healthy and the same load runs, "
+                "unmeasured, until its circuit reads closed (the half-open trial succeeds), so "
+                "each failure mode is met head-on by a closed circuit. The last phase still "
+                "starts from whatever the 429 phase left (that is the recovery being measured).",
+}
+
+out = []
+w = out.append
+all_verdicts = []
+w("# Outage drill: primary fails, secondary answers\n")
+w(f"- date: {env['DRILL_DATE']}")
+w(f"- machine: {env['MACHINE']}; load average before/after the phases: "
+  f"{env['LOAD_BEFORE']} / {env['LOAD_AFTER']}")
+w(f"- ballast: commit {env['COMMIT']}, release build, {env['RUSTC_VER']}, log level warn")
+w(f"- load: {env['OHA_VER']}, open loop at {env['RATE']} req/s, {env['PHASE_SECONDS']} s per phase, "
+  f"at most {env['CONNECTIONS']} HTTP/1.1 connections, latency corrected (measured from the "
+  "scheduled send), per-request timeout 15 s; one oha run per phase, which waits for its "
+  "in-flight requests before the next phase starts")
+w(f"- upstreams: examples/drill_upstream.rs x2, healthy latency {env['LATENCY']}; the secondary "
+  "is healthy throughout; the primary's mode is switched right before each phase")
+w(f"- the secondary's own latency (direct, 50 req/s, {len(sec_lat)} requests): "
+  f"p50 {fmt_ms(sec_p50)} ms, p99 {fmt_ms(sec_p99)} ms")
+w(f"- targets: answered 2xx >= {ok_target:g} % in every phase; hang-phase p99 once the primary's "
+  f"circuit has opened < {hang_factor:g} x the secondary's own p50 = {fmt_ms(hang_limit)} ms; "
+  f"upstream calls (primary + secondary) per client request <= {calls_target:g} in every phase")
+w("- client requests are oha's: the 2xx share and the latencies are over them. Calls per request "
+  "also counts, in its denominator, the probe requests (2/s) the script sends through the gateway "
+  "to record the `x-ballast-*` headers, since their upstream calls are in the numerator.")
+w("")
+for seq, results in sequences:
+    w(f"## {TITLES.get(seq, seq)}\n")
+    w(BLURBS.get(seq, ""))
+    w("")
+    w("| # | phase (primary mode) | circuit at start | client requests | answered 2xx | p50 (ms) "
+      "| p99 (ms) | max (ms) | upstream calls (primary + secondary) | calls / request |")
+    w("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in results:
+        w(f"| {r['i']} | {r['name']} ({r['mode']}) | {r['circuit0']} | {r['total']} | "
+          f"{r['ok_pct']:.2f} % | {fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | {fmt_ms(r['max'])} | "
+          f"{r['calls_p']} + {r['calls_s']} = {r['calls_p'] + r['calls_s']} | {r['cpr']:.3f} |")
+    w("")
+    w("| target | phase | measured | target | verdict |")
+    w("| --- | --- | ---: | ---: | --- |")
+    verdicts = []
+
+    def check(name, phase, measured, target, ok):
+        verdicts.append(ok)
+        w(f"| {name} | {phase} | {measured} | {target} | {'PASS' if ok else 'MISS'} |")
+
+    for r in results:
+        check("answered 2xx", r["name"], f"{r['ok_pct']:.2f} %", f">= {ok_target:g} %",
+              r["ok_pct"] >= ok_target)
+    for r in results:
+        if r["mode"] != "hang":
+            continue
+        if r.get("after_p99") is not None and hang_limit:
+            check("p99 once the circuit opened", r["name"], f"{fmt_ms(r['after_p99'])} ms",
+                  f"< {fmt_ms(hang_limit)} ms", r["after_p99"] < hang_limit)
+        else:
+            check("p99 once the circuit opened", r["name"], "it never opened",
+                  f"< {fmt_ms(hang_limit)} ms", False)
+    for r in results:
+        check("upstream calls per request", r["name"], f"{r['cpr']:.3f}", f"<= {calls_target:g}",
+              r["cpr"] <= calls_target)
+    w("")
+    w(f"{seq}: {sum(verdicts)} of {len(verdicts)} targets met.")
+    w("")
+    all_verdicts += verdicts
+    for r in results:
+        bits = [f"**{r['name']}** ({r['seconds']:.1f} s with the wait for in-flight requests)"]
+        bits.append("statuses " + ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items())))
+        if r["errors"]:
+            bits.append("client-side errors " + "; ".join(f"{k}: {v}" for k, v in r["errors"].items()))
+        if r["aborted"]:
+            bits.append(f"{r['aborted']} aborted at oha's deadline (not counted)")
+        bits.append("primary circuit " + " -> ".join(r["seen"] or ["?"]) + " (polled every 100 ms)")
+        if r["open_log"]:
+            bits.append("opened at " + ", ".join(f"+{t:.2f} s" for t in r["open_log"])
+                        + " (gateway log)")
+        if "open_at" in r and (r["mode"] == "hang" or r["before_open"]):
+            bits.append(f"{r['before_open']} requests scheduled before it was open; the "
+                        f"{r['after_n']} after: {100.0 * r['after_ok'] / max(r['after_n'], 1):.2f} % 2xx, "
+                        f"p50 {fmt_ms(r['after_p50'])} ms, p99 {fmt_ms(r['after_p99'])} ms, "
+                        f"{r['after_slow']} took >= 1 s")
+        bits.append(f"peak client requests in flight {r['peak']}, sends oha made > 50 ms late {r['late']}")
+        if r["hanging"]:
+            bits.append(f"peak requests held open by the primary {r['hanging']}")
+        bits.append("probes (status route/provider x attempts): "
+                    + (", ".join(f"{k}: {v}" for k, v in sorted(r["routes"].items())) or "none"))
+        w("- " + "; ".join(bits))
+    w("")
+others = [l.strip() for l in open(f"{run}/others.txt") if l.strip()]
+if others:
+    w("Other benchmark processes running on the machine at phase starts (noise): "
+      + "; ".join(f"`{l}`" for l in others[:10]) + (" ..." if len(others) > 10 else ""))
+    w("")
+w(f"Overall: {sum(all_verdicts)} of {len(all_verdicts)} targets met. Gateway log lines at warn "
+  f"or above other than 'circuit opened': {warnings}.")
+w("")
+w("## Gateway config used\n")
+w("```yaml")
+w(open(f"{run}/ballast.yaml").read().rstrip())
+w("```")
+print("\n".join(out))
+PY
+
+cat "$RUN/report.md"
+cp "$RUN/report.md" "$RESULTS"
+log "written to $RESULTS (raw oha JSON/SQLite, poll log and gateway log in $RUN)"
+exit 0
