@@ -44,6 +44,18 @@ async fn chat_as(
     request.send().await.unwrap()
 }
 
+/// POSTs `body` to `/v1/chat/completions` with `key` as the bearer token.
+async fn as_key(gateway: &TestGateway, key: &str, body: &Value) -> reqwest::Response {
+    gateway
+        .client
+        .post(gateway.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn bearer(key: &str) -> Option<(&'static str, String)> {
     Some(("authorization", format!("Bearer {key}")))
 }
@@ -144,27 +156,13 @@ async fn requests_per_minute_are_limited_with_openai_style_headers() {
     let gateway = TestGateway::start(&config(&upstream, NO_CACHE, "requests_per_minute: 3")).await;
 
     for remaining in ["2", "1", "0"] {
-        let response = gateway
-            .client
-            .post(gateway.url("/v1/chat/completions"))
-            .bearer_auth(KEY_A)
-            .json(&chat_request(false))
-            .send()
-            .await
-            .unwrap();
+        let response = as_key(&gateway, KEY_A, &chat_request(false)).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["x-ratelimit-limit-requests"], "3");
         assert_eq!(response.headers()["x-ratelimit-remaining-requests"], remaining);
         assert!(response.headers()["x-ratelimit-reset-requests"].to_str().unwrap().ends_with('s'));
     }
-    let limited = gateway
-        .client
-        .post(gateway.url("/v1/chat/completions"))
-        .bearer_auth(KEY_A)
-        .json(&chat_request(false))
-        .send()
-        .await
-        .unwrap();
+    let limited = as_key(&gateway, KEY_A, &chat_request(false)).await;
 
     assert_eq!(limited.status(), 429);
     let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
@@ -177,14 +175,7 @@ async fn requests_per_minute_are_limited_with_openai_style_headers() {
         (Some("rate_limit_error"), Some("rate_limit_exceeded"))
     );
     assert_eq!(upstream.hits(), 3);
-    let other_key = gateway
-        .client
-        .post(gateway.url("/v1/chat/completions"))
-        .bearer_auth(KEY_B)
-        .json(&chat_request(false))
-        .send()
-        .await
-        .unwrap();
+    let other_key = as_key(&gateway, KEY_B, &chat_request(false)).await;
     assert_eq!(other_key.status(), 200, "limits are per key");
 }
 
@@ -198,22 +189,16 @@ async fn tokens_per_minute_count_the_estimate_then_the_real_usage() {
     let gateway =
         TestGateway::start(&config(&upstream, NO_CACHE, &format!("tokens_per_minute: {limit}")))
             .await;
-    let send = || {
-        gateway
-            .client
-            .post(gateway.url("/v1/chat/completions"))
-            .bearer_auth(KEY_A)
-            .json(&chat_request(false))
-            .send()
-    };
+    let request = chat_request(false);
+    let send = || as_key(&gateway, KEY_A, &request);
 
-    let first = send().await.unwrap();
+    let first = send().await;
     assert_eq!(first.status(), 200);
     assert_eq!(first.headers()["x-ratelimit-limit-tokens"], limit.to_string().as_str());
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(send().await.unwrap().status(), 200, "8 used + the estimate fits");
+    assert_eq!(send().await.status(), 200, "8 used + the estimate fits");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let third = send().await.unwrap();
+    let third = send().await;
 
     assert_eq!(third.status(), 429, "16 used + the estimate does not");
     assert_eq!(third.headers()["x-ratelimit-remaining-tokens"], (limit - 16).to_string().as_str());
@@ -223,19 +208,13 @@ async fn tokens_per_minute_count_the_estimate_then_the_real_usage() {
 async fn each_key_has_its_own_cache_space() {
     let upstream = FakeUpstream::start().await;
     let gateway = TestGateway::start(&config(&upstream, "cache: { backend: memory }", "")).await;
-    let ask = |key: &'static str| {
-        gateway
-            .client
-            .post(gateway.url("/v1/chat/completions"))
-            .bearer_auth(key)
-            .json(&chat_request(false))
-            .send()
-    };
+    let request = chat_request(false);
+    let ask = |key: &'static str| as_key(&gateway, key, &request);
 
-    assert_eq!(ask(KEY_A).await.unwrap().headers()["x-ballast-cache"], "miss");
-    assert_eq!(ask(KEY_A).await.unwrap().headers()["x-ballast-cache"], "hit");
+    assert_eq!(ask(KEY_A).await.headers()["x-ballast-cache"], "miss");
+    assert_eq!(ask(KEY_A).await.headers()["x-ballast-cache"], "hit");
     assert_eq!(
-        ask(KEY_B).await.unwrap().headers()["x-ballast-cache"],
+        ask(KEY_B).await.headers()["x-ballast-cache"],
         "miss",
         "team-b never sees team-a's answers"
     );
@@ -253,25 +232,11 @@ async fn two_gateways_on_one_redis_share_a_keys_limit() {
 
     for (index, gateway) in [&first, &second, &first].into_iter().enumerate() {
         request["messages"][0]["content"] = json!(format!("question {index}"));
-        let response = gateway
-            .client
-            .post(gateway.url("/v1/chat/completions"))
-            .bearer_auth(KEY_A)
-            .json(&request)
-            .send()
-            .await
-            .unwrap();
+        let response = as_key(&gateway, KEY_A, &request).await;
         assert_eq!(response.status(), 200, "request {index}");
     }
     request["messages"][0]["content"] = json!("question 3");
-    let limited = second
-        .client
-        .post(second.url("/v1/chat/completions"))
-        .bearer_auth(KEY_A)
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
+    let limited = as_key(&second, KEY_A, &request).await;
 
     assert_eq!(limited.status(), 429, "the fourth request overall, whichever replica gets it");
 }
@@ -288,14 +253,7 @@ async fn with_redis_down_limits_fall_back_to_each_replica_and_never_error() {
     for index in 0..3 {
         request["messages"][0]["content"] = json!(format!("question {index}"));
         let started = tokio::time::Instant::now();
-        let response = gateway
-            .client
-            .post(gateway.url("/v1/chat/completions"))
-            .bearer_auth(KEY_A)
-            .json(&request)
-            .send()
-            .await
-            .unwrap();
+        let response = as_key(&gateway, KEY_A, &request).await;
         assert!(started.elapsed() < Duration::from_secs(1));
         statuses.push(response.status().as_u16());
     }
