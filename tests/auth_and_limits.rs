@@ -232,7 +232,7 @@ async fn two_gateways_on_one_redis_share_a_keys_limit() {
 
     for (index, gateway) in [&first, &second, &first].into_iter().enumerate() {
         request["messages"][0]["content"] = json!(format!("question {index}"));
-        let response = as_key(&gateway, KEY_A, &request).await;
+        let response = as_key(gateway, KEY_A, &request).await;
         assert_eq!(response.status(), 200, "request {index}");
     }
     request["messages"][0]["content"] = json!("question 3");
