@@ -383,14 +383,11 @@ proptest! {
 proptest! {
     #![proptest_config(config(12))]
 
-    /// KNOWN BUG (src/providers/sse.rs): `push` bounds the raw bytes buffered, but `take_line`
-    /// decodes each line with `String::from_utf8_lossy`, which turns every invalid byte into
-    /// U+FFFD (3 bytes). An upstream can so make one event's `data` almost 3 × MAX_EVENT_BYTES.
-    /// Minimal input, fed whole: `b"data:"`, then 349_526 bytes 0xFF, then `b"\n\n"` (349_533
-    /// bytes, accepted by `push`) yields an event whose data is 1_048_578 bytes (limit 1_048_576).
-    /// Remove the `#[ignore]` once the parser bounds the decoded size (or the bytes) it keeps.
+    /// Found by this property: `push` bounds the raw bytes, but each line is decoded with
+    /// `String::from_utf8_lossy`, which turns every invalid byte into U+FFFD (3 bytes), so an
+    /// upstream could make one event's `data` almost 3 × MAX_EVENT_BYTES (minimal input: `data:`
+    /// then 349_526 bytes 0xFF then a blank line). The parser now bounds the decoded size.
     #[test]
-    #[ignore = "KNOWN BUG: invalid UTF-8 inflates SSE event data past MAX_EVENT_BYTES (see doc)"]
     fn invalid_utf8_never_inflates_an_event_past_max_event_bytes(
         len in (MAX_EVENT_BYTES / 3 - 16)..(MAX_EVENT_BYTES - 8),
         byte in prop::sample::select(vec![0x80u8, 0xBF, 0xC0, 0xF5, 0xFF]),
@@ -858,15 +855,11 @@ proptest! {
 proptest! {
     #![proptest_config(config(CASES))]
 
-    /// KNOWN BUG (Cargo.toml / src/openai/chat.rs): serde_json is built without its
-    /// `float_roundtrip` feature, so it parses some floats to a neighbouring `f64`, and the
-    /// gateway forwards a number the client did not send. Minimal input found:
-    /// `{"model":"m","messages":[1],"x":1.5531401726683896e-7}` reaches the upstream as
-    /// `"x":1.5531401726683898e-7` (std's `str::parse::<f64>` reads the first text exactly; so
-    /// does serde_json with `float_roundtrip`). Another: `-1.51403006218104e-291`.
-    /// Enabling serde_json's `float_roundtrip` feature should fix it; then remove the `#[ignore]`.
+    /// Found by this property: without serde_json's `float_roundtrip` feature some floats were
+    /// parsed to a neighbouring `f64`, and the gateway forwarded a number the client did not send
+    /// (`{"model":"m","messages":[1],"x":1.5531401726683896e-7}` reached the upstream as
+    /// `"x":1.5531401726683898e-7`). The feature is now on.
     #[test]
-    #[ignore = "KNOWN BUG: floats are not parsed exactly, so the upstream gets a different number"]
     fn an_accepted_request_reaches_the_upstream_with_its_numbers_unchanged(
         number in any::<f64>().prop_filter("JSON numbers are finite", |f| f.is_finite()),
     ) {

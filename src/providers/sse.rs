@@ -39,12 +39,15 @@ pub struct SseParser {
     event: String,
     data: String,
     has_data: bool,
+    /// An event grew past the limit once decoded (invalid UTF-8 decodes to 3-byte U+FFFD, so
+    /// the raw-byte check in `push` alone does not bound it): no more events, and `push` fails.
+    overflowed: bool,
 }
 
 impl SseParser {
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), EventTooLarge> {
         self.buffer.extend_from_slice(bytes);
-        if self.buffer.len() + self.data.len() > MAX_EVENT_BYTES {
+        if self.overflowed || self.buffer.len() + self.data.len() > MAX_EVENT_BYTES {
             return Err(EventTooLarge);
         }
         Ok(())
@@ -52,6 +55,9 @@ impl SseParser {
 
     /// The next complete event in what was pushed so far.
     pub fn next_event(&mut self) -> Option<SseEvent> {
+        if self.overflowed {
+            return None;
+        }
         loop {
             if self.skip_lf && !self.buffer.is_empty() {
                 if self.buffer[0] == b'\n' {
@@ -94,6 +100,12 @@ impl SseParser {
         };
         match field {
             "data" => {
+                if self.data.len() + value.len() + 1 > MAX_EVENT_BYTES {
+                    self.overflowed = true;
+                    self.data = String::new();
+                    self.has_data = false;
+                    return None;
+                }
                 if self.has_data {
                     self.data.push('\n');
                 }

@@ -1,0 +1,20 @@
+//! Request bodies: arbitrary bytes through `ChatRequest::from_slice`, and every accepted request
+//! through what the gateway does next with it: the cache key and the upstream body.
+
+#![no_main]
+
+use ballast::cache::key::cache_key;
+use ballast::openai::chat::ChatRequest;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(request) = ChatRequest::from_slice(data) else {
+        return;
+    };
+    assert!(!request.model.is_empty());
+    assert!(!request.messages().is_empty());
+    let key = cache_key("fuzz", &request);
+    assert!(key.starts_with("ballast:v1:"));
+    let upstream = serde_json::to_vec(&request.for_upstream("m"));
+    assert!(upstream.is_ok(), "an accepted request must serialise: {upstream:?}");
+});
