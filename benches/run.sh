@@ -59,7 +59,7 @@ cleanup() {
 trap cleanup EXIT
 
 # --- tools and builds ----------------------------------------------------------------------------
-for tool in cargo python3 curl; do
+for tool in cargo python3 curl flock; do
     command -v "$tool" >/dev/null || { log "needs $tool"; exit 2; }
 done
 if [[ ! -x "$OHA" ]]; then
@@ -69,6 +69,12 @@ fi
 log "building ballast and the bench upstream (release)"
 cargo build --release --quiet --bin ballast --example bench_upstream
 
+# One run at a time: a second one would clobber $RUN and disturb this one's numbers.
+mkdir -p benches/out
+exec 9>benches/out/run.lock
+if ! flock -w 600 9; then
+    log "another benches/run.sh still holds benches/out/run.lock after 10 minutes"; exit 3
+fi
 rm -rf "$RUN"
 mkdir -p "$RUN"
 
