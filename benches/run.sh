@@ -95,8 +95,9 @@ wait_http() {
 }
 
 # --- the fake upstream ---------------------------------------------------------------------------
+# (9>&-: the servers must not inherit, and so hold, the run lock.)
 target/release/examples/bench_upstream --listen 127.0.0.1:0 --threads "$UPSTREAM_THREADS" \
-    >"$RUN/upstream.out" 2>"$RUN/upstream.err" &
+    >"$RUN/upstream.out" 2>"$RUN/upstream.err" 9>&- &
 UP_PID=$!
 UP_ADDR=""
 for _ in $(seq 1 100); do
@@ -129,8 +130,9 @@ for attempt in 1 2 3; do
     GW_PORT=$(free_port)
     # warn: no per-request log lines (the info line per response would cost throughput).
     # (tokio reads TOKIO_WORKER_THREADS; an empty value would make it panic, so set it or not.)
-    env BALLAST_LOG=warn ${GATEWAY_THREADS:+TOKIO_WORKER_THREADS=$GATEWAY_THREADS} target/release/ballast serve --config "$RUN/ballast.yaml" \
-        --listen "127.0.0.1:$GW_PORT" --log-format json 2>"$RUN/gateway.log" &
+    env BALLAST_LOG=warn ${GATEWAY_THREADS:+TOKIO_WORKER_THREADS=$GATEWAY_THREADS} \
+        target/release/ballast serve --config "$RUN/ballast.yaml" \
+        --listen "127.0.0.1:$GW_PORT" --log-format json 2>"$RUN/gateway.log" 9>&- &
     GW_PID=$!
     if wait_http "http://127.0.0.1:$GW_PORT/healthz" "$GW_PID"; then
         break
