@@ -33,7 +33,7 @@ const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/w
 
 pub(super) struct Anthropic {
     upstream: Upstream,
-    url: String,
+    url: reqwest::Url,
     default_max_tokens: u32,
 }
 
@@ -48,7 +48,7 @@ impl Anthropic {
         let headers = std::iter::once(version).chain(settings.headers.iter().cloned()).collect();
         Ok(Self {
             upstream: connect(Some(credential), headers)?,
-            url: endpoint(&settings.base_url, "v1/messages"),
+            url: endpoint(&settings.base_url, "v1/messages")?,
             default_max_tokens: settings.default_max_tokens,
         })
     }
@@ -65,7 +65,8 @@ impl Anthropic {
         let body = serde_json::to_vec(&body).map_err(|err| {
             Failure::new(FailureClass::ClientError, name, format!("cannot encode: {err}"))
         })?;
-        let response = self.upstream.post(&self.url, body, request.stream, request_id).await?;
+        let response =
+            self.upstream.post(self.url.clone(), body, request.stream, request_id).await?;
         if request.stream {
             let mut state = StreamState::new(unix_now());
             let chunks = sse::translate(Arc::clone(name), response.bytes_stream(), move |event| {

@@ -124,9 +124,11 @@ type Connect<'a> = &'a dyn Fn(
     Vec<(HeaderName, HeaderValue)>,
 ) -> Result<Upstream, String>;
 
-/// `path` under a configured base URL, however many slashes the base ends with.
-fn endpoint(base_url: &reqwest::Url, path: &str) -> String {
-    format!("{}/{path}", base_url.as_str().trim_end_matches('/'))
+/// `path` under a configured base URL, however many slashes the base ends with. Parsed once at
+/// start-up, so no request pays for it.
+fn endpoint(base_url: &reqwest::Url, path: &str) -> Result<reqwest::Url, String> {
+    let text = format!("{}/{path}", base_url.as_str().trim_end_matches('/'));
+    reqwest::Url::parse(&text).map_err(|err| format!("`{text}` is not a URL: {err}"))
 }
 
 /// The HTTP side of a network provider: its own client (and connection pool), its credential

@@ -15,7 +15,7 @@ use crate::openai::chat::ChatRequest;
 
 pub(super) struct OpenAi {
     upstream: Upstream,
-    url: String,
+    url: reqwest::Url,
 }
 
 impl OpenAi {
@@ -23,7 +23,7 @@ impl OpenAi {
         let key = settings.api_key.as_ref();
         let credential = key.map(|key| (AUTHORIZATION, format!("Bearer {}", key.expose())));
         let upstream = connect(credential, settings.headers.clone())?;
-        Ok(Self { upstream, url: endpoint(&settings.base_url, "chat/completions") })
+        Ok(Self { upstream, url: endpoint(&settings.base_url, "chat/completions")? })
     }
 
     pub(super) async fn send(
@@ -32,7 +32,7 @@ impl OpenAi {
         model: &str,
         request_id: &str,
     ) -> Result<Reply, Failure> {
-        exchange(&self.upstream, &self.url, request, model, request_id, Some).await
+        exchange(&self.upstream, self.url.clone(), request, model, request_id, Some).await
     }
 }
 
