@@ -8,6 +8,7 @@ use futures_util::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::config::Price;
 use crate::openai::chat::ChatCompletion;
 use crate::openai::stream::chunks_of;
 use crate::providers::Reply;
@@ -30,32 +31,36 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// An entry for a whole answer; none when the body is not a completion.
-    pub fn from_completion(body: &[u8], provider: &str, cost_usd: f64) -> Option<Self> {
+    /// An entry for a whole answer; none when the body is not a completion. Its cost comes from
+    /// the answer's usage at `price`.
+    pub fn from_completion(body: &[u8], provider: &str, price: Option<Price>) -> Option<Self> {
         let text = std::str::from_utf8(body).ok()?;
+        if text.len() > MAX_ENTRY_BYTES {
+            return None;
+        }
         let parsed: Value = serde_json::from_str(text).ok()?;
         parsed.get("choices")?.as_array()?;
-        (text.len() <= MAX_ENTRY_BYTES).then(|| Self {
+        Some(Self {
             stored_at_ms: unix_ms(),
             provider: provider.to_owned(),
-            cost_usd,
+            cost_usd: cost_of(&parsed, price),
             completion: text.to_owned(),
             chunks: None,
         })
     }
 
     /// An entry for a complete stream (its terminal event arrived); none when too large.
-    pub fn from_chunks(chunks: Vec<String>, provider: &str, cost_usd: f64) -> Option<Self> {
+    pub fn from_chunks(chunks: Vec<String>, provider: &str, price: Option<Price>) -> Option<Self> {
         let size: usize = chunks.iter().map(String::len).sum();
         if size > MAX_ENTRY_BYTES / 2 {
             return None;
         }
-        let completion = assemble(&chunks)?.to_string();
+        let completion = assemble(&chunks)?;
         Some(Self {
             stored_at_ms: unix_ms(),
             provider: provider.to_owned(),
-            cost_usd,
-            completion,
+            cost_usd: cost_of(&completion, price),
+            completion: completion.to_string(),
             chunks: Some(chunks),
         })
     }
@@ -184,6 +189,15 @@ fn append(target: &mut Value, text: &str) {
     }
 }
 
+/// What a completion cost upstream: its `usage` at `price` (0 without a price).
+fn cost_of(completion: &Value, price: Option<Price>) -> f64 {
+    let Some(price) = price else { return 0.0 };
+    let tokens = |name: &str| {
+        completion.pointer(&format!("/usage/{name}")).and_then(Value::as_u64).unwrap_or(0)
+    };
+    price.cost(tokens("prompt_tokens"), tokens("completion_tokens"))
+}
+
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -209,12 +223,18 @@ mod tests {
             chunk(json!({}), json!("stop")),
             json!({"id": "c1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}).to_string(),
         ];
-        let entry = Entry::from_chunks(chunks.clone(), "p", 0.5).unwrap();
+        let entry =
+            Entry::from_chunks(chunks.clone(), "p", Some(Price { input: 1.0, output: 2.0 }))
+                .unwrap();
         let completion: Value = serde_json::from_str(&entry.completion).unwrap();
         assert_eq!(completion["choices"][0]["message"]["content"], "Hello");
         assert_eq!(completion["choices"][0]["message"]["role"], "assistant");
         assert_eq!(completion["choices"][0]["finish_reason"], "stop");
         assert_eq!(completion["usage"]["total_tokens"], 5);
+        assert!(
+            (entry.cost_usd - 7e-6).abs() < 1e-15,
+            "3 prompt + 2 completion tokens at 1 and 2 USD/M"
+        );
         assert_eq!(completion["id"], "c1");
         assert_eq!(entry.chunks, Some(chunks));
         assert_eq!(Entry::decode(&entry.encode()), Some(entry));
@@ -237,7 +257,7 @@ mod tests {
             chunk(json!({}), json!("tool_calls")),
         ];
         let completion: Value =
-            serde_json::from_str(&Entry::from_chunks(chunks, "p", 0.0).unwrap().completion)
+            serde_json::from_str(&Entry::from_chunks(chunks, "p", None).unwrap().completion)
                 .unwrap();
         let call = &completion["choices"][0]["message"]["tool_calls"][0];
         assert_eq!(call["id"], "call_1");
@@ -248,8 +268,8 @@ mod tests {
 
     #[test]
     fn only_completions_are_stored() {
-        assert!(Entry::from_completion(b"{\"error\":{}}", "p", 0.0).is_none());
-        assert!(Entry::from_completion(b"not json", "p", 0.0).is_none());
-        assert!(Entry::from_completion(br#"{"choices":[]}"#, "p", 0.0).is_some());
+        assert!(Entry::from_completion(b"{\"error\":{}}", "p", None).is_none());
+        assert!(Entry::from_completion(b"not json", "p", None).is_none());
+        assert!(Entry::from_completion(br#"{"choices":[]}"#, "p", None).is_some());
     }
 }

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, stream};
-use serde_json::Value;
 use tokio_util::task::TaskTracker;
 use tower::{Layer, Service, ServiceExt};
 
@@ -98,17 +97,9 @@ impl Cache {
         });
     }
 
-    /// What producing the entry's answer cost, from its usage and the upstream model's price.
-    fn cost(&self, completion: &str, upstream_model: Option<&str>) -> f64 {
-        let Some(price) = upstream_model.and_then(|model| self.pricing.get(model)) else {
-            return 0.0;
-        };
-        let usage =
-            serde_json::from_str::<Value>(completion).ok().and_then(|c| c.get("usage").cloned());
-        let tokens = |name: &str| {
-            usage.as_ref().and_then(|u| u.get(name)).and_then(Value::as_u64).unwrap_or(0)
-        };
-        price.cost(tokens("prompt_tokens"), tokens("completion_tokens"))
+    /// The price of `upstream_model`, when the pricing table has it.
+    fn price(&self, upstream_model: Option<&str>) -> Option<Price> {
+        upstream_model.and_then(|model| self.pricing.get(model)).copied()
     }
 }
 
@@ -256,10 +247,8 @@ fn keep(
     let upstream_model = answer.provenance.upstream_model.clone();
     answer.reply = match answer.reply {
         Reply::Complete(body) => {
-            let entry = Entry::from_completion(&body, &provider, 0.0).map(|mut entry| {
-                entry.cost_usd = cache.cost(&entry.completion, upstream_model.as_deref());
-                Arc::new(entry)
-            });
+            let price = cache.price(upstream_model.as_deref());
+            let entry = Entry::from_completion(&body, &provider, price).map(Arc::new);
             if let Some(entry) = entry {
                 cache.store_later(key, Arc::clone(&entry));
                 flight.finish(Outcome::Stored(entry));
@@ -300,10 +289,15 @@ fn tee(
                 Some(Err(failure)) => Some((Err(failure), None)),
                 None => {
                     let complete = (size <= entry::MAX_ENTRY_BYTES)
-                        .then(|| Entry::from_chunks(kept, &provider, 0.0))
+                        .then(|| {
+                            Entry::from_chunks(
+                                kept,
+                                &provider,
+                                cache.price(upstream_model.as_deref()),
+                            )
+                        })
                         .flatten();
-                    if let Some(mut entry) = complete {
-                        entry.cost_usd = cache.cost(&entry.completion, upstream_model.as_deref());
+                    if let Some(entry) = complete {
                         let entry = Arc::new(entry);
                         cache.store_later(key, Arc::clone(&entry));
                         flight.finish(Outcome::Stored(entry));
