@@ -146,7 +146,7 @@ async fn serve(listen: SocketAddr) -> std::io::Result<()> {
         writeln!(out, "listening {addr}")?;
         out.flush()?;
     }
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(ballast::server::shutdown_signal()).await?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -155,24 +155,6 @@ async fn serve(listen: SocketAddr) -> std::io::Result<()> {
         counters.streams.load(Ordering::Relaxed)
     )?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let interrupt = async {
-        drop(tokio::signal::ctrl_c().await);
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
 }
 
 async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Response {

@@ -192,29 +192,11 @@ async fn serve(listen: SocketAddr, latency: Duration) -> std::io::Result<()> {
     // Not a graceful shutdown: held-open ("hang") requests would keep it waiting forever.
     tokio::select! {
         result = axum::serve(listener, app).into_future() => result?,
-        () = shutdown_signal() => {}
+        () = ballast::server::shutdown_signal() => {}
     }
     let mut out = std::io::stdout().lock();
     writeln!(out, "stopped: {} calls", shared.calls.load(Ordering::Relaxed))?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let interrupt = async {
-        drop(tokio::signal::ctrl_c().await);
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
 }
 
 async fn chat_completions(State(state): State<AppState>) -> Response {
