@@ -23,7 +23,7 @@ NOISY_MAX=${NOISY_MAX:-10}        # a round whose runs saw more foreign CPU load
 NOISY_RETRIES=${NOISY_RETRIES:-2} # ...is run again, at most this many times
 OHA_THREADS=${OHA_THREADS:-1}     # oha's tokio workers (2 cores are shared by all three)
 UPSTREAM_THREADS=${UPSTREAM_THREADS:-1}
-GATEWAY_THREADS=${GATEWAY_THREADS:-}  # ballast's tokio workers; empty: its default (one per core)
+GATEWAY_WORKERS=${GATEWAY_WORKERS:-}  # ballast's server.workers; empty: its default (one per core)
 CACHE_BACKEND=${CACHE_BACKEND:-none}  # ballast's response cache (none: measure forwarding)
 OHA_VERSION=${OHA_VERSION:-1.16.0}
 RESULTS=${RESULTS:-benches/results.md}
@@ -118,7 +118,7 @@ log "bench upstream on $UP_ADDR (pid $UP_PID, $UPSTREAM_THREADS worker thread(s)
 # unmeasured. CACHE_BACKEND=memory measures cache hits instead (the upstream check then reports
 # a mismatch, as it should).
 cat >"$RUN/ballast.yaml" <<EOF
-server: { listen: 127.0.0.1:0, request_timeout: 30s, shutdown_grace: 2s }
+server: { listen: 127.0.0.1:0, request_timeout: 30s, shutdown_grace: 2s${GATEWAY_WORKERS:+, workers: $GATEWAY_WORKERS} }
 cache: { backend: $CACHE_BACKEND }
 providers:
   up: { kind: openai, base_url: http://127.0.0.1:$UP_PORT/v1, api_key: bench-key }
@@ -129,8 +129,7 @@ GW_PORT=""
 for attempt in 1 2 3; do
     GW_PORT=$(free_port)
     # warn: no per-request log lines (the info line per response would cost throughput).
-    # (tokio reads TOKIO_WORKER_THREADS; an empty value would make it panic, so set it or not.)
-    env BALLAST_LOG=warn ${GATEWAY_THREADS:+TOKIO_WORKER_THREADS=$GATEWAY_THREADS} \
+    env BALLAST_LOG=warn \
         target/release/ballast serve --config "$RUN/ballast.yaml" \
         --listen "127.0.0.1:$GW_PORT" --log-format json 2>"$RUN/gateway.log" 9>&- &
     GW_PID=$!
@@ -271,7 +270,7 @@ fi
 
 export RUN CACHE_BACKEND RATE DURATION ROUNDS CONNECTIONS WARMUP QUIET_MAX QUIET_WAIT NOISY_MAX NOISY_RETRIES OHA_THREADS UPSTREAM_THREADS \
     BUDGET_P50_MS BUDGET_P99_MS BUDGET_RSS_MIB COMMIT LOAD_BEFORE LOAD_AFTER \
-    GATEWAY_THREADS GW_HWM_KB GW_RSS_KB GW_THREADS CLK_TCK
+    GATEWAY_WORKERS GW_HWM_KB GW_RSS_KB GW_THREADS CLK_TCK
 BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 MACHINE="$(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(free -g | awk '/^Mem:/ { print $2 }') GiB, Linux $(uname -r)"
 OHA_VER=$("$OHA" --version)
@@ -347,7 +346,7 @@ w(f"- machine: {env['MACHINE']}")
 w(f"- ballast: commit {env['COMMIT']}, release build, {env['RUSTC_VER']}")
 w(f"- load generator: {env['OHA_VER']}, {env['OHA_THREADS']} worker thread(s), "
   f"{env['CONNECTIONS']} keep-alive connections, HTTP/1.1, no latency correction")
-w(f"- ballast: {env['GATEWAY_THREADS'] or 'default (one per core)'} tokio worker thread(s), "
+w(f"- ballast: {env['GATEWAY_WORKERS'] or 'default (one per core)'} worker(s) (`server.workers`: a thread and a single-threaded runtime each), "
   f"log level warn (no per-request lines), one OpenAI-kind provider, cache backend "
   f"`{env['CACHE_BACKEND']}`")
 w(f"- upstream: examples/bench_upstream.rs, {env['UPSTREAM_THREADS']} worker thread(s), answers at once")

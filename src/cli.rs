@@ -164,11 +164,12 @@ fn route_table(path: &Path, config: &Config) -> String {
     let mut text = format!("{}: OK\n\n", path.display());
     let _ = writeln!(
         text,
-        "server: listen {}, max_body_size {}, request_timeout {}, shutdown_grace {}\n",
+        "server: listen {}, max_body_size {}, request_timeout {}, shutdown_grace {}, workers {}\n",
         server.listen,
         format_size(server.max_body_size as u64),
         format_duration(server.request_timeout),
         format_duration(server.shutdown_grace),
+        server.workers,
     );
     let _ = writeln!(text, "providers:");
     for provider in &config.providers {

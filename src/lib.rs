@@ -9,6 +9,7 @@ pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod warm;
+pub mod workers;
 
 pub mod auth;
 pub mod error;

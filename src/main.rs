@@ -1,10 +1,13 @@
 //! The `ballast` binary: parse the command line, start logging, run the command.
+//!
+//! The main thread runs a single-threaded runtime: it is worker 0, and `serve` starts the other
+//! workers, one runtime per thread (see `ballast::workers`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = ballast::cli::Cli::parse();
     ballast::telemetry::init(cli.log_format);

@@ -14,6 +14,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -25,6 +26,7 @@ use crate::config::Config;
 use crate::error::GatewayError;
 use crate::http::{chat, health, metrics, models, request_id};
 use crate::state::AppState;
+use crate::workers;
 
 /// The most a client's request head may take (hyper answers 431 beyond it).
 const MAX_HEADER_BYTES: usize = 64 << 10;
@@ -73,10 +75,22 @@ impl Gateway {
 
     /// Serves until `signal` resolves, then drains: no new connections, in-flight requests and
     /// streams finish within `shutdown_grace`; streams still open then end with an error event.
+    ///
+    /// The calling thread is worker 0; `server.workers - 1` more threads accept on the same
+    /// socket, each with its own runtime (see `crate::workers`). This returns once every worker
+    /// has drained.
     pub async fn serve(self, signal: impl Future<Output = ()> + Send) {
         let Self { listener, operator_listener, state } = self;
         let stop = CancellationToken::new();
-        let main = serve_listener(listener, router(state.clone()), &state, &stop);
+        // Dropping this future (e.g. with the runtime that polls it) stops the other workers.
+        let _stop_workers = stop.clone().drop_guard();
+        let app = router(state.clone());
+        let (listener, workers) = spawn_workers(listener, &app, &state, &stop);
+        let main = async {
+            if let Some(listener) = listener {
+                serve_listener(listener, app, &state, &stop).await;
+            }
+        };
         let operator = async {
             if let Some(listener) = operator_listener {
                 serve_listener(listener, operator_router(state.clone()), &state, &stop).await;
@@ -87,7 +101,53 @@ impl Gateway {
             stop.cancel();
         };
         tokio::join!(main, operator, stopper);
+        for worker in workers {
+            // An error only means the thread ended without saying so: it is done either way.
+            let _ = worker.await;
+        }
     }
+}
+
+/// Starts workers 1.. on threads of their own, each accepting on a clone of `listener`, and
+/// gives `listener` back for worker 0 (none if it could not be handed back, which is logged).
+/// A worker whose socket cannot be cloned is left out, with an error in the log.
+fn spawn_workers(
+    listener: TcpListener,
+    app: &Router,
+    state: &AppState,
+    stop: &CancellationToken,
+) -> (Option<TcpListener>, Vec<oneshot::Receiver<()>>) {
+    let count = state.config().server.workers;
+    if count <= 1 {
+        return (Some(listener), Vec::new());
+    }
+    let socket = match listener.into_std() {
+        Ok(socket) => socket,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot share the listening socket between workers");
+            return (None, Vec::new());
+        }
+    };
+    let mut workers = Vec::with_capacity(count - 1);
+    for index in 1..count {
+        let started = socket.try_clone().and_then(|socket| {
+            let (app, state, stop) = (app.clone(), state.clone(), stop.clone());
+            workers::spawn(index, move || async move {
+                match TcpListener::from_std(socket) {
+                    Ok(listener) => serve_listener(listener, app, &state, &stop).await,
+                    Err(err) => tracing::error!(worker = index, error = %err, "cannot accept"),
+                }
+            })
+        });
+        match started {
+            Ok(done) => workers.push(done),
+            Err(err) => tracing::error!(worker = index, error = %err, "cannot start a worker"),
+        }
+    }
+    let listener = TcpListener::from_std(socket)
+        .inspect_err(|err| tracing::error!(error = %err, "worker 0 cannot accept"))
+        .ok();
+    (listener, workers)
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {

@@ -42,7 +42,10 @@ impl AppState {
     pub fn new(config: Config) -> Result<Self, String> {
         let mut upstreams = HashMap::new();
         for provider in &config.providers {
-            upstreams.insert(provider.name.clone(), Upstream::from_config(provider)?);
+            upstreams.insert(
+                provider.name.clone(),
+                Upstream::from_config(provider, config.server.workers)?,
+            );
         }
         let metrics =
             Arc::new(Metrics::new().map_err(|err| format!("cannot register metrics: {err}"))?);

@@ -32,6 +32,7 @@ fn stdout(output: &Output) -> String {
 }
 
 const VALID: &str = "
+server: { workers: 3 }
 providers:
   openai: { kind: openai, base_url: 'https://api.openai.com/v1', api_key: sk-live-SECRET-1, headers: { x-extra: hdr-SECRET-2 } }
   offline: { kind: mock, latency: 40ms }
@@ -62,6 +63,7 @@ fn check_prints_the_route_table_of_a_valid_config() {
         "breaker: open 30s after 5 failures",
         "gpt-4o-mini (routing ordered, cache on)",
         "cache: memory (max_entries 100000), ttl 1d, stale_ttl 7d",
+        "shutdown_grace 30s, workers 3",
     ] {
         assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
     }

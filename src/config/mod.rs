@@ -107,6 +107,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// A client has this long to send its request headers (slow-loris protection).
     pub header_timeout: Duration,
+    /// Serving threads, each with its own runtime and upstream connections (`crate::workers`).
+    pub workers: usize,
 }
 
 #[derive(Debug)]

@@ -24,6 +24,8 @@ use super::{
 };
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `server.workers` above this is a typo, not a machine.
+const MAX_WORKERS: u32 = 1024;
 const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
     connect: Duration::from_secs(2),
     first_byte: Duration::from_secs(30),
@@ -124,6 +126,16 @@ fn server_config(path: &YamlPath, raw: RawServer, out: &mut Vec<ConfigProblem>) 
             }
         });
     let max_body_size = size(&path.key("max_body_size"), raw.max_body_size, 10 << 20, out);
+    let workers = match raw.workers {
+        None => crate::workers::default_count(),
+        Some(count @ 1..=MAX_WORKERS) => count as usize,
+        Some(count) => {
+            out.push(path.key("workers").problem(format!(
+                "{count} workers: must be from 1 to {MAX_WORKERS} (omit it for one per core)"
+            )));
+            1
+        }
+    };
     ServerConfig {
         listen,
         metrics_listen,
@@ -131,6 +143,7 @@ fn server_config(path: &YamlPath, raw: RawServer, out: &mut Vec<ConfigProblem>) 
         request_timeout: duration(&path.key("request_timeout"), raw.request_timeout, 300, out),
         shutdown_grace: duration(&path.key("shutdown_grace"), raw.shutdown_grace, 30, out),
         header_timeout: duration(&path.key("header_timeout"), raw.header_timeout, 10, out),
+        workers,
     }
 }
 
@@ -670,6 +683,7 @@ models:
         assert_eq!(config.server.max_body_size, 10 << 20);
         assert_eq!(config.server.request_timeout, Duration::from_secs(300));
         assert_eq!(config.server.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(config.server.workers, crate::workers::default_count());
         assert_eq!(config.providers[0].timeouts, DEFAULT_TIMEOUTS);
         assert_eq!(config.models[0].targets[0].provider.name, "demo");
     }
@@ -678,7 +692,7 @@ models:
     fn reports_every_problem_with_its_path() {
         let found = problems(
             "
-server: { listen: nowhere, request_timeout: 3x }
+server: { listen: nowhere, request_timeout: 3x, workers: 0 }
 providers:
   a: { kind: openai }
   b: { kind: mock, failure_rate: 2, timeouts: { conect: 1s } }
@@ -691,6 +705,7 @@ models:
         let expect = [
             "server.listen:",
             "server.request_timeout:",
+            "server.workers: 0 workers: must be from 1 to 1024",
             "providers.a.base_url: required",
             "providers.b.timeouts",
             "providers.c.kind: unknown provider kind",

@@ -48,9 +48,10 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn from_config(config: &ProviderConfig) -> Result<Self, String> {
+    /// `workers`: how many connection pools (one per serving thread, see `crate::workers`).
+    pub fn from_config(config: &ProviderConfig, workers: usize) -> Result<Self, String> {
         Ok(Self {
-            provider: Arc::new(Provider::from_config(config)?),
+            provider: Arc::new(Provider::from_config(config, workers)?),
             health: Arc::new(ProviderHealth::new(config)),
             retry: config.retry,
         })

@@ -23,6 +23,7 @@ use reqwest::{Client, IntoUrl, Response, redirect};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::failure::{Failure, FailureClass};
 use crate::openai::chat::ChatRequest;
+use crate::workers::PerWorker;
 
 /// The largest non-streamed answer read from an upstream.
 const MAX_ANSWER_BYTES: usize = 16 << 20;
@@ -64,12 +65,13 @@ enum Backend {
 }
 
 impl Provider {
-    /// Builds the provider and its connection pool. Fails only if the TLS stack cannot start
-    /// or the configured key cannot be sent as a header value.
-    pub fn from_config(config: &ProviderConfig) -> Result<Self, String> {
+    /// Builds the provider and its connection pools, one per worker thread. Fails only if the
+    /// TLS stack cannot start or the configured key cannot be sent as a header value.
+    pub fn from_config(config: &ProviderConfig, workers: usize) -> Result<Self, String> {
         let name: Arc<str> = Arc::from(config.name.as_str());
-        let connect: Connect<'_> =
-            &|credential, headers| Upstream::new(&name, &config.timeouts, credential, headers);
+        let connect: Connect<'_> = &|credential, headers| {
+            Upstream::new(&name, &config.timeouts, workers, credential, headers)
+        };
         let backend = match &config.kind {
             ProviderKind::OpenAi(settings) => {
                 Backend::OpenAi(openai::OpenAi::new(settings, connect)?)
@@ -131,11 +133,12 @@ fn endpoint(base_url: &reqwest::Url, path: &str) -> Result<reqwest::Url, String>
     reqwest::Url::parse(&text).map_err(|err| format!("`{text}` is not a URL: {err}"))
 }
 
-/// The HTTP side of a network provider: its own client (and connection pool), its credential
+/// The HTTP side of a network provider: its own clients (a connection pool per worker thread,
+/// so an upstream connection is always driven by the thread that uses it), its credential
 /// header and the headers its config adds. Nothing of the client's request is ever sent.
 struct Upstream {
     name: Arc<str>,
-    client: Client,
+    clients: PerWorker<Client>,
     credential: Option<(HeaderName, HeaderValue)>,
     headers: Vec<(HeaderName, HeaderValue)>,
 }
@@ -147,21 +150,11 @@ impl Upstream {
     fn new(
         name: &Arc<str>,
         timeouts: &Timeouts,
+        workers: usize,
         credential: Option<(HeaderName, String)>,
         headers: Vec<(HeaderName, HeaderValue)>,
     ) -> Result<Self, String> {
-        let client = Client::builder()
-            .connect_timeout(timeouts.connect)
-            // Reset on every read: this is the `idle` gap allowed inside a response body.
-            .read_timeout(timeouts.idle)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .tcp_keepalive(Duration::from_secs(30))
-            // An LLM API never redirects; following one could carry the key elsewhere.
-            .redirect(redirect::Policy::none())
-            .user_agent(concat!("ballast/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| format!("cannot build the HTTP client for `{name}`: {err}"))?;
+        let clients = PerWorker::try_new(workers, |_| client(name, timeouts))?;
         let credential = match credential {
             Some((header, value)) => {
                 // The error names the header, never the value.
@@ -175,7 +168,7 @@ impl Upstream {
             }
             None => None,
         };
-        Ok(Self { name: Arc::clone(name), client, credential, headers })
+        Ok(Self { name: Arc::clone(name), clients, credential, headers })
     }
 
     /// POSTs a JSON `body`. A non-2xx answer is read (up to [`MAX_ERROR_BYTES`]) and returned
@@ -189,7 +182,8 @@ impl Upstream {
     ) -> Result<Response, Failure> {
         let accept = if stream { "text/event-stream" } else { "application/json" };
         let mut builder = self
-            .client
+            .clients
+            .get()
             .post(url)
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, accept)
@@ -226,6 +220,22 @@ impl Upstream {
         }
         Ok(body.freeze())
     }
+}
+
+/// One HTTP client and its connection pool.
+fn client(name: &str, timeouts: &Timeouts) -> Result<Client, String> {
+    Client::builder()
+        .connect_timeout(timeouts.connect)
+        // Reset on every read: this is the `idle` gap allowed inside a response body.
+        .read_timeout(timeouts.idle)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .tcp_keepalive(Duration::from_secs(30))
+        // An LLM API never redirects; following one could carry the key elsewhere.
+        .redirect(redirect::Policy::none())
+        .user_agent(concat!("ballast/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| format!("cannot build the HTTP client for `{name}`: {err}"))
 }
 
 /// Seconds since the Unix epoch, for the `created` of answers the gateway writes.
