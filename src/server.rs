@@ -223,9 +223,8 @@ async fn serve_listener(
 ///    provider, route, cache result and attempts; never bodies) and one info line with status
 ///    and latency when the response starts.
 /// 5. `DefaultBodyLimit`: bodies over `max_body_size` are refused (413) by `ChatBody`.
-/// 6. The routes; unknown paths and methods get OpenAI-shaped 404 and 405. The chat route alone
-///    has `track_inflight` (the in-flight gauge counts completions, streams until their end).
-///    `/metrics` and `/status` are here unless `server.metrics_listen` serves them apart.
+/// 6. The routes; unknown paths and methods get OpenAI-shaped 404 and 405. `/metrics` and
+///    `/status` are here unless `server.metrics_listen` serves them apart.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config().server.max_body_size;
     let sensitive = [
@@ -252,16 +251,15 @@ pub fn router(state: AppState) -> Router {
         .on_request(())
         .on_response(DefaultOnResponse::new().level(Level::INFO));
     let edge = ServiceBuilder::new()
-        .layer(axum::middleware::from_fn(request_id::set_request_id))
+        .layer(request_id::RequestIdLayer)
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(GatewayError::Internal)
         }))
         .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
         .layer(trace)
         .layer(DefaultBodyLimit::max(body_limit));
-    let inflight = axum::middleware::from_fn_with_state(state.clone(), metrics::track_inflight);
     let mut routes = Router::new()
-        .route("/v1/chat/completions", post(chat::chat_completions).layer(inflight))
+        .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/models", get(models::list_models))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));

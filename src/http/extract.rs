@@ -57,7 +57,31 @@ impl FromRequest<AppState> for ChatBody {
 
 /// `application/json` or any `+json` type, with or without parameters.
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type.split(';').next().unwrap_or("").trim().as_bytes();
+    let (kind, subtype) = essence.split_at(essence.len().min(b"application/".len()));
+    kind.eq_ignore_ascii_case(b"application/")
+        && (subtype.eq_ignore_ascii_case(b"json")
+            || (subtype.len() >= b"+json".len()
+                && subtype[subtype.len() - b"+json".len()..].eq_ignore_ascii_case(b"+json")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_media_types_are_recognised_in_any_case_and_with_parameters() {
+        for yes in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            " application/json ",
+            "application/vnd.api+json",
+            "APPLICATION/LD+JSON;q=1",
+        ] {
+            assert!(is_json(yes), "{yes}");
+        }
+        for no in ["text/plain", "application/x-www-form-urlencoded", "json", "", "application/"] {
+            assert!(!is_json(no), "{no}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! `RequestRecord`: the route-level metrics of one client request (`ballast_requests_total`,
 //! `ballast_request_duration_seconds`), recorded when it is dropped: at the end of the handler
 //! for a whole answer, at the end of the stream (or the client's disconnect) for a stream.
+//! While it lives, the request counts in `ballast_inflight_requests`.
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ pub struct RequestRecord {
 
 impl RequestRecord {
     pub fn new(metrics: &Arc<Metrics>, model: &str, stream: bool, started: Instant) -> Self {
+        metrics.inflight().inc();
         Self {
             metrics: Arc::clone(metrics),
             model: model.to_owned(),
@@ -35,6 +37,7 @@ impl RequestRecord {
 
 impl Drop for RequestRecord {
     fn drop(&mut self) {
+        self.metrics.inflight().dec();
         if let Some((route, status)) = self.outcome {
             let elapsed = self.started.elapsed();
             self.metrics.record_request(&self.model, route, status, self.stream, elapsed);

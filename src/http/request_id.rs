@@ -1,25 +1,83 @@
 //! Request ids: keep the client's `x-request-id` when it is well-formed, otherwise make one;
 //! either way it is on the request for the handlers and echoed on every response.
+//!
+//! A plain tower layer rather than `axum::middleware::from_fn`: it runs on every request, and
+//! this way it costs no allocation beyond the id itself.
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
-use http::{HeaderName, HeaderValue};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderName, HeaderValue, Request, Response};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_LEN: usize = 128;
 
-pub async fn set_request_id(mut request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .filter(|value| is_well_formed(value.as_bytes()))
-        .cloned()
-        .unwrap_or_else(generate);
-    request.headers_mut().insert(X_REQUEST_ID, id.clone());
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(X_REQUEST_ID, id);
-    response
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestIdLayer;
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestId<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestId { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RequestId<S> {
+    inner: S,
+}
+
+impl<S, A, B> Service<Request<A>> for RequestId<S>
+where
+    S: Service<Request<A>, Response = Response<B>>,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = EchoId<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<A>) -> Self::Future {
+        let id = request
+            .headers()
+            .get(&X_REQUEST_ID)
+            .filter(|value| is_well_formed(value.as_bytes()))
+            .cloned()
+            .unwrap_or_else(generate);
+        request.headers_mut().insert(X_REQUEST_ID, id.clone());
+        EchoId { inner: self.inner.call(request), id: Some(id) }
+    }
+}
+
+pin_project! {
+    /// The inner response with the request id set on it.
+    pub struct EchoId<F> {
+        #[pin]
+        inner: F,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F, B, E> Future for EchoId<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(id) = this.id.take() {
+            response.headers_mut().insert(X_REQUEST_ID, id);
+        }
+        Poll::Ready(Ok(response))
+    }
 }
 
 /// The id the request-id layer left on the request.
@@ -35,8 +93,13 @@ fn is_well_formed(id: &[u8]) -> bool {
 }
 
 fn generate() -> HeaderValue {
-    let id = format!("req_{:032x}", rand::random::<u128>());
-    HeaderValue::try_from(id).unwrap_or_else(|_| HeaderValue::from_static("req_unavailable"))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = *b"req_00000000000000000000000000000000";
+    let random = rand::random::<u128>();
+    for (i, digit) in id[4..].iter_mut().enumerate() {
+        *digit = HEX[((random >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("req_unavailable"))
 }
 
 #[cfg(test)]
@@ -51,6 +114,10 @@ mod tests {
         assert!(!is_well_formed(b"has space"));
         assert!(!is_well_formed(b"quote\"d"));
         assert!(!is_well_formed(&[b'a'; 129]));
-        assert!(generate().to_str().unwrap().starts_with("req_"));
+        let (one, two) = (generate(), generate());
+        let id = one.to_str().unwrap();
+        assert!(id.starts_with("req_") && id.len() == 36, "{id}");
+        assert!(id[4..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{id}");
+        assert_ne!(one, two);
     }
 }

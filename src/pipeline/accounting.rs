@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use futures_util::{StreamExt, stream};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
-use serde_json::Value;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::call::UsageHook;
 use crate::config::Price;
@@ -54,13 +53,13 @@ struct Completion {
 
 #[derive(Deserialize)]
 struct CompletionChoice {
-    finish_reason: Option<String>,
+    finish_reason: Option<Finish>,
     message: Option<Message>,
 }
 
 #[derive(Deserialize)]
 struct Message {
-    content: Option<Value>,
+    content: Option<NonEmpty>,
     tool_calls: Option<IgnoredAny>,
 }
 
@@ -72,36 +71,78 @@ struct Chunk {
 
 #[derive(Deserialize)]
 struct ChunkChoice {
-    finish_reason: Option<String>,
+    finish_reason: Option<Finish>,
     delta: Option<Delta>,
 }
 
 #[derive(Deserialize)]
 struct Delta {
-    content: Option<String>,
+    content: Option<NonEmpty>,
     tool_calls: Option<IgnoredAny>,
+}
+
+/// The finish reasons accounting tells apart; the others are all alike here.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Finish {
+    Length,
+    ContentFilter,
+    #[serde(other)]
+    Other,
+}
+
+/// Whether a message's `content` has something in it (a non-empty string or array of parts).
+/// Read without copying the text: answers can be long, and every chunk of a stream passes here.
+struct NonEmpty(bool);
+
+impl<'de> Deserialize<'de> for NonEmpty {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Check;
+        impl<'de> Visitor<'de> for Check {
+            type Value = NonEmpty;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_str<E>(self, text: &str) -> Result<NonEmpty, E> {
+                Ok(NonEmpty(!text.is_empty()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut parts: A) -> Result<NonEmpty, A::Error> {
+                let mut any = false;
+                while parts.next_element::<IgnoredAny>()?.is_some() {
+                    any = true;
+                }
+                Ok(NonEmpty(any))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NonEmpty, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(NonEmpty(false))
+            }
+            fn visit_unit<E>(self) -> Result<NonEmpty, E> {
+                Ok(NonEmpty(false))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<NonEmpty, E> {
+                Ok(NonEmpty(false))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<NonEmpty, E> {
+                Ok(NonEmpty(false))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<NonEmpty, E> {
+                Ok(NonEmpty(false))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<NonEmpty, E> {
+                Ok(NonEmpty(false))
+            }
+        }
+        deserializer.deserialize_any(Check)
+    }
 }
 
 impl Accounting {
     /// Accounts a whole `chat.completion` body.
     pub fn complete(&self, body: &[u8]) {
-        let Ok(completion) = serde_json::from_slice::<Completion>(body) else { return };
-        let mut seen = Observed {
-            usage: completion.usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
-            ..Observed::default()
-        };
-        for choice in &completion.choices {
-            seen.finish(choice.finish_reason.as_deref());
-            if let Some(message) = &choice.message {
-                let text = match &message.content {
-                    Some(Value::String(text)) => !text.is_empty(),
-                    Some(Value::Array(parts)) => !parts.is_empty(),
-                    _ => false,
-                };
-                seen.has_content |= text || message.tool_calls.is_some();
-            }
+        if let Some(seen) = Observed::completion(body) {
+            self.record(&seen);
         }
-        self.record(&seen);
     }
 
     /// Accounts a stream as it passes.
@@ -147,11 +188,28 @@ impl Accounting {
 }
 
 impl Observed {
-    fn finish(&mut self, reason: Option<&str>) {
+    /// What a whole `chat.completion` body shows; none when it is not one.
+    fn completion(body: &[u8]) -> Option<Self> {
+        let completion = serde_json::from_slice::<Completion>(body).ok()?;
+        let mut seen = Self {
+            usage: completion.usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
+            ..Self::default()
+        };
+        for choice in &completion.choices {
+            seen.finish(choice.finish_reason);
+            if let Some(message) = &choice.message {
+                let text = message.content.as_ref().is_some_and(|content| content.0);
+                seen.has_content |= text || message.tool_calls.is_some();
+            }
+        }
+        Some(seen)
+    }
+
+    fn finish(&mut self, reason: Option<Finish>) {
         match reason {
-            Some("length") => self.truncated = true,
-            Some("content_filter") => self.filtered = true,
-            _ => {}
+            Some(Finish::Length) => self.truncated = true,
+            Some(Finish::ContentFilter) => self.filtered = true,
+            Some(Finish::Other) | None => {}
         }
     }
 
@@ -160,9 +218,9 @@ impl Observed {
         let Ok(chunk) = serde_json::from_str::<Chunk>(data) else { return false };
         let choices = chunk.choices.unwrap_or_default();
         for choice in &choices {
-            self.finish(choice.finish_reason.as_deref());
+            self.finish(choice.finish_reason);
             if let Some(delta) = &choice.delta {
-                self.has_content |= delta.content.as_deref().is_some_and(|c| !c.is_empty())
+                self.has_content |= delta.content.as_ref().is_some_and(|content| content.0)
                     || delta.tool_calls.is_some();
             }
         }
@@ -179,6 +237,35 @@ impl Observed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_usage_content_and_finish_reasons_from_a_completion() {
+        let seen = |choice: &str| {
+            let body = format!(
+                r#"{{"id":"x","choices":[{choice}],"usage":{{"prompt_tokens":5,"completion_tokens":3}}}}"#
+            );
+            Observed::completion(body.as_bytes()).unwrap()
+        };
+        let answered = seen(
+            r#"{"message":{"role":"assistant","content":"Hi \"there\""},"finish_reason":"stop"}"#,
+        );
+        assert_eq!(
+            answered,
+            Observed { usage: Some((5, 3)), has_content: true, truncated: false, filtered: false }
+        );
+        assert!(!seen(r#"{"message":{"content":""},"finish_reason":"stop"}"#).has_content);
+        assert!(!seen(r#"{"message":{"content":null},"finish_reason":"stop"}"#).has_content);
+        assert!(!seen(r#"{"message":{"content":[]},"finish_reason":"stop"}"#).has_content);
+        assert!(seen(r#"{"message":{"content":[{"type":"text","text":"a"}]}}"#).has_content);
+        assert!(
+            seen(r#"{"message":{"content":null,"tool_calls":[]},"finish_reason":"tool_calls"}"#)
+                .has_content
+        );
+        assert!(seen(r#"{"message":{"content":"cut"},"finish_reason":"length"}"#).truncated);
+        assert!(seen(r#"{"message":{"content":""},"finish_reason":"content_filter"}"#).filtered);
+        assert!(!seen(r#"{"message":{"content":"x"},"finish_reason":"something_new"}"#).truncated);
+        assert_eq!(Observed::completion(b"not json"), None);
+    }
 
     #[test]
     fn reads_usage_content_and_finish_reasons_from_chunks() {

@@ -22,6 +22,7 @@ use reqwest::{Client, IntoUrl, Response, redirect};
 
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::failure::{Failure, FailureClass};
+use crate::http::request_id::X_REQUEST_ID;
 use crate::openai::chat::ChatRequest;
 use crate::workers::PerWorker;
 
@@ -180,14 +181,17 @@ impl Upstream {
         stream: bool,
         request_id: &str,
     ) -> Result<Response, Failure> {
-        let accept = if stream { "text/event-stream" } else { "application/json" };
+        // Static values: no copy per request.
+        let json = HeaderValue::from_static("application/json");
+        let accept =
+            if stream { HeaderValue::from_static("text/event-stream") } else { json.clone() };
         let mut builder = self
             .clients
             .get()
             .post(url)
-            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_TYPE, json)
             .header(ACCEPT, accept)
-            .header("x-request-id", request_id)
+            .header(X_REQUEST_ID, request_id)
             .body(body);
         for (name, value) in self.credential.iter().chain(&self.headers) {
             builder = builder.header(name, value);
