@@ -236,7 +236,9 @@ measured_run() { # MODE TARGET ROUND
         "$(cat "$name.time")" >"$name.ticks"
     awk -v tck="$CLK_TCK" -v ncpu="$NCPU" -v quiet="$quiet" -v waited="$waited" '{
             total = $7 * ncpu; if (total <= 0) total = 1
-            foreign = ($2 - $1) / tck
+            # (A process that ended during the run, unreaped by a live one, takes its time out
+            # of the sum; that can make the difference negative. It is no load: count 0.)
+            foreign = ($2 - $1) / tck; if (foreign < 0) foreign = 0
             ours = ($4 - $3) / tck + ($6 - $5) / tck + $8 + $9
             printf "%.0f %.0f %s %s\n", 100 * ours / total, 100 * foreign / total, quiet, waited
         }' "$name.ticks" >"$name.busy"
