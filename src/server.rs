@@ -198,16 +198,17 @@ async fn serve_listener(
     }
     drop(listener);
     state.start_draining();
-    tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
+    let worker = workers::current();
+    tracing::info!(worker, grace = ?grace, "shutting down: draining in-flight requests");
     let drained = connections.shutdown();
     let mut drained = std::pin::pin!(drained);
     tokio::select! {
-        () = &mut drained => tracing::info!("all requests finished"),
+        () = &mut drained => tracing::info!(worker, "all requests finished"),
         () = tokio::time::sleep(grace) => {
-            tracing::warn!("shutdown grace passed; ending the streams still open");
+            tracing::warn!(worker, "shutdown grace passed; ending the streams still open");
             state.streams_cut().cancel();
             if tokio::time::timeout(CUT_FLUSH, drained).await.is_err() {
-                tracing::warn!("connections still open after the grace; closing them");
+                tracing::warn!(worker, "connections still open after the grace; closing them");
             }
         }
     }

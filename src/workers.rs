@@ -4,15 +4,17 @@
 //! A request lives and dies on the worker that accepted its connection: the handler, the
 //! pipeline, the upstream connection (each worker has its own pool, see [`PerWorker`]) and the
 //! response all run on one thread, so no request pays for waking another thread or moving a
-//! task between cores. On a loopback benchmark that is about 35 µs of CPU and 0.03 ms of
-//! latency per request less than tokio's work-stealing scheduler (benches/results.md).
+//! task between cores. On a loopback benchmark that is about 35 µs of CPU and 0.04 ms of
+//! latency per request less than tokio's work-stealing scheduler (benches/README.md, "What
+//! moved the numbers").
 //!
 //! The price: a connection stays on its worker, so one busy HTTP/2 connection uses one core.
 //! State shared by every request (config, metrics, breakers, cache, limits) is behind `Arc`s
 //! exactly as before; only the upstream connection pools are per worker.
 //!
 //! Worker 0 is the thread that called [`Gateway::serve`](crate::server::Gateway::serve); it also
-//! runs the operator listener and the shutdown signal. In-process tests run one worker.
+//! runs the operator listener and the shutdown signal. In-process test gateways start their
+//! workers the same way (`tests/workers.rs` covers it).
 
 use std::cell::Cell;
 use std::future::Future;
