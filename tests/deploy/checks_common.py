@@ -102,7 +102,7 @@ class CheckResult:
         self.code = code
         self.output = output
         listen = re.search(r"^server: listen (\S+),", output, re.M)
-        grace = re.search(r"shutdown_grace (\S+)", output)
+        grace = re.search(r"shutdown_grace ([^\s,]+)", output)
         self.listen = listen.group(1) if listen else None
         self.shutdown_grace = seconds(grace.group(1)) if grace else None
 
