@@ -74,6 +74,7 @@ def main():
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--stream", action="store_true", help="streamed requests (time to first byte)")
+    parser.add_argument("--prompt-bytes", type=int, default=5, help="size of the one user message")
     args = parser.parse_args()
     if not args.ballast and not args.bare:
         parser.error("name at least one target")
@@ -117,7 +118,8 @@ def main():
             process = start([binary, "127.0.0.1:0", direct])
             targets[name] = (f"http://{wait_listening(process, name)}/v1/chat/completions", process.pid)
 
-        body = {"model": "bench", "messages": [{"role": "user", "content": "hello"}]}
+        words = ("hello " * (args.prompt_bytes // 6 + 1))[: max(args.prompt_bytes, 1)]
+        body = {"model": "bench", "messages": [{"role": "user", "content": words}]}
         if args.stream:
             body["stream"] = True
         results = {name: [] for name in targets}
@@ -143,7 +145,7 @@ def main():
         ticks = os.sysconf("SC_CLK_TCK")
         requests = args.rounds * args.seconds * args.rate
         print(f"{args.rounds} rounds x {args.seconds} s at {args.rate} req/s, {args.connections} connections, "
-              f"{'streamed (first byte)' if args.stream else 'whole answers'}")
+              f"{'streamed (first byte)' if args.stream else 'whole answers'}, a {args.prompt_bytes}-byte prompt")
         for name, rounds in results.items():
             added = sorted(p50 - direct_p50 for (p50, _, _), (direct_p50, _, _) in zip(rounds, results["direct"]))
             per_round = " ".join(f"{p50:.3f}/{p99:.3f}" for p50, p99, _ in rounds)

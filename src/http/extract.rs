@@ -51,7 +51,8 @@ impl FromRequest<AppState> for ChatBody {
                 }
             }
         })?;
-        Ok(Self(ChatRequest::from_slice(&bytes)?, bytes.len()))
+        let size = bytes.len();
+        Ok(Self(ChatRequest::from_bytes(bytes)?, size))
     }
 }
 

@@ -4,8 +4,12 @@
 //! (vendor sampling parameters sent through the SDK's `extra_body`) reach the upstream unchanged.
 //! Only what the gateway itself needs is read out of it and checked.
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde::ser::{Error as _, Serialize, SerializeMap, Serializer};
 use serde::{Deserialize, Serialize as DeriveSerialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// A checked `POST /v1/chat/completions` body.
@@ -18,6 +22,8 @@ pub struct ChatRequest {
     pub include_usage: bool,
     /// The whole body as sent.
     pub body: Map<String, Value>,
+    /// The body's bytes: an OpenAI-shaped upstream gets the client's values as they came.
+    raw: Bytes,
 }
 
 /// Why a request body was refused; `param` names the offending field.
@@ -31,7 +37,12 @@ pub struct InvalidRequest {
 impl ChatRequest {
     /// Parses and checks the fields the gateway relies on; the upstream judges the rest.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, InvalidRequest> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|err| InvalidRequest {
+        Self::from_bytes(Bytes::copy_from_slice(bytes))
+    }
+
+    /// [`from_slice`](Self::from_slice), keeping `bytes` without a copy.
+    pub fn from_bytes(bytes: Bytes) -> Result<Self, InvalidRequest> {
+        let value: Value = serde_json::from_slice(&bytes).map_err(|err| InvalidRequest {
             message: format!("The request body is not valid JSON: {err}."),
             param: None,
             code: "invalid_json",
@@ -80,7 +91,12 @@ impl ChatRequest {
                 .and_then(|options| options.get("include_usage"))
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-        Ok(Self { model, stream, include_usage, body })
+        Ok(Self { model, stream, include_usage, body, raw: bytes })
+    }
+
+    /// The size of the body as the client sent it, in bytes.
+    pub fn size(&self) -> usize {
+        self.raw.len()
     }
 
     pub fn messages(&self) -> &[Value] {
@@ -131,6 +147,10 @@ fn missing(param: &'static str) -> InvalidRequest {
 /// Serialises a request's body with another `model`, without copying the body. A streamed
 /// request always asks for the final usage chunk (`stream_options.include_usage: true`), which
 /// the gateway needs for accounting; the client's other `stream_options` are kept.
+///
+/// Every other value is written as the client's text, not encoded again from the parsed body:
+/// a long conversation costs a scan instead of a character-by-character escape, and numbers
+/// keep the client's exact spelling.
 pub struct UpstreamBody<'a> {
     request: &'a ChatRequest,
     model: &'a str,
@@ -138,19 +158,24 @@ pub struct UpstreamBody<'a> {
 
 impl Serialize for UpstreamBody<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let body = &self.request.body;
+        // The same bytes parsed as `body` was (a later duplicate key wins in both), so the two
+        // have the same keys.
+        let body: BTreeMap<String, &RawValue> =
+            serde_json::from_slice(&self.request.raw).map_err(S::Error::custom)?;
         let add_options = self.request.stream && !body.contains_key("stream_options");
         let mut map = serializer.serialize_map(Some(body.len() + usize::from(add_options)))?;
         map.serialize_entry("model", self.model)?;
-        for (key, value) in body {
+        for (key, value) in &body {
             match key.as_str() {
                 "model" => {}
                 "stream_options" if self.request.stream => {
-                    let mut options = value.as_object().cloned().unwrap_or_default();
+                    let options = self.request.body.get("stream_options");
+                    let mut options =
+                        options.and_then(Value::as_object).cloned().unwrap_or_default();
                     options.insert("include_usage".to_owned(), Value::Bool(true));
                     map.serialize_entry(key, &options)?;
                 }
-                _ => map.serialize_entry(key, value)?,
+                _ => map.serialize_entry(key, *value)?,
             }
         }
         if add_options {
@@ -230,6 +255,28 @@ mod tests {
         assert_eq!(upstream["model"], "gpt-x");
         assert_eq!(upstream["top_k"], 7);
         assert_eq!(upstream["messages"][0]["content"], "hi");
+    }
+
+    #[test]
+    fn the_client_values_reach_the_upstream_as_written() {
+        let body =
+            br#"{"model":"alias", "messages":[{"role":"user","content":"caf\u00e9 \"quoted\""}],
+            "seed":123456789012345678901234567890,"temperature":1.0,"logit_bias":{"50256":-100},
+            "top_p":0.5,"top_p":0.25}"#;
+        let request = ChatRequest::from_slice(body).unwrap();
+        let upstream =
+            String::from_utf8(serde_json::to_vec(&request.for_upstream("b")).unwrap()).unwrap();
+        for kept in [
+            r#""content":"caf\u00e9 \"quoted\"""#,
+            r#""seed":123456789012345678901234567890"#,
+            r#""temperature":1.0"#,
+            r#""logit_bias":{"50256":-100}"#,
+            r#""top_p":0.25"#,
+            r#""model":"b""#,
+        ] {
+            assert!(upstream.contains(kept), "{kept} not in {upstream}");
+        }
+        assert!(!upstream.contains("0.5") && !upstream.contains("alias"), "{upstream}");
     }
 
     #[test]

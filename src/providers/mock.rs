@@ -349,11 +349,9 @@ mod tests {
         assert_eq!(answer.choices.len(), 3);
         assert_ne!(answer.choices[0].message.content, answer.choices[1].message.content);
         // The gateway refuses such a request before any provider; the mock refuses it too, as
-        // an upstream would (built directly, since parsing would refuse it first).
-        body["n"] = json!(0);
-        let Value::Object(map) = body else { unreachable!() };
-        let refused =
-            ChatRequest { model: "m".to_owned(), stream: false, include_usage: false, body: map };
+        // an upstream would (changed after parsing, which would refuse it first).
+        let mut refused = request(body);
+        refused.body.insert("n".to_owned(), json!(0));
         assert!(compose(&refused, "m", 1).is_err());
     }
 
