@@ -738,8 +738,8 @@ fn check_parsing(bytes: &[u8]) -> Result<(), TestCaseError> {
     let Ok(request) = parsed else {
         return Ok(());
     };
-    prop_assert_eq!(Some(request.model.as_str()), request.body["model"].as_str());
-    prop_assert_eq!(request.stream, request.body.get("stream") == Some(&Value::Bool(true)));
+    prop_assert_eq!(Some(request.model.as_str()), request.body()["model"].as_str());
+    prop_assert_eq!(request.stream, request.body().get("stream") == Some(&Value::Bool(true)));
     prop_assert!(!request.messages().is_empty());
     let key = cache_key("scope", &request);
     prop_assert!(key.starts_with("ballast:v1:"));
@@ -749,7 +749,7 @@ fn check_parsing(bytes: &[u8]) -> Result<(), TestCaseError> {
         .map_err(|err| TestCaseError::fail(format!("{err}: {shown}")))?;
     prop_assert_eq!(&upstream["model"], "m");
     // Compared after the same trip through text: see the float test below for why.
-    let messages: Value = serde_json::to_vec(&request.body["messages"])
+    let messages: Value = serde_json::to_vec(&request.body()["messages"])
         .and_then(|text| serde_json::from_slice(&text))
         .map_err(|err| TestCaseError::fail(format!("{err}: {shown}")))?;
     prop_assert_eq!(&upstream["messages"], &messages);

@@ -17,4 +17,12 @@ fuzz_target!(|data: &[u8]| {
     assert!(key.starts_with("ballast:v1:"));
     let upstream = serde_json::to_vec(&request.for_upstream("m"));
     assert!(upstream.is_ok(), "an accepted request must serialise: {upstream:?}");
+    // The upstream body is written from the client's own JSON text: it must still be JSON,
+    // with the model swapped and the same keys as the request.
+    let upstream: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&upstream.unwrap_or_default()).expect("the upstream body is JSON");
+    assert_eq!(upstream.get("model").and_then(|m| m.as_str()), Some("m"));
+    for key in request.body().keys() {
+        assert!(upstream.contains_key(key), "`{key}` reached the upstream");
+    }
 });

@@ -22,7 +22,7 @@ pub fn cache_key(scope: &str, request: &ChatRequest) -> String {
     canonical.push(0);
     canonical.push(b'{');
     let mut first = true;
-    for key in sorted_keys(&request.body) {
+    for key in sorted_keys(request.body()) {
         if IGNORED.contains(&key.as_str()) {
             continue;
         }
@@ -32,7 +32,7 @@ pub fn cache_key(scope: &str, request: &ChatRequest) -> String {
         first = false;
         write_string(key, &mut canonical);
         canonical.push(b':');
-        write_canonical(&request.body[key], &mut canonical);
+        write_canonical(&request.body()[key], &mut canonical);
     }
     canonical.push(b'}');
     format!("ballast:{KEY_VERSION}:{}", blake3::hash(&canonical).to_hex())

@@ -20,8 +20,8 @@ pub struct ChatRequest {
     pub stream: bool,
     /// `stream_options.include_usage`: the client wants the final usage chunk.
     pub include_usage: bool,
-    /// The whole body as sent.
-    pub body: Map<String, Value>,
+    /// The whole body as sent, parsed. Private so that it cannot drift from `raw`.
+    body: Map<String, Value>,
     /// The body's bytes: an OpenAI-shaped upstream gets the client's values as they came.
     raw: Bytes,
 }
@@ -92,6 +92,18 @@ impl ChatRequest {
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
         Ok(Self { model, stream, include_usage, body, raw: bytes })
+    }
+
+    /// The whole body as the client sent it.
+    pub fn body(&self) -> &Map<String, Value> {
+        &self.body
+    }
+
+    /// Tests only: changes the parsed body (not the bytes an OpenAI upstream is sent), to build
+    /// requests that parsing would refuse.
+    #[cfg(test)]
+    pub(crate) fn body_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.body
     }
 
     /// The size of the body as the client sent it, in bytes.

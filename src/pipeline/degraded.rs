@@ -82,7 +82,7 @@ where
 }
 
 fn degraded_reply(call: &Call, layer: &DegradedLayer) -> Reply {
-    let n = call.request.body.get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 128);
+    let n = call.request.body().get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 128);
     let message = AssistantMessage {
         role: "assistant".to_owned(),
         content: Some(layer.text.to_string()),

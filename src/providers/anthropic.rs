@@ -120,7 +120,7 @@ pub(super) fn to_messages(
     model: &str,
     default_max_tokens: u32,
 ) -> Result<Map<String, Value>, Refused> {
-    let body = &request.body;
+    let body = request.body();
     let given = |key: &str| body.get(key).filter(|value| !value.is_null());
     if given("n").is_some_and(|n| n.as_u64() != Some(1)) {
         return Err(Refused::new(

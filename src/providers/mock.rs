@@ -133,19 +133,19 @@ impl Mock {
 
 /// The whole answer to `request`, deterministic but for `created`.
 fn compose(request: &ChatRequest, model: &str, created: u64) -> Result<ChatCompletion, String> {
-    let n = request.body.get("n").and_then(Value::as_u64).unwrap_or(1);
+    let n = request.body().get("n").and_then(Value::as_u64).unwrap_or(1);
     if !(1..=MAX_N).contains(&n) {
         return Err(format!("`n` must be between 1 and {MAX_N}."));
     }
     let max_tokens = ["max_completion_tokens", "max_tokens"]
         .iter()
-        .find_map(|key| request.body.get(*key).and_then(Value::as_u64))
+        .find_map(|key| request.body().get(*key).and_then(Value::as_u64))
         .unwrap_or(u64::MAX);
     let messages = request.messages();
     let seed = fnv1a(serde_json::to_string(messages).unwrap_or_default().as_bytes());
     let last = messages.last();
     let last_role = last.and_then(|m| m.get("role")).and_then(Value::as_str).unwrap_or("");
-    let tool = pick_tool(&request.body).filter(|_| last_role == "user");
+    let tool = pick_tool(request.body()).filter(|_| last_role == "user");
 
     let mut choices = Vec::new();
     let mut completion_tokens = 0;
@@ -351,7 +351,7 @@ mod tests {
         // The gateway refuses such a request before any provider; the mock refuses it too, as
         // an upstream would (changed after parsing, which would refuse it first).
         let mut refused = request(body);
-        refused.body.insert("n".to_owned(), json!(0));
+        refused.body_mut().insert("n".to_owned(), json!(0));
         assert!(compose(&refused, "m", 1).is_err());
     }
 
