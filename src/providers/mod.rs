@@ -22,12 +22,13 @@ use reqwest::{Client, IntoUrl, Response, redirect};
 
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::failure::{Failure, FailureClass};
-use crate::http::request_id::X_REQUEST_ID;
 use crate::openai::chat::ChatRequest;
 use crate::workers::PerWorker;
 
 /// The largest non-streamed answer read from an upstream.
 const MAX_ANSWER_BYTES: usize = 16 << 20;
+/// Sent upstream with the request's id, for correlation.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The most of an error body read (to pass a client error's message on).
 const MAX_ERROR_BYTES: usize = 64 << 10;
 
