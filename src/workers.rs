@@ -62,7 +62,7 @@ impl<T> PerWorker<T> {
     }
 }
 
-/// Runs `work` on a new OS thread named `ballast-worker-INDEX` with its own single-threaded
+/// Runs `work` on a new OS thread named `ballast-wk-INDEX` with its own single-threaded
 /// runtime, as worker `index`. The returned receiver resolves when the thread is done (also
 /// when its runtime could not start, which is logged).
 pub fn spawn<F, W>(index: usize, work: W) -> std::io::Result<oneshot::Receiver<()>>
@@ -71,7 +71,8 @@ where
     F: Future<Output = ()>,
 {
     let (done, finished) = oneshot::channel();
-    std::thread::Builder::new().name(format!("ballast-worker-{index}")).spawn(move || {
+    // Short enough for Linux's 15-byte thread names (what top and ps show) up to index 1023.
+    std::thread::Builder::new().name(format!("ballast-wk-{index}")).spawn(move || {
         INDEX.with(|cell| cell.set(index));
         match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime.block_on(work()),
@@ -94,6 +95,8 @@ mod tests {
         for index in 0..3 {
             let finished = spawn(index, move || async move {
                 assert_eq!(current(), index);
+                let name = std::thread::current().name().map(str::to_owned);
+                assert_eq!(name, Some(format!("ballast-wk-{index}")));
             })
             .unwrap();
             runtime.block_on(finished).unwrap();
