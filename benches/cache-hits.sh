@@ -25,6 +25,8 @@ RUN=benches/out/cache-hits
 OUT=benches/cache-hits.md
 
 log() { printf '[cache-hits] %s\n' "$*" >&2; }
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 
 PIDS=()
 cleanup() {
@@ -40,25 +42,11 @@ trap cleanup EXIT
 for tool in cargo python3 curl redis-server; do
     command -v "$tool" >/dev/null || { log "needs $tool (tests/run.sh installs redis-server)"; exit 2; }
 done
-if [[ ! -x "$OHA" ]]; then
-    log "installing oha $OHA_VERSION into $TOOLS (once; a few minutes)"
-    cargo install oha --locked --version "$OHA_VERSION" --root "$TOOLS"
-fi
+ensure_oha
 log "building ballast and the bench upstream (release)"
 cargo build --release --quiet --bin ballast --example bench_upstream
 rm -rf "$RUN" && mkdir -p "$RUN"
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-wait_http() { # URL PID
-    for _ in $(seq 1 100); do
-        kill -0 "$2" 2>/dev/null || return 1
-        curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # The fake upstream.
 target/release/examples/bench_upstream --listen 127.0.0.1:0 --threads 1 >"$RUN/upstream.out" 2>"$RUN/upstream.err" &

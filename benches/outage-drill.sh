@@ -53,21 +53,11 @@ BODY='{"model":"drill","messages":[{"role":"user","content":"hi"}]}'
 
 log() { printf '[drill] %s\n' "$*" >&2; }
 now() { date +%s.%N; }
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 
 # --- processes we start, and only those, are stopped on exit ------------------------------------
 PIDS=()   # stopped in reverse order of start
-# shellcheck disable=SC2317  # (called from the EXIT trap)
-stop_pid() {
-    local pid=$1
-    [[ -n "$pid" ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 # shellcheck disable=SC2317
 cleanup() {
     local i
@@ -83,10 +73,7 @@ trap 'exit 130' INT TERM
 for tool in cargo python3 curl; do
     command -v "$tool" >/dev/null || { log "needs $tool"; exit 2; }
 done
-if [[ ! -x "$OHA" ]]; then
-    log "installing oha $OHA_VERSION into $TOOLS (once; a few minutes)"
-    cargo install oha --locked --version "$OHA_VERSION" --root "$TOOLS"
-fi
+ensure_oha
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -z $SOURCE ]]; then
     log "building ballast and the drill upstream from the working tree (release)"
@@ -115,19 +102,6 @@ fi
 rm -rf "$RUN"
 mkdir -p "$RUN"
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-# Waits (bounded, ~10 s) until GET $1 answers 200 while process $2 lives.
-wait_http() {
-    local url=$1 pid=$2
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || return 1
-        curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # --- the fake upstreams --------------------------------------------------------------------------
 primary_ADDR="" secondary_ADDR=""

@@ -38,20 +38,12 @@ RUN=benches/out/run
 OHA=${OHA:-$TOOLS/bin/oha}
 
 log() { printf '[bench] %s\n' "$*" >&2; }
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 
 # --- processes we start, and only those, are stopped on exit ------------------------------------
 UP_PID=""
 GW_PID=""
-stop_pid() {
-    local pid=$1
-    [[ -n "$pid" ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
 cleanup() {
     stop_pid "$GW_PID"
     stop_pid "$UP_PID"
@@ -62,10 +54,7 @@ trap cleanup EXIT
 for tool in cargo python3 curl flock; do
     command -v "$tool" >/dev/null || { log "needs $tool"; exit 2; }
 done
-if [[ ! -x "$OHA" ]]; then
-    log "installing oha $OHA_VERSION into $TOOLS (once; a few minutes)"
-    cargo install oha --locked --version "$OHA_VERSION" --root "$TOOLS"
-fi
+ensure_oha
 log "building ballast and the bench upstream (release)"
 cargo build --release --quiet --bin ballast --example bench_upstream
 
@@ -78,21 +67,6 @@ fi
 rm -rf "$RUN"
 mkdir -p "$RUN"
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-# Waits (bounded) until GET $1 answers 200.
-wait_http() {
-    local url=$1 pid=$2
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || return 1
-        if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
 
 # --- the fake upstream ---------------------------------------------------------------------------
 # (9>&-: the servers must not inherit, and so hold, the run lock.)
