@@ -1,13 +1,18 @@
 //! The chat-completions request as the gateway reads it, and the response types it writes.
 //!
-//! The request is kept as the client's JSON object so that fields the gateway does not know
+//! The request is kept as the client's JSON text so that fields the gateway does not know
 //! (vendor sampling parameters sent through the SDK's `extra_body`) reach the upstream unchanged.
-//! Only what the gateway itself needs is read out of it and checked.
+//! Only what the gateway itself needs is read out of it and checked; the whole body is parsed
+//! into values only when something needs them (the cache key, the mock and Anthropic
+//! providers), so an OpenAI-shaped passthrough never builds them.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
-use serde::ser::{Error as _, Serialize, SerializeMap, Serializer};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize as DeriveSerialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -20,10 +25,13 @@ pub struct ChatRequest {
     pub stream: bool,
     /// `stream_options.include_usage`: the client wants the final usage chunk.
     pub include_usage: bool,
-    /// The whole body as sent, parsed. Private so that it cannot drift from `raw`.
-    body: Map<String, Value>,
     /// The body's bytes: an OpenAI-shaped upstream gets the client's values as they came.
     raw: Bytes,
+    /// The top-level members, sorted by key, each with where its value lies in `raw`. A later
+    /// duplicate key wins, as it does in `body`.
+    fields: Vec<(String, Range<usize>)>,
+    /// The whole body parsed, made on first use. Private so that it cannot drift from `raw`.
+    body: OnceLock<Map<String, Value>>,
 }
 
 /// Why a request body was refused; `param` names the offending field.
@@ -41,25 +49,68 @@ impl ChatRequest {
     }
 
     /// [`from_slice`](Self::from_slice), keeping `bytes` without a copy.
+    ///
+    /// The top-level members are located, then each is checked as strictly as parsing it into
+    /// values would (syntax, UTF-8, escapes, number range, nesting depth) without building them,
+    /// and only the few the gateway reads are parsed.
     pub fn from_bytes(bytes: Bytes) -> Result<Self, InvalidRequest> {
-        let value: Value = serde_json::from_slice(&bytes).map_err(|err| InvalidRequest {
+        let not_json = |err: serde_json::Error| InvalidRequest {
             message: format!("The request body is not valid JSON: {err}."),
             param: None,
             code: "invalid_json",
-        })?;
-        let Value::Object(body) = value else {
-            return Err(invalid(None, "invalid_type", "The request body must be a JSON object."));
         };
-        let model = match body.get("model") {
-            Some(Value::String(model)) if !model.is_empty() => model.clone(),
+        let members: BTreeMap<String, &RawValue> = match serde_json::from_slice(&bytes) {
+            Ok(members) => members,
+            // Not an object of JSON values: say which (only on this path is the whole body
+            // checked again).
+            Err(err) => {
+                return Err(match serde_json::from_slice::<Shape>(&bytes) {
+                    Ok(_) if !err.is_syntax() && !err.is_eof() => {
+                        invalid(None, "invalid_type", "The request body must be a JSON object.")
+                    }
+                    Ok(_) => not_json(err),
+                    Err(err) => not_json(err),
+                });
+            }
+        };
+        let base = bytes.as_ptr() as usize;
+        let mut fields = Vec::with_capacity(members.len());
+        let mut messages = None;
+        for (key, value) in members {
+            let text = value.get();
+            let shape = serde_json::from_str::<Shape>(text).map_err(|err| InvalidRequest {
+                message: format!("The request body is not valid JSON: in `{key}`, {err}."),
+                param: None,
+                code: "invalid_json",
+            })?;
+            if key == "messages" {
+                messages = Some(shape);
+            }
+            // `value` borrows from `bytes`, so its text lies inside them.
+            let start = (text.as_ptr() as usize)
+                .checked_sub(base)
+                .filter(|start| start + text.len() <= bytes.len())
+                .ok_or_else(|| invalid(None, "invalid_json", "The request body is unreadable."))?;
+            fields.push((key, start..start + text.len()));
+        }
+        let mut request = Self {
+            model: String::new(),
+            stream: false,
+            include_usage: false,
+            raw: bytes,
+            fields,
+            body: OnceLock::new(),
+        };
+        request.model = match request.member("model")? {
+            Some(Value::String(model)) if !model.is_empty() => model,
             Some(_) => {
                 return Err(invalid(Some("model"), "invalid_type", "`model` must be a string."));
             }
             None => return Err(missing("model")),
         };
-        match body.get("messages") {
-            Some(Value::Array(messages)) if !messages.is_empty() => {}
-            Some(Value::Array(_)) => {
+        match messages {
+            Some(Shape::Array { empty: false }) => {}
+            Some(Shape::Array { empty: true }) => {
                 return Err(invalid(
                     Some("messages"),
                     "invalid_value",
@@ -75,35 +126,54 @@ impl ChatRequest {
             }
             None => return Err(missing("messages")),
         }
-        let stream = match body.get("stream") {
+        request.stream = match request.member("stream")? {
             None | Some(Value::Null) => false,
-            Some(Value::Bool(stream)) => *stream,
+            Some(Value::Bool(stream)) => stream,
             Some(_) => {
                 return Err(invalid(Some("stream"), "invalid_type", "`stream` must be a boolean."));
             }
         };
-        check_integer(&body, "n", 1, MAX_N)?;
-        check_integer(&body, "max_tokens", 1, MAX_TOKENS)?;
-        check_integer(&body, "max_completion_tokens", 1, MAX_TOKENS)?;
-        let include_usage = stream
-            && body
-                .get("stream_options")
-                .and_then(|options| options.get("include_usage"))
-                .and_then(Value::as_bool)
+        for (key, max) in
+            [("n", MAX_N), ("max_tokens", MAX_TOKENS), ("max_completion_tokens", MAX_TOKENS)]
+        {
+            check_integer(request.member(key)?, key, 1, max)?;
+        }
+        request.include_usage = request.stream
+            && request
+                .member("stream_options")?
+                .and_then(|options| options.get("include_usage").and_then(Value::as_bool))
                 .unwrap_or(false);
-        Ok(Self { model, stream, include_usage, body, raw: bytes })
+        Ok(request)
     }
 
-    /// The whole body as the client sent it.
+    /// The JSON text of the top-level member `key`.
+    fn slice(&self, key: &str) -> Option<&[u8]> {
+        let index = self.fields.binary_search_by(|(name, _)| name.as_str().cmp(key)).ok()?;
+        self.raw.get(self.fields[index].1.clone())
+    }
+
+    /// The top-level member `key`, parsed (it was checked, so it parses).
+    fn member(&self, key: &str) -> Result<Option<Value>, InvalidRequest> {
+        self.slice(key)
+            .map(serde_json::from_slice)
+            .transpose()
+            .map_err(|err| invalid(None, "invalid_json", &format!("`{key}`: {err}.")))
+    }
+
+    /// The whole body as the client sent it, parsed on first use.
     pub fn body(&self) -> &Map<String, Value> {
-        &self.body
+        // Does not fail: `from_bytes` accepted the body by the same rules as this parse (both
+        // go through serde_json's `deserialize_any`); tests/properties.rs and the fuzz target
+        // check that.
+        self.body.get_or_init(|| serde_json::from_slice(&self.raw).unwrap_or_default())
     }
 
     /// Tests only: changes the parsed body (not the bytes an OpenAI upstream is sent), to build
     /// requests that parsing would refuse.
     #[cfg(test)]
     pub(crate) fn body_mut(&mut self) -> &mut Map<String, Value> {
-        &mut self.body
+        self.body();
+        self.body.get_mut().expect("parsed just above")
     }
 
     /// The size of the body as the client sent it, in bytes.
@@ -112,12 +182,40 @@ impl ChatRequest {
     }
 
     pub fn messages(&self) -> &[Value] {
-        self.body.get("messages").and_then(Value::as_array).map_or(&[], Vec::as_slice)
+        self.body().get("messages").and_then(Value::as_array).map_or(&[], Vec::as_slice)
     }
 
-    /// The body with `model` replaced by the upstream's model name, ready to serialise.
-    pub fn for_upstream<'a>(&'a self, upstream_model: &'a str) -> UpstreamBody<'a> {
-        UpstreamBody { request: self, model: upstream_model }
+    /// The body for an OpenAI-shaped upstream: `model` replaced by the upstream's model name,
+    /// every other member written as the client's own text. Not encoded again, a long
+    /// conversation costs a copy instead of a character-by-character escape, and numbers keep
+    /// the client's exact spelling. A streamed request always asks for the final usage chunk
+    /// (`stream_options.include_usage: true`), which the gateway needs for accounting; the
+    /// client's other `stream_options` are kept.
+    pub fn for_upstream(&self, upstream_model: &str) -> Result<Vec<u8>, serde_json::Error> {
+        // Sized up front: growing a long conversation by doubling would copy it several times.
+        let mut out = Vec::with_capacity(self.raw.len() + upstream_model.len() + 48);
+        out.extend_from_slice(b"{\"model\":");
+        serde_json::to_writer(&mut out, upstream_model)?;
+        for (key, range) in &self.fields {
+            if key == "model" || (self.stream && key == "stream_options") {
+                continue;
+            }
+            out.push(b',');
+            serde_json::to_writer(&mut out, key)?;
+            out.push(b':');
+            out.extend_from_slice(self.raw.get(range.clone()).unwrap_or(b"null"));
+        }
+        if self.stream {
+            let mut options = match self.member("stream_options") {
+                Ok(Some(Value::Object(options))) => options,
+                _ => Map::new(),
+            };
+            options.insert("include_usage".to_owned(), Value::Bool(true));
+            out.extend_from_slice(b",\"stream_options\":");
+            serde_json::to_writer(&mut out, &options)?;
+        }
+        out.push(b'}');
+        Ok(out)
     }
 }
 
@@ -126,14 +224,14 @@ const MAX_N: u64 = 128;
 /// Far above any model's output limit; larger values are mistakes or abuse.
 const MAX_TOKENS: u64 = 10_000_000;
 
-/// `key`, when present (and not null), must be an integer in `min..=max`.
+/// `value` (the member `key`), when present and not null, must be an integer in `min..=max`.
 fn check_integer(
-    body: &Map<String, Value>,
+    value: Option<Value>,
     key: &'static str,
     min: u64,
     max: u64,
 ) -> Result<(), InvalidRequest> {
-    match body.get(key) {
+    match value {
         None | Some(Value::Null) => Ok(()),
         Some(Value::Number(n)) if n.as_u64().is_some_and(|n| (min..=max).contains(&n)) => Ok(()),
         Some(_) => Err(InvalidRequest {
@@ -156,44 +254,86 @@ fn missing(param: &'static str) -> InvalidRequest {
     }
 }
 
-/// Serialises a request's body with another `model`, without copying the body. A streamed
-/// request always asks for the final usage chunk (`stream_options.include_usage: true`), which
-/// the gateway needs for accounting; the client's other `stream_options` are kept.
-///
-/// Every other value is written as the client's text, not encoded again from the parsed body:
-/// a long conversation costs a scan instead of a character-by-character escape, and numbers
-/// keep the client's exact spelling.
-pub struct UpstreamBody<'a> {
-    request: &'a ChatRequest,
-    model: &'a str,
+/// What a JSON value is, found while checking all of it as strictly as parsing it into a
+/// [`Value`] would, without building anything.
+#[derive(Debug, PartialEq, Eq)]
+enum Shape {
+    Object,
+    Array { empty: bool },
+    Scalar,
 }
 
-impl Serialize for UpstreamBody<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // The same bytes parsed as `body` was (a later duplicate key wins in both), so the two
-        // have the same keys.
-        let body: BTreeMap<String, &RawValue> =
-            serde_json::from_slice(&self.request.raw).map_err(S::Error::custom)?;
-        let add_options = self.request.stream && !body.contains_key("stream_options");
-        let mut map = serializer.serialize_map(Some(body.len() + usize::from(add_options)))?;
-        map.serialize_entry("model", self.model)?;
-        for (key, value) in &body {
-            match key.as_str() {
-                "model" => {}
-                "stream_options" if self.request.stream => {
-                    let options = self.request.body.get("stream_options");
-                    let mut options =
-                        options.and_then(Value::as_object).cloned().unwrap_or_default();
-                    options.insert("include_usage".to_owned(), Value::Bool(true));
-                    map.serialize_entry(key, &options)?;
-                }
-                _ => map.serialize_entry(key, *value)?,
+impl<'de> Deserialize<'de> for Shape {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ShapeVisitor)
+    }
+}
+
+struct ShapeVisitor;
+
+impl<'de> Visitor<'de> for ShapeVisitor {
+    type Value = Shape;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
+        Ok(Shape::Scalar)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
+        Ok(Shape::Scalar)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
+        Ok(Shape::Scalar)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
+        Ok(Shape::Scalar)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
+        Ok(Shape::Scalar)
+    }
+
+    fn visit_unit<E>(self) -> Result<Shape, E> {
+        Ok(Shape::Scalar)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Shape, A::Error> {
+        let mut empty = true;
+        while items.next_element::<Shape>()?.is_some() {
+            empty = false;
+        }
+        Ok(Shape::Array { empty })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<Shape, A::Error> {
+        while members.next_key::<Key>()?.is_some() {
+            members.next_value::<Shape>()?;
+        }
+        Ok(Shape::Object)
+    }
+}
+
+/// An object's key: checked as a string, not kept.
+struct Key;
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Key, E> {
+                Ok(Key)
             }
         }
-        if add_options {
-            map.serialize_entry("stream_options", &serde_json::json!({"include_usage": true}))?;
-        }
-        map.end()
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
@@ -258,12 +398,16 @@ impl Usage {
 mod tests {
     use super::*;
 
+    fn upstream_json(request: &ChatRequest, model: &str) -> Value {
+        serde_json::from_slice(&request.for_upstream(model).unwrap()).unwrap()
+    }
+
     #[test]
     fn keeps_unknown_fields_and_swaps_only_the_model() {
         let body = br#"{"model":"alias","messages":[{"role":"user","content":"hi"}],"top_k":7,"stream":true,"stream_options":{"include_usage":true}}"#;
         let request = ChatRequest::from_slice(body).unwrap();
         assert!(request.stream && request.include_usage);
-        let upstream: Value = serde_json::to_value(request.for_upstream("gpt-x")).unwrap();
+        let upstream: Value = upstream_json(&request, "gpt-x");
         assert_eq!(upstream["model"], "gpt-x");
         assert_eq!(upstream["top_k"], 7);
         assert_eq!(upstream["messages"][0]["content"], "hi");
@@ -276,8 +420,7 @@ mod tests {
             "seed":123456789012345678901234567890,"temperature":1.0,"logit_bias":{"50256":-100},
             "top_p":0.5,"top_p":0.25}"#;
         let request = ChatRequest::from_slice(body).unwrap();
-        let upstream =
-            String::from_utf8(serde_json::to_vec(&request.for_upstream("b")).unwrap()).unwrap();
+        let upstream = String::from_utf8(request.for_upstream("b").unwrap()).unwrap();
         for kept in [
             r#""content":"caf\u00e9 \"quoted\"""#,
             r#""seed":123456789012345678901234567890"#,
@@ -295,21 +438,51 @@ mod tests {
     fn streamed_requests_always_ask_upstream_for_usage() {
         let plain =
             ChatRequest::from_slice(br#"{"model":"a","messages":[{}],"stream":true}"#).unwrap();
-        let upstream: Value = serde_json::to_value(plain.for_upstream("b")).unwrap();
+        let upstream: Value = upstream_json(&plain, "b");
         assert_eq!(upstream["stream_options"], serde_json::json!({"include_usage": true}));
         assert!(!plain.include_usage, "the client itself did not ask");
 
         let body = br#"{"model":"a","messages":[{}],"stream":true,"stream_options":{"include_obfuscation":false}}"#;
         let other = ChatRequest::from_slice(body).unwrap();
-        let upstream: Value = serde_json::to_value(other.for_upstream("b")).unwrap();
+        let upstream: Value = upstream_json(&other, "b");
         assert_eq!(
             upstream["stream_options"],
             serde_json::json!({"include_obfuscation": false, "include_usage": true})
         );
 
         let whole = ChatRequest::from_slice(br#"{"model":"a","messages":[{}]}"#).unwrap();
-        let upstream: Value = serde_json::to_value(whole.for_upstream("b")).unwrap();
+        let upstream: Value = upstream_json(&whole, "b");
         assert!(upstream.get("stream_options").is_none());
+    }
+
+    #[test]
+    fn the_whole_body_is_parsed_only_when_something_asks_for_it() {
+        let body = br#"{"model":"a","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"x":1}}"#;
+        let request = ChatRequest::from_slice(body).unwrap();
+        let upstream = upstream_json(&request, "b");
+        assert_eq!(upstream["stream_options"], serde_json::json!({"x": 1, "include_usage": true}));
+        assert!(request.body.get().is_none(), "the passthrough built no values");
+        assert_eq!(request.messages()[0]["content"], "hi");
+        assert!(request.body.get().is_some());
+    }
+
+    #[test]
+    fn refuses_every_body_that_parsing_into_values_refuses() {
+        let deep =
+            format!(r#"{{"model":"m","messages":[{}1{}]}}"#, "[".repeat(200), "]".repeat(200));
+        let cases: [&[u8]; 6] = [
+            br#"{"model":"m","messages":[{}],"temperature":1e400}"#,
+            br#"{"model":"m","messages":[{"content":"\ud800"}]}"#,
+            b"{\"model\":\"m\",\"messages\":[{\"content\":\"\xff\"}]}",
+            br#"{"model":"m","messages":[{}]} trailing"#,
+            br#"{"model":"m","messages":[{}],"x":[1,]}"#,
+            deep.as_bytes(),
+        ];
+        for body in cases {
+            assert!(serde_json::from_slice::<Value>(body).is_err());
+            let err = ChatRequest::from_slice(body).unwrap_err();
+            assert_eq!(err.code, "invalid_json", "{}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl Service<Call> for FailoverService {
             let order = routing::order(this.routing, &this.targets, &mut routing::random_unit());
             let mut attempts = 0;
             let mut upstream_time = Duration::ZERO;
-            let mut failures = Vec::with_capacity(order.len());
+            let mut failures = Vec::new();
             for (position, &index) in order.iter().enumerate() {
                 let target = &this.targets[index];
                 match target.stack.clone().oneshot(call.clone()).await {

@@ -51,10 +51,7 @@ where
     T: FnMut(String) -> Option<String> + Send + 'static,
 {
     let name = &upstream.name;
-    // Sized up front: the body is about the client's, and growing it by doubling would copy a
-    // long conversation several times.
-    let mut body = Vec::with_capacity(request.size() + model.len() + 64);
-    serde_json::to_writer(&mut body, &request.for_upstream(model)).map_err(|err| {
+    let body = request.for_upstream(model).map_err(|err| {
         Failure::new(FailureClass::ClientError, name, format!("cannot encode: {err}"))
     })?;
     let response = upstream.post(url, body, request.stream, request_id).await?;
