@@ -208,22 +208,31 @@ impl Upstream {
         Err(Failure::from_status(&self.name, status, &headers, &body))
     }
 
-    /// Reads a whole body of at most `limit` bytes.
+    /// Reads a whole body of at most `limit` bytes. A body that arrives in one chunk (the usual
+    /// case for an answer) is kept as it came, without a copy.
     async fn read(&self, mut response: Response, limit: usize) -> Result<Bytes, Failure> {
-        let mut body = BytesMut::new();
+        let mut first: Option<Bytes> = None;
+        let mut rest = BytesMut::new();
         while let Some(chunk) =
             response.chunk().await.map_err(|err| Failure::from_reqwest(&self.name, &err))?
         {
-            if body.len() + chunk.len() > limit {
+            let so_far = first.as_ref().map_or(0, Bytes::len) + rest.len();
+            if so_far + chunk.len() > limit {
                 return Err(Failure::new(
                     FailureClass::ServerError,
                     &self.name,
                     format!("upstream answer larger than {limit} bytes"),
                 ));
             }
-            body.extend_from_slice(&chunk);
+            match first.take() {
+                None if rest.is_empty() => first = Some(chunk),
+                earlier => {
+                    rest.extend_from_slice(&earlier.unwrap_or_default());
+                    rest.extend_from_slice(&chunk);
+                }
+            }
         }
-        Ok(body.freeze())
+        Ok(first.unwrap_or_else(|| rest.freeze()))
     }
 }
 
@@ -246,4 +255,42 @@ fn client(name: &str, timeouts: &Timeouts) -> Result<Client, String> {
 /// Seconds since the Unix epoch, for the `created` of answers the gateway writes.
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use futures_util::stream;
+
+    use super::{FailureClass, Upstream};
+    use crate::config::Timeouts;
+
+    fn upstream() -> Upstream {
+        let second = Duration::from_secs(1);
+        let timeouts =
+            Timeouts { connect: second, first_byte: second, idle: second, total: second };
+        Upstream::new(&"up".into(), &timeouts, 1, None, Vec::new()).unwrap()
+    }
+
+    fn answer(chunks: &[&'static str]) -> reqwest::Response {
+        let chunks: Vec<Result<Bytes, std::io::Error>> =
+            chunks.iter().map(|chunk| Ok(Bytes::from_static(chunk.as_bytes()))).collect();
+        let body = reqwest::Body::wrap_stream(stream::iter(chunks));
+        reqwest::Response::from(http::Response::new(body))
+    }
+
+    #[tokio::test]
+    async fn a_whole_body_is_read_in_one_piece_or_many_up_to_its_limit() {
+        let upstream = upstream();
+        for chunks in [&[][..], &["{}"], &["{\"a\"", ":", "1}"], &["", "{}"]] {
+            let body = upstream.read(answer(chunks), 16).await.unwrap();
+            assert_eq!(body, chunks.concat(), "{chunks:?}");
+        }
+        let too_long = upstream.read(answer(&["0123456789", "0123456789"]), 16).await;
+        assert_eq!(too_long.unwrap_err().class, FailureClass::ServerError);
+        let exactly = upstream.read(answer(&["01234567", "89abcdef"]), 16).await.unwrap();
+        assert_eq!(exactly, "0123456789abcdef");
+    }
 }
