@@ -6,7 +6,6 @@
 //! into values only when something needs them (the cache key, the mock and Anthropic
 //! providers), so an OpenAI-shaped passthrough never builds them.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -59,7 +58,7 @@ impl ChatRequest {
             param: None,
             code: "invalid_json",
         };
-        let members: BTreeMap<String, &RawValue> = match serde_json::from_slice(&bytes) {
+        let Members(members) = match serde_json::from_slice(&bytes) {
             Ok(members) => members,
             // Not an object of JSON values: say which (only on this path is the whole body
             // checked again).
@@ -76,6 +75,8 @@ impl ChatRequest {
         let base = bytes.as_ptr() as usize;
         let mut fields = Vec::with_capacity(members.len());
         let mut messages = None;
+        // Every member is checked, a duplicate key's earlier values too: a parse into values
+        // reads those as well before the last one wins.
         for (key, value) in members {
             let text = value.get();
             let shape = serde_json::from_str::<Shape>(text).map_err(|err| InvalidRequest {
@@ -93,6 +94,16 @@ impl ChatRequest {
                 .ok_or_else(|| invalid(None, "invalid_json", "The request body is unreadable."))?;
             fields.push((key, start..start + text.len()));
         }
+        // Sorted by key (stably, so a duplicate's values stay in the order sent), then each
+        // duplicate key keeps its last value, as in `body`.
+        fields.sort_by(|(a, _), (b, _)| a.cmp(b));
+        fields.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(&mut later.1, &mut kept.1);
+            }
+            same
+        });
         let mut request = Self {
             model: String::new(),
             stream: false,
@@ -251,6 +262,29 @@ fn missing(param: &'static str) -> InvalidRequest {
         message: format!("Missing required parameter: '{param}'."),
         param: Some(param),
         code: "missing_required_parameter",
+    }
+}
+
+/// A JSON object's members in the order sent, duplicate keys included, each value as its text.
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(MembersVisitor)
     }
 }
 
@@ -470,8 +504,9 @@ mod tests {
     fn refuses_every_body_that_parsing_into_values_refuses() {
         let deep =
             format!(r#"{{"model":"m","messages":[{}1{}]}}"#, "[".repeat(200), "]".repeat(200));
-        let cases: [&[u8]; 6] = [
+        let cases: [&[u8]; 7] = [
             br#"{"model":"m","messages":[{}],"temperature":1e400}"#,
+            br#"{"model":"m","messages":[{}],"top_p":1e400,"top_p":1}"#,
             br#"{"model":"m","messages":[{"content":"\ud800"}]}"#,
             b"{\"model\":\"m\",\"messages\":[{\"content\":\"\xff\"}]}",
             br#"{"model":"m","messages":[{}]} trailing"#,
