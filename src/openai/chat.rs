@@ -53,11 +53,6 @@ impl ChatRequest {
     /// values would (syntax, UTF-8, escapes, number range, nesting depth) without building them,
     /// and only the few the gateway reads are parsed.
     pub fn from_bytes(bytes: Bytes) -> Result<Self, InvalidRequest> {
-        let not_json = |err: serde_json::Error| InvalidRequest {
-            message: format!("The request body is not valid JSON: {err}."),
-            param: None,
-            code: "invalid_json",
-        };
         let Members(members) = match serde_json::from_slice(&bytes) {
             Ok(members) => members,
             // Not an object of JSON values: say which (only on this path is the whole body
@@ -67,8 +62,8 @@ impl ChatRequest {
                     Ok(_) if !err.is_syntax() && !err.is_eof() => {
                         invalid(None, "invalid_type", "The request body must be a JSON object.")
                     }
-                    Ok(_) => not_json(err),
-                    Err(err) => not_json(err),
+                    Ok(_) => not_json(None, &err),
+                    Err(err) => not_json(None, &err),
                 });
             }
         };
@@ -79,11 +74,8 @@ impl ChatRequest {
         // reads those as well before the last one wins.
         for (key, value) in members {
             let text = value.get();
-            let shape = serde_json::from_str::<Shape>(text).map_err(|err| InvalidRequest {
-                message: format!("The request body is not valid JSON: in `{key}`, {err}."),
-                param: None,
-                code: "invalid_json",
-            })?;
+            let shape =
+                serde_json::from_str::<Shape>(text).map_err(|err| not_json(Some(&key), &err))?;
             if key == "messages" {
                 messages = Some(shape);
             }
@@ -168,7 +160,7 @@ impl ChatRequest {
         self.slice(key)
             .map(serde_json::from_slice)
             .transpose()
-            .map_err(|err| invalid(None, "invalid_json", &format!("`{key}`: {err}.")))
+            .map_err(|err| not_json(Some(key), &err))
     }
 
     /// The whole body as the client sent it, parsed on first use.
@@ -250,6 +242,16 @@ fn check_integer(
             param: Some(key),
             code: "invalid_value",
         }),
+    }
+}
+
+/// The body, or its top-level `member`, is not JSON.
+fn not_json(member: Option<&str>, err: &serde_json::Error) -> InvalidRequest {
+    let place = member.map(|member| format!("in `{member}`, ")).unwrap_or_default();
+    InvalidRequest {
+        message: format!("The request body is not valid JSON: {place}{err}."),
+        param: None,
+        code: "invalid_json",
     }
 }
 
@@ -518,6 +520,15 @@ mod tests {
             let err = ChatRequest::from_slice(body).unwrap_err();
             assert_eq!(err.code, "invalid_json", "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn a_fault_inside_a_member_is_named_in_the_message() {
+        let body = br#"{"model":"m","messages":[{}],"temperature":1e400}"#;
+        let err = ChatRequest::from_slice(body).unwrap_err();
+        assert!(err.message.contains("in `temperature`, number out of range"), "{}", err.message);
+        let whole = ChatRequest::from_slice(b"{\"model\":").unwrap_err();
+        assert!(!whole.message.contains(" in `"), "{}", whole.message);
     }
 
     #[test]

@@ -211,12 +211,13 @@ impl Upstream {
     /// Reads a whole body of at most `limit` bytes. A body that arrives in one chunk (the usual
     /// case for an answer) is kept as it came, without a copy.
     async fn read(&self, mut response: Response, limit: usize) -> Result<Bytes, Failure> {
-        let mut first: Option<Bytes> = None;
-        let mut rest = BytesMut::new();
+        // The body while it is a single chunk; `joined` once a second one came.
+        let mut single = Bytes::new();
+        let mut joined: Option<BytesMut> = None;
         while let Some(chunk) =
             response.chunk().await.map_err(|err| Failure::from_reqwest(&self.name, &err))?
         {
-            let so_far = first.as_ref().map_or(0, Bytes::len) + rest.len();
+            let so_far = joined.as_ref().map_or(single.len(), BytesMut::len);
             if so_far + chunk.len() > limit {
                 return Err(Failure::new(
                     FailureClass::ServerError,
@@ -224,15 +225,18 @@ impl Upstream {
                     format!("upstream answer larger than {limit} bytes"),
                 ));
             }
-            match first.take() {
-                None if rest.is_empty() => first = Some(chunk),
-                earlier => {
-                    rest.extend_from_slice(&earlier.unwrap_or_default());
-                    rest.extend_from_slice(&chunk);
+            match &mut joined {
+                Some(joined) => joined.extend_from_slice(&chunk),
+                None if single.is_empty() => single = chunk,
+                None => {
+                    let mut both = BytesMut::with_capacity(so_far + chunk.len());
+                    both.extend_from_slice(&single);
+                    both.extend_from_slice(&chunk);
+                    joined = Some(both);
                 }
             }
         }
-        Ok(first.unwrap_or_else(|| rest.freeze()))
+        Ok(joined.map_or(single, BytesMut::freeze))
     }
 }
 
