@@ -4,7 +4,9 @@
 //! Every problem found on the way is collected with its YAML path, so `ballast check` lists
 //! all of them at once instead of stopping at the first.
 
+mod defaults;
 mod env;
+mod keys;
 mod path;
 mod raw;
 mod secret;

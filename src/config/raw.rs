@@ -83,10 +83,41 @@ pub struct RawServer {
     pub workers: Option<u32>,
 }
 
+// A provider entry is read in three parts (validate/providers.rs): its `kind` first, then the keys
+// every kind shares into `RawProviderCommon`, then the rest into the struct of that kind. The two
+// structs are not joined with `#[serde(flatten)]`, because serde cannot deny unknown keys through a
+// flattened struct and a typo would pass in silence; and the shared keys are not repeated in each
+// kind's struct, where four copies could drift apart. Instead validation splits the entry's keys
+// between the two structs by their own field names (`keys::of`) and refuses, with its path, every
+// key that neither declares. Each struct still denies unknown keys, so a key is only ever accepted
+// by a field declared for it, and there is no list of keys to keep by hand.
+
+/// The keys every provider kind accepts, besides `kind`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawProvider {
-    pub kind: String,
+pub struct RawProviderCommon {
+    pub timeouts: Option<RawTimeouts>,
+    pub retry: Option<RawRetry>,
+    pub circuit_breaker: Option<RawBreaker>,
+    pub max_concurrency: Option<u32>,
+}
+
+/// The own keys of `kind: openai`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOpenAi {
+    #[serde(default, deserialize_with = "text")]
+    pub base_url: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Value>,
+}
+
+/// The own keys of `kind: azure`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAzure {
     #[serde(default, deserialize_with = "text")]
     pub base_url: Option<String>,
     #[serde(default, deserialize_with = "text")]
@@ -95,19 +126,31 @@ pub struct RawProvider {
     pub api_version: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, Value>,
-    pub timeouts: Option<RawTimeouts>,
-    pub retry: Option<RawRetry>,
-    pub circuit_breaker: Option<RawBreaker>,
-    pub max_concurrency: Option<u32>,
-    // The `mock` kind's own keys.
+}
+
+/// The own keys of `kind: anthropic`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnthropic {
+    #[serde(default, deserialize_with = "text")]
+    pub base_url: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Value>,
+    pub default_max_tokens: Option<u32>,
+}
+
+/// The own keys of `kind: mock`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMock {
     #[serde(default, deserialize_with = "text")]
     pub latency: Option<String>,
     #[serde(default, deserialize_with = "text")]
     pub chunk_interval: Option<String>,
     pub failure_rate: Option<f64>,
     pub failure_status: Option<u16>,
-    // The `anthropic` kind's own key.
-    pub default_max_tokens: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

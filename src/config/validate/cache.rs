@@ -1,0 +1,56 @@
+//! The `cache` section: the backend, how long answers are kept, and whose they are.
+
+use yaml_serde::Value;
+
+use super::values::{duration, duration_or_zero};
+use crate::config::defaults::cache as default;
+use crate::config::path::YamlPath;
+use crate::config::raw::RawCache;
+use crate::config::{CacheBackend, CacheConfig, ConfigProblem};
+
+pub(super) fn cache_config(
+    path: &YamlPath,
+    value: Option<Value>,
+    out: &mut Vec<ConfigProblem>,
+) -> CacheConfig {
+    let raw: RawCache = super::section(path, value, out);
+    let backend = match (raw.backend.as_deref().unwrap_or(default::BACKEND), raw.redis_url) {
+        ("memory", _) => CacheBackend::Memory,
+        ("none", _) => CacheBackend::None,
+        ("redis", Some(url)) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            CacheBackend::Redis { url }
+        }
+        ("redis", Some(url)) => {
+            out.push(path.key("redis_url").problem(format!("`{url}` is not a redis:// URL")));
+            CacheBackend::None
+        }
+        ("redis", None) => {
+            out.push(
+                path.key("redis_url")
+                    .problem("required with `backend: redis` (e.g. redis://127.0.0.1:6379)"),
+            );
+            CacheBackend::None
+        }
+        (other, _) => {
+            out.push(
+                path.key("backend")
+                    .problem(format!("unknown backend `{other}` (expected memory, redis or none)")),
+            );
+            CacheBackend::None
+        }
+    };
+    let max_entries = raw.max_entries.unwrap_or(default::MAX_ENTRIES);
+    if max_entries == 0 {
+        out.push(
+            path.key("max_entries")
+                .problem("must be at least 1 (use `backend: none` for no cache)"),
+        );
+    }
+    CacheConfig {
+        backend,
+        ttl: duration(&path.key("ttl"), raw.ttl, default::TTL, out),
+        stale_ttl: duration_or_zero(&path.key("stale_ttl"), raw.stale_ttl, default::STALE_TTL, out),
+        max_entries,
+        shared_across_keys: raw.shared_across_keys.unwrap_or(default::SHARED_ACROSS_KEYS),
+    }
+}

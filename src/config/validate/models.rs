@@ -1,0 +1,96 @@
+//! The `models` section: each name clients send, its routing and its targets on the providers.
+
+use std::sync::Arc;
+
+use yaml_serde::Mapping;
+
+use super::providers::Providers;
+use crate::config::defaults::model as default;
+use crate::config::path::YamlPath;
+use crate::config::raw::RawModel;
+use crate::config::{ConfigProblem, ModelConfig, Routing, TargetConfig};
+
+/// Every valid model, in file order.
+pub(super) fn models(
+    path: &YamlPath,
+    entries: Mapping,
+    providers: &Providers,
+    out: &mut Vec<ConfigProblem>,
+) -> Vec<ModelConfig> {
+    let mut models = Vec::new();
+    for (key, value) in entries {
+        let Some(name) = super::mapping_key(path, &key, out) else {
+            continue;
+        };
+        let model_path = path.key(&name);
+        if let Some(raw) = super::read::<RawModel>(&model_path, value, out) {
+            models.extend(model_config(&model_path, name, raw, providers, out));
+        }
+    }
+    // A file whose models are all invalid has their problems already; this one would be noise.
+    if models.is_empty() && !out.iter().any(|p| p.path.starts_with("models.")) {
+        out.push(path.problem("at least one model is required"));
+    }
+    models
+}
+
+fn model_config(
+    path: &YamlPath,
+    name: String,
+    raw: RawModel,
+    providers: &Providers,
+    out: &mut Vec<ConfigProblem>,
+) -> Option<ModelConfig> {
+    let routing = match raw.routing.as_deref() {
+        None => default::ROUTING,
+        Some("ordered") => Routing::Ordered,
+        Some("weighted") => Routing::Weighted,
+        Some("least_latency") => Routing::LeastLatency,
+        Some(other) => {
+            out.push(path.key("routing").problem(format!(
+                "unknown routing `{other}` (expected ordered, weighted or least_latency)"
+            )));
+            default::ROUTING
+        }
+    };
+    if raw.degraded_response.as_deref().is_some_and(|text| text.trim().is_empty()) {
+        out.push(path.key("degraded_response").problem("must not be empty (omit it for none)"));
+    }
+    if raw.targets.is_empty() {
+        out.push(path.key("targets").problem("a model needs at least one target"));
+    }
+    let mut targets = Vec::with_capacity(raw.targets.len());
+    for (index, target) in raw.targets.into_iter().enumerate() {
+        let target_path = path.key("targets").index(index);
+        let weight = target.weight.unwrap_or(default::WEIGHT);
+        if target.weight.is_some() && routing != Routing::Weighted {
+            out.push(target_path.key("weight").problem("only used with `routing: weighted`"));
+        } else if !(weight.is_finite() && weight > 0.0) {
+            out.push(target_path.key("weight").problem("must be a number above 0"));
+        }
+        if target.model.trim().is_empty() {
+            out.push(target_path.key("model").problem("the upstream model name is empty"));
+        }
+        match providers.valid.iter().find(|p| p.name == target.provider) {
+            Some(provider) => targets.push(TargetConfig {
+                provider: Arc::clone(provider),
+                model: target.model,
+                weight,
+            }),
+            // A provider that exists but is invalid has its own problem already.
+            None if providers.names.contains(&target.provider) => {}
+            None => out.push(target_path.key("provider").problem(format!(
+                "unknown provider `{}` (configured: {})",
+                target.provider,
+                providers.names.iter().cloned().collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+    (!targets.is_empty()).then_some(ModelConfig {
+        name,
+        routing,
+        targets,
+        degraded_response: raw.degraded_response,
+        cache: raw.cache.unwrap_or(default::CACHE),
+    })
+}

@@ -1,0 +1,77 @@
+//! The `server` section: listeners, request limits and timeouts, serving threads.
+
+use std::net::SocketAddr;
+
+use yaml_serde::Value;
+
+use super::values::{duration, size};
+use crate::config::defaults::server as default;
+use crate::config::path::YamlPath;
+use crate::config::raw::RawServer;
+use crate::config::{ConfigProblem, ServerConfig};
+
+/// `server.workers` above this is a typo, not a machine.
+const MAX_WORKERS: u32 = 1024;
+
+pub(super) fn server_config(
+    path: &YamlPath,
+    value: Option<Value>,
+    out: &mut Vec<ConfigProblem>,
+) -> ServerConfig {
+    let raw: RawServer = super::section(path, value, out);
+    let listen = match raw.listen {
+        None => default::LISTEN,
+        Some(text) => text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            out.push(path.key("listen").problem(format!(
+                "`{text}` is not an IP address and port such as 127.0.0.1:8080 or 0.0.0.0:8080"
+            )));
+            default::LISTEN
+        }),
+    };
+    let metrics_listen =
+        raw.metrics_listen.and_then(|text| match text.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                out.push(path.key("metrics_listen").problem(format!(
+                    "`{text}` is not an IP address and port such as 0.0.0.0:9091"
+                )));
+                None
+            }
+        });
+    let max_body_size =
+        size(&path.key("max_body_size"), raw.max_body_size, default::MAX_BODY_SIZE, out);
+    let workers = match raw.workers {
+        None => default::workers(),
+        Some(count @ 1..=MAX_WORKERS) => count as usize,
+        Some(count) => {
+            out.push(path.key("workers").problem(format!(
+                "{count} workers: must be from 1 to {MAX_WORKERS} (omit it for one per core)"
+            )));
+            1
+        }
+    };
+    ServerConfig {
+        listen,
+        metrics_listen,
+        max_body_size: usize::try_from(max_body_size).unwrap_or(usize::MAX),
+        request_timeout: duration(
+            &path.key("request_timeout"),
+            raw.request_timeout,
+            default::REQUEST_TIMEOUT,
+            out,
+        ),
+        shutdown_grace: duration(
+            &path.key("shutdown_grace"),
+            raw.shutdown_grace,
+            default::SHUTDOWN_GRACE,
+            out,
+        ),
+        header_timeout: duration(
+            &path.key("header_timeout"),
+            raw.header_timeout,
+            default::HEADER_TIMEOUT,
+            out,
+        ),
+        workers,
+    }
+}

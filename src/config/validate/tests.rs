@@ -1,0 +1,199 @@
+//! Whole-file tests of validation: the documented defaults, and every problem with its path.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::StatusCode;
+
+use super::from_yaml;
+use crate::config::{
+    BreakerPolicy, CacheBackend, Config, ProviderKind, RetryPolicy, Routing, Timeouts,
+};
+
+pub(super) fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+/// The problems of a file that must be refused, each as `path: message`.
+pub(super) fn problems(yaml: &str) -> Vec<String> {
+    from_yaml(yaml, &no_env).unwrap_err().iter().map(ToString::to_string).collect()
+}
+
+/// The config of a file that must be accepted.
+pub(super) fn config(yaml: &str) -> Config {
+    from_yaml(yaml, &no_env).unwrap_or_else(|problems| panic!("refused: {problems:#?}"))
+}
+
+pub(super) const MINIMAL: &str = "
+providers:
+  demo: { kind: mock }
+models:
+  chat:
+    targets: [{ provider: demo, model: m }]
+";
+
+/// The values are spelled out as SPEC §2 and docs/configuration.md write them, rather than
+/// taken from `defaults`, so that changing a default without its documentation fails here.
+#[test]
+fn every_default_matches_the_documented_one() {
+    let config = config(
+        "
+providers:
+  demo: { kind: mock }
+  open: { kind: openai, base_url: 'http://127.0.0.1:9/v1' }
+  az: { kind: azure, base_url: 'https://r.openai.azure.com', api_key: k }
+  claude: { kind: anthropic, base_url: 'https://api.anthropic.com', api_key: k }
+models:
+  chat:
+    targets: [{ provider: demo, model: m }]
+",
+    );
+    let server = &config.server;
+    assert_eq!(server.listen, "127.0.0.1:8080".parse::<SocketAddr>().unwrap());
+    assert_eq!(server.metrics_listen, None);
+    assert_eq!(server.max_body_size, 10 << 20);
+    assert_eq!(server.request_timeout, Duration::from_secs(300));
+    assert_eq!(server.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(server.header_timeout, Duration::from_secs(10));
+    assert_eq!(server.workers, crate::workers::default_count());
+
+    for provider in &config.providers {
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(2),
+            first_byte: Duration::from_secs(30),
+            idle: Duration::from_secs(30),
+            total: Duration::from_secs(120),
+        };
+        assert_eq!(provider.timeouts, timeouts);
+        let retry = RetryPolicy {
+            max_retries: 2,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+        };
+        assert_eq!(provider.retry, retry);
+        let breaker = BreakerPolicy { consecutive_failures: 5, open_for: Duration::from_secs(30) };
+        assert_eq!(provider.breaker, breaker);
+        assert_eq!(provider.max_concurrency, None);
+    }
+    let kinds: Vec<_> = config.providers.iter().map(|provider| &provider.kind).collect();
+    let [
+        ProviderKind::Mock(mock),
+        ProviderKind::OpenAi(openai),
+        ProviderKind::Azure(azure),
+        ProviderKind::Anthropic(anthropic),
+    ] = kinds[..]
+    else {
+        panic!("one provider of each kind, in file order: {kinds:?}");
+    };
+    assert_eq!(mock.latency, Duration::ZERO);
+    assert_eq!(mock.chunk_interval, Duration::ZERO);
+    assert_eq!(mock.failure_rate, 0.0);
+    assert_eq!(mock.failure_status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(openai.api_key.is_none() && openai.headers.is_empty());
+    assert_eq!(azure.api_version, "2024-10-21");
+    assert_eq!(anthropic.default_max_tokens, 4096);
+
+    let model = &config.models[0];
+    assert_eq!(model.routing, Routing::Ordered);
+    assert_eq!(model.targets[0].weight, 1.0);
+    assert!(model.cache);
+    assert_eq!(model.degraded_response, None);
+
+    assert_eq!(config.cache.backend, CacheBackend::Memory);
+    assert_eq!(config.cache.ttl, Duration::from_secs(24 * 3_600));
+    assert_eq!(config.cache.stale_ttl, Duration::from_secs(7 * 24 * 3_600));
+    assert_eq!(config.cache.max_entries, 100_000);
+    assert!(!config.cache.shared_across_keys);
+    assert!(config.auth.is_none());
+    assert!(config.pricing.is_empty());
+}
+
+#[test]
+fn reports_every_problem_with_its_path() {
+    let found = problems(
+        "
+server: { listen: nowhere, request_timeout: 3x, workers: 0 }
+providers:
+  a: { kind: openai }
+  b: { kind: mock, failure_rate: 2, timeouts: { conect: 1s } }
+  c: { kind: carrier-pigeon }
+models:
+  one: { targets: [{ provider: zzz, model: m }] }
+  two: { targets: [] }
+",
+    );
+    let expect = [
+        "server.listen:",
+        "server.request_timeout:",
+        "server.workers: 0 workers: must be from 1 to 1024",
+        "providers.a.base_url: required",
+        "providers.b.timeouts",
+        "providers.b.failure_rate: must be between 0.0 and 1.0",
+        "providers.c.kind: unknown provider kind",
+        "models.one.targets[0].provider: unknown provider `zzz`",
+        "models.two.targets: a model needs at least one target",
+    ];
+    for prefix in expect {
+        assert!(found.iter().any(|p| p.starts_with(prefix)), "{prefix} not in {found:#?}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    let found = problems(&format!("{MINIMAL}\nservre: {{}}\n"));
+    assert!(found[0].contains("unknown field `servre`"), "{found:?}");
+    let found = problems(
+        "providers:\n  d: { kind: mock, latncy: 1s }\nmodels:\n  m: { targets: [{ provider: d, model: x }] }\n",
+    );
+    assert!(
+        found.iter().any(|p| p.starts_with("providers.d") && p.contains("latncy")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn resilience_settings_are_checked() {
+    let found = problems(
+        "
+providers:
+  a: { kind: mock, retry: { base_delay: 2s, max_delay: 1s }, circuit_breaker: { consecutive_failures: 0 }, max_concurrency: 0 }
+models:
+  plain: { targets: [ { provider: a, model: x, weight: 2 } ] }
+  heavy: { routing: weighted, targets: [ { provider: a, model: x, weight: -1 } ] }
+  busy: { degraded_response: '', targets: [ { provider: a, model: x } ] }
+  odd: { routing: random, targets: [ { provider: a, model: x } ] }
+",
+    );
+    let expect = [
+        "providers.a.retry.base_delay: must not be longer than max_delay",
+        "providers.a.circuit_breaker.consecutive_failures: must be at least 1",
+        "providers.a.max_concurrency: must be at least 1",
+        "models.plain.targets[0].weight: only used with `routing: weighted`",
+        "models.heavy.targets[0].weight: must be a number above 0",
+        "models.busy.degraded_response: must not be empty",
+        "models.odd.routing: unknown routing `random`",
+    ];
+    for prefix in expect {
+        assert!(found.iter().any(|p| p.starts_with(prefix)), "{prefix} not in {found:#?}");
+    }
+}
+
+#[test]
+fn variables_fill_values_and_missing_ones_are_named_with_their_path() {
+    let env = |name: &str| (name == "KEY").then(|| "sk-test".to_owned());
+    let yaml = "
+providers:
+  up: { kind: openai, base_url: '${BASE:-http://127.0.0.1:9}', api_key: '${KEY}' }
+  other: { kind: openai, base_url: http://127.0.0.1:9, api_key: '${ABSENT}' }
+models:
+  m: { targets: [{ provider: up, model: x }] }
+";
+    let err = from_yaml(yaml, &env).unwrap_err();
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert_eq!(err[0].path, "providers.other.api_key");
+    assert!(err[0].message.contains("`ABSENT`"));
+    let ok = from_yaml(&yaml.replace("${ABSENT}", "${KEY}"), &env).unwrap();
+    let ProviderKind::OpenAi(settings) = &ok.providers[0].kind else { panic!("openai") };
+    assert_eq!(settings.api_key.as_ref().unwrap().expose(), "sk-test");
+    assert_eq!(settings.base_url.as_str(), "http://127.0.0.1:9/");
+}
