@@ -18,6 +18,7 @@ pub(super) fn models(
     out: &mut Vec<ConfigProblem>,
 ) -> Vec<ModelConfig> {
     let mut models = Vec::new();
+    let named_any = !entries.is_empty();
     for (key, value) in entries {
         let Some(name) = super::mapping_key(path, &key, out) else {
             continue;
@@ -27,8 +28,9 @@ pub(super) fn models(
             models.extend(model_config(&model_path, name, raw, providers, out));
         }
     }
-    // A file whose models are all invalid has their problems already; this one would be noise.
-    if models.is_empty() && !out.iter().any(|p| p.path.starts_with("models.")) {
+    // Only a file that names no model lacks one: a model that is not valid has its own problem,
+    // or its targets' providers do.
+    if !named_any {
         out.push(path.problem("at least one model is required"));
     }
     models
@@ -93,4 +95,23 @@ fn model_config(
         degraded_response: raw.degraded_response,
         cache: raw.cache.unwrap_or(default::CACHE),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::problems;
+
+    #[test]
+    fn a_file_without_models_is_told_it_needs_one() {
+        let found = problems("providers:\n  demo: { kind: mock }\n");
+        assert_eq!(found, ["models: at least one model is required"]);
+    }
+
+    #[test]
+    fn a_model_whose_only_provider_is_invalid_is_not_also_reported_as_missing() {
+        let found = problems(
+            "providers:\n  demo: { kind: mock, failure_rate: 2 }\nmodels:\n  m: { targets: [{ provider: demo, model: x }] }\n",
+        );
+        assert_eq!(found, ["providers.demo.failure_rate: must be between 0.0 and 1.0"]);
+    }
 }
