@@ -66,6 +66,11 @@ impl Auth {
         }
         found.cloned().ok_or(AuthFailure::Invalid)
     }
+
+    /// The caller of the key named `name` (for `ballast warm --key-name`).
+    pub fn caller(&self, name: &str) -> Option<&Caller> {
+        self.keys.iter().map(|key| &key.caller).find(|caller| &*caller.name == name)
+    }
 }
 
 impl Caller {

@@ -18,6 +18,7 @@ pub mod metrics;
 
 pub mod cache;
 pub mod failure;
+pub mod outcome;
 pub mod pipeline;
 pub mod providers;
 pub mod rate_limit;

@@ -1,8 +1,9 @@
 //! Every Prometheus metric of SPEC §5, registered once, with typed recording functions.
 //!
 //! This is the only module that names a metric. Label values come from the config (model and
-//! provider names) or from closed enums (`Route`, `FailureClass`, `QualityFlag`, token kinds),
-//! never from request content, so the number of series is bounded by the config.
+//! provider names) or from closed enums (`Route`, `CacheStatus` and `CircuitState` of
+//! `outcome.rs`, `FailureClass`, `QualityFlag`, token kinds), never from request content, so the
+//! number of series is bounded by the config.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use prometheus::{
 };
 
 use crate::failure::FailureClass;
+use crate::outcome::{CacheStatus, CircuitState, Route};
 
 /// From 5 ms to 5 min: cache hits, fast completions and minutes-long generations alike.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -21,17 +23,6 @@ const LATENCY_BUCKETS: &[f64] = &[
 const OVERHEAD_BUCKETS: &[f64] =
     &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
 
-/// How a request was answered (`route` label); `Error` when it was not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RouteLabel {
-    Cache,
-    Primary,
-    Failover,
-    Stale,
-    Degraded,
-    Error,
-}
-
 /// The `flag` label of `ballast_response_quality_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QualityFlag {
@@ -39,16 +30,6 @@ pub enum QualityFlag {
     Empty,
     Truncated,
     ContentFilter,
-}
-
-/// The `result` label of `ballast_cache_requests_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CacheResult {
-    Hit,
-    Miss,
-    Stale,
-    Bypass,
-    Error,
 }
 
 pub struct Metrics {
@@ -71,19 +52,6 @@ pub struct Metrics {
     overhead: Histogram,
 }
 
-impl RouteLabel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Cache => "cache",
-            Self::Primary => "primary",
-            Self::Failover => "failover",
-            Self::Stale => "stale",
-            Self::Degraded => "degraded",
-            Self::Error => "error",
-        }
-    }
-}
-
 impl QualityFlag {
     fn as_str(self) -> &'static str {
         match self {
@@ -91,18 +59,6 @@ impl QualityFlag {
             Self::Empty => "empty",
             Self::Truncated => "truncated",
             Self::ContentFilter => "content_filter",
-        }
-    }
-}
-
-impl CacheResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hit => "hit",
-            Self::Miss => "miss",
-            Self::Stale => "stale",
-            Self::Bypass => "bypass",
-            Self::Error => "error",
         }
     }
 }
@@ -248,18 +204,20 @@ impl Metrics {
         String::from_utf8(buffer).unwrap_or_default()
     }
 
+    /// One client request: `route` is how it was answered, none when it was not (`error`).
     pub fn record_request(
         &self,
         model: &str,
-        route: RouteLabel,
+        route: Option<Route>,
         status: u16,
         stream: bool,
         elapsed: Duration,
     ) {
-        self.requests.with_label_values(&[model, route.as_str(), &status.to_string()]).inc();
+        let route = route.map_or("error", Route::as_str);
+        self.requests.with_label_values(&[model, route, &status.to_string()]).inc();
         let stream = if stream { "true" } else { "false" };
         self.request_duration
-            .with_label_values(&[model, route.as_str(), stream])
+            .with_label_values(&[model, route, stream])
             .observe(elapsed.as_secs_f64());
     }
 
@@ -289,8 +247,18 @@ impl Metrics {
         self.failovers.with_label_values(&[model, from, to]).inc();
     }
 
-    pub fn record_cache(&self, result: CacheResult) {
-        self.cache_requests.with_label_values(&[result.as_str()]).inc();
+    /// What one lookup gave; `Off` is not a lookup and is not counted.
+    pub fn record_cache(&self, status: CacheStatus) {
+        let result = match status {
+            CacheStatus::Off => return,
+            other => other.as_str(),
+        };
+        self.cache_requests.with_label_values(&[result]).inc();
+    }
+
+    /// A store that failed to answer a lookup or to take a write (`result="error"`).
+    pub fn record_cache_error(&self) {
+        self.cache_requests.with_label_values(&["error"]).inc();
     }
 
     pub fn record_usage(
@@ -310,9 +278,14 @@ impl Metrics {
         self.quality.with_label_values(&[model, provider, flag.as_str()]).inc();
     }
 
-    /// 0 closed, 1 half-open, 2 open.
-    pub fn set_circuit_state(&self, provider: &str, state: i64) {
-        self.circuit_state.with_label_values(&[provider]).set(state);
+    pub fn set_circuit_state(&self, provider: &str, state: CircuitState) {
+        // SPEC §5: 0 closed, 1 half-open, 2 open.
+        let value = match state {
+            CircuitState::Closed => 0,
+            CircuitState::HalfOpen => 1,
+            CircuitState::Open => 2,
+        };
+        self.circuit_state.with_label_values(&[provider]).set(value);
     }
 
     pub fn inflight(&self) -> &IntGauge {

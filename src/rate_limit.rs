@@ -43,7 +43,7 @@ type WindowKey = (Arc<str>, &'static str, u64);
 
 /// One limit's state, for the `x-ratelimit-*` headers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Usage {
+pub struct LimitState {
     pub limit: u64,
     pub remaining: u64,
     pub reset: Duration,
@@ -52,8 +52,8 @@ pub struct Usage {
 /// Admission: the state of each configured limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Admission {
-    pub requests: Option<Usage>,
-    pub tokens: Option<Usage>,
+    pub requests: Option<LimitState>,
+    pub tokens: Option<LimitState>,
     /// Tokens taken on admission, to settle against the real usage.
     pub estimated_tokens: u64,
 }
@@ -88,7 +88,7 @@ impl RateLimiter {
         if let Some(rpm) = limit.requests_per_minute {
             let (allowed, used) =
                 self.check_and_add(&caller.name, REQUESTS, window, 1, u64::from(rpm)).await;
-            admission.requests = Some(usage(u64::from(rpm), used, reset));
+            admission.requests = Some(limit_state(u64::from(rpm), used, reset));
             if !allowed {
                 return Err(Limited { admission, retry_after: reset });
             }
@@ -96,7 +96,7 @@ impl RateLimiter {
         if let Some(tpm) = limit.tokens_per_minute {
             let (allowed, used) =
                 self.check_and_add(&caller.name, TOKENS, window, estimated_tokens, tpm).await;
-            admission.tokens = Some(usage(tpm, used, reset));
+            admission.tokens = Some(limit_state(tpm, used, reset));
             if !allowed {
                 // The request was counted above; give it back, since it will not run.
                 if limit.requests_per_minute.is_some() {
@@ -176,8 +176,8 @@ impl RateLimiter {
     }
 }
 
-fn usage(limit: u64, used: u64, reset: Duration) -> Usage {
-    Usage { limit, remaining: limit.saturating_sub(used), reset }
+fn limit_state(limit: u64, used: u64, reset: Duration) -> LimitState {
+    LimitState { limit, remaining: limit.saturating_sub(used), reset }
 }
 
 fn redis_key(name: &str, kind: &str, window: u64) -> String {

@@ -1,14 +1,11 @@
-//! The listener: the axum router with its edge layers, the accept loop, graceful shutdown.
+//! The listeners: binding, the accept loop of each worker (hyper-util), graceful shutdown. The
+//! router they serve, with its edge layers, is `http::router`.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::routing::{get, post};
-use http::header::{AUTHORIZATION, COOKIE, HeaderName};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -16,15 +13,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::config::Config;
-use crate::error::GatewayError;
-use crate::http::{chat, health, metrics, models, request_id};
+use crate::http::router::{self, App};
 use crate::state::AppState;
 use crate::workers;
 
@@ -84,7 +75,7 @@ impl Gateway {
         let stop = CancellationToken::new();
         // Dropping this future (e.g. with the runtime that polls it) stops the other workers.
         let _stop_workers = stop.clone().drop_guard();
-        let app = router(state.clone());
+        let app = router::app(state.clone());
         let (listener, workers) = spawn_workers(listener, &app, &state, &stop);
         let main = async {
             if let Some(listener) = listener {
@@ -93,7 +84,7 @@ impl Gateway {
         };
         let operator = async {
             if let Some(listener) = operator_listener {
-                serve_listener(listener, operator_router(state.clone()), &state, &stop).await;
+                serve_listener(listener, router::operator_app(state.clone()), &state, &stop).await;
             }
         };
         let stopper = async {
@@ -113,7 +104,7 @@ impl Gateway {
 /// A worker whose socket cannot be cloned is left out, with an error in the log.
 fn spawn_workers(
     listener: TcpListener,
-    app: &Router,
+    app: &App,
     state: &AppState,
     stop: &CancellationToken,
 ) -> (Option<TcpListener>, Vec<oneshot::Receiver<()>>) {
@@ -157,7 +148,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 /// One listener's accept loop until `stop`, then its drain.
 async fn serve_listener(
     listener: TcpListener,
-    app: Router,
+    app: App,
     state: &AppState,
     stop: &CancellationToken,
 ) {
@@ -211,94 +202,6 @@ async fn serve_listener(
                 tracing::warn!(worker, "connections still open after the grace; closing them");
             }
         }
-    }
-}
-
-/// The router and its edge layers. The order, outermost first:
-///
-/// 1. Request id: keep the client's `x-request-id` or make one, echo it on every response,
-///    the panic response included (so it is outside 2).
-/// 2. `CatchPanicLayer`: a panic becomes an OpenAI-shaped 500, never a dropped connection.
-/// 3. `SetSensitiveRequestHeadersLayer`: credentials are redacted before anything can log them.
-/// 4. `TraceLayer`: a span per request (request id, method, path; the chat handler adds model,
-///    provider, route, cache result and attempts; never bodies) and one info line with status
-///    and latency when the response starts.
-/// 5. `DefaultBodyLimit`: bodies over `max_body_size` are refused (413) by `ChatBody`.
-/// 6. The routes; unknown paths and methods get OpenAI-shaped 404 and 405. `/metrics` and
-///    `/status` are here unless `server.metrics_listen` serves them apart.
-pub fn router(state: AppState) -> Router {
-    let body_limit = state.config().server.max_body_size;
-    let sensitive = [
-        AUTHORIZATION,
-        COOKIE,
-        HeaderName::from_static("api-key"),
-        HeaderName::from_static("x-api-key"),
-    ];
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|request: &Request| {
-            tracing::info_span!(
-                "request",
-                request_id = %request_id::of(request.headers()),
-                method = %request.method(),
-                path = %request.uri().path(),
-                key = tracing::field::Empty,
-                model = tracing::field::Empty,
-                provider = tracing::field::Empty,
-                route = tracing::field::Empty,
-                cache = tracing::field::Empty,
-                attempts = tracing::field::Empty,
-            )
-        })
-        .on_request(())
-        .on_response(DefaultOnResponse::new().level(Level::INFO));
-    let edge = ServiceBuilder::new()
-        .layer(request_id::RequestIdLayer)
-        .layer(CatchPanicLayer::custom(|_| {
-            axum::response::IntoResponse::into_response(GatewayError::Internal)
-        }))
-        .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
-        .layer(trace)
-        .layer(DefaultBodyLimit::max(body_limit));
-    let mut routes = Router::new()
-        .route("/v1/chat/completions", post(chat::chat_completions))
-        .route("/v1/models", get(models::list_models))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
-    if state.config().server.metrics_listen.is_none() {
-        routes = routes.merge(operator_routes());
-    }
-    routes
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(edge)
-        .with_state(state)
-}
-
-/// `/metrics` and `/status`: on the main listener, or alone on `server.metrics_listen`.
-fn operator_routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics::metrics)).route("/status", get(health::status))
-}
-
-/// The router of `server.metrics_listen`: the operator routes and health, nothing else.
-pub fn operator_router(state: AppState) -> Router {
-    operator_routes()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .fallback(unknown_route)
-        .with_state(state)
-}
-
-async fn unknown_route(request: Request) -> GatewayError {
-    GatewayError::UnknownRoute {
-        method: request.method().to_string(),
-        path: request.uri().path().to_owned(),
-    }
-}
-
-async fn method_not_allowed(request: Request) -> GatewayError {
-    GatewayError::MethodNotAllowed {
-        method: request.method().to_string(),
-        path: request.uri().path().to_owned(),
     }
 }
 

@@ -11,15 +11,15 @@ use crate::auth::Auth;
 use crate::cache::Cache;
 use crate::config::{CacheBackend, Config};
 use crate::metrics::Metrics;
-use crate::pipeline::{Pipeline, ProviderHealth, RetryBudget, Shared as PipelineShared, Upstream};
+use crate::pipeline::{self, Pipeline, ProviderHealth, RetryBudget, Upstream};
 use crate::rate_limit::RateLimiter;
 
 #[derive(Clone)]
 pub struct AppState {
-    shared: Arc<Shared>,
+    parts: Arc<Parts>,
 }
 
-struct Shared {
+struct Parts {
     config: Config,
     /// Gateway keys; none when the gateway is open.
     auth: Option<Auth>,
@@ -28,6 +28,8 @@ struct Shared {
     /// None for `cache.backend: none`.
     cache: Option<Arc<Cache>>,
     pipelines: HashMap<String, Pipeline>,
+    /// The cache space keys share (and an open gateway uses): "", allocated once.
+    shared_scope: Arc<str>,
     /// By provider name.
     health: HashMap<String, Arc<ProviderHealth>>,
     /// Unix time the config was loaded: the `created` of every listed model.
@@ -49,16 +51,15 @@ impl AppState {
         }
         let metrics =
             Arc::new(Metrics::new().map_err(|err| format!("cannot register metrics: {err}"))?);
-        let cache = Cache::from_config(&config.cache, &metrics, &config.pricing)?;
-        let shared = PipelineShared {
+        let cache = Cache::from_config(&config.cache, &metrics)?;
+        let shared = pipeline::Shared {
             budget: Arc::new(RetryBudget::default()),
             metrics: Arc::clone(&metrics),
-            pricing: config.pricing.clone(),
             cache: cache.clone(),
         };
         let mut pipelines = HashMap::new();
         for model in &config.models {
-            let pipeline = Pipeline::build(model, &upstreams, &shared)
+            let pipeline = Pipeline::build(model, &upstreams, &shared, &config.pricing)
                 .ok_or_else(|| format!("model `{}` has no usable target", model.name))?;
             pipelines.insert(model.name.clone(), pipeline);
         }
@@ -71,65 +72,76 @@ impl AppState {
         };
         let limiter = Arc::new(RateLimiter::new(redis_url)?);
         let auth = config.auth.as_ref().map(Auth::from_config);
-        let shared = Shared {
+        let parts = Parts {
             auth,
             limiter,
             config,
             metrics,
             cache,
             pipelines,
+            shared_scope: Arc::from(""),
             health,
             loaded_at,
             draining: AtomicBool::new(false),
             streams_cut: CancellationToken::new(),
         };
-        Ok(Self { shared: Arc::new(shared) })
+        Ok(Self { parts: Arc::new(parts) })
     }
 
     pub fn config(&self) -> &Config {
-        &self.shared.config
+        &self.parts.config
     }
 
     /// None when the gateway is open (no `auth` in the config).
     pub fn auth(&self) -> Option<&Auth> {
-        self.shared.auth.as_ref()
+        self.parts.auth.as_ref()
     }
 
     pub fn limiter(&self) -> &Arc<RateLimiter> {
-        &self.shared.limiter
+        &self.parts.limiter
     }
 
     pub fn cache(&self) -> Option<&Arc<Cache>> {
-        self.shared.cache.as_ref()
+        self.parts.cache.as_ref()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.shared.metrics
+        &self.parts.metrics
     }
 
     pub fn pipeline(&self, model: &str) -> Option<&Pipeline> {
-        self.shared.pipelines.get(model)
+        self.parts.pipelines.get(model)
+    }
+
+    /// The cache space of a request made with the gateway key named `key` (none: the gateway is
+    /// open): the key's own space, or the one all keys share with `cache.shared_across_keys`.
+    /// Decided here only, for live requests and `ballast warm` alike.
+    pub fn cache_scope(&self, key: Option<&Arc<str>>) -> Arc<str> {
+        match key {
+            Some(name) if !self.parts.config.cache.shared_across_keys => Arc::clone(name),
+            _ => Arc::clone(&self.parts.shared_scope),
+        }
     }
 
     /// The health of the provider named `name`.
     pub fn health(&self, name: &str) -> Option<&Arc<ProviderHealth>> {
-        self.shared.health.get(name)
+        self.parts.health.get(name)
     }
 
     pub fn loaded_at(&self) -> u64 {
-        self.shared.loaded_at
+        self.parts.loaded_at
     }
 
     /// Marks the gateway as shutting down: `/readyz` answers 503 from now on.
     pub fn start_draining(&self) {
-        self.shared.draining.store(true, Ordering::Relaxed);
+        self.parts.draining.store(true, Ordering::Relaxed);
     }
 
     pub fn is_draining(&self) -> bool {
-        self.shared.draining.load(Ordering::Relaxed)
+        self.parts.draining.load(Ordering::Relaxed)
     }
 
     pub fn streams_cut(&self) -> &CancellationToken {
-        &self.shared.streams_cut
+        &self.parts.streams_cut
     }
 }

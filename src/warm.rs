@@ -10,10 +10,11 @@ use futures_util::{StreamExt, stream};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::time::Instant;
 
-use crate::cache::control::Directives;
+use crate::auth::Caller;
 use crate::config::{CacheBackend, Config};
 use crate::openai::chat::ChatRequest;
-use crate::pipeline::{CacheStatus, Call};
+use crate::outcome::CacheStatus;
+use crate::pipeline::{CachePolicy, Call};
 use crate::providers::Reply;
 use crate::state::AppState;
 
@@ -34,8 +35,15 @@ pub enum WarmError {
          outlive this process or reach the gateways"
     )]
     NotShared(&'static str),
-    #[error("--key-name names a cache space of gateway keys, and this config has no `auth` keys")]
+    #[error("--key-name names a gateway key's cache space, and this config has no `auth` keys")]
     NoKeys,
+    #[error("--key-name `{0}`: no gateway key has that name in `auth.keys`")]
+    UnknownKey(String),
+    #[error(
+        "auth is on and each gateway key has its own cache space (cache.shared_across_keys: \
+         false): name the key whose space to warm with --key-name"
+    )]
+    KeyNeeded,
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
     #[error("{0}")]
@@ -53,9 +61,6 @@ pub async fn run(
         CacheBackend::Memory => return Err(WarmError::NotShared("memory")),
         CacheBackend::None => return Err(WarmError::NotShared("none")),
     }
-    if key_name.is_some() {
-        return Err(WarmError::NoKeys);
-    }
     let text = std::fs::read_to_string(file)
         .map_err(|source| WarmError::Read { path: file.display().to_string(), source })?;
     let lines: Vec<(usize, &str)> = text
@@ -66,14 +71,15 @@ pub async fn run(
         .collect();
     let timeout = config.server.request_timeout;
     let state = AppState::new(config).map_err(WarmError::Setup)?;
+    let caller = warmed_for(&state, key_name)?;
     let progress = progress_bar(lines.len() as u64);
 
     let outcomes: Vec<(usize, Result<CacheStatus, String>)> = stream::iter(lines)
         .map(|(number, line)| {
-            let state = state.clone();
+            let (state, caller) = (state.clone(), caller.clone());
             let progress = progress.clone();
             async move {
-                let outcome = warm_one(&state, line, timeout).await;
+                let outcome = warm_one(&state, caller.as_ref(), line, timeout).await;
                 progress.inc(1);
                 (number, outcome)
             }
@@ -98,21 +104,41 @@ pub async fn run(
     Ok(summary)
 }
 
+/// The gateway key whose clients the answers are for: `--key-name`'s, which is required when
+/// keys have cache spaces of their own (an answer warmed elsewhere would never be read).
+fn warmed_for(state: &AppState, key_name: Option<&str>) -> Result<Option<Caller>, WarmError> {
+    match (state.auth(), key_name) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(WarmError::NoKeys),
+        (Some(auth), Some(name)) => match auth.caller(name) {
+            Some(caller) => Ok(Some(caller.clone())),
+            None => Err(WarmError::UnknownKey(name.to_owned())),
+        },
+        (Some(_), None) if state.config().cache.shared_across_keys => Ok(None),
+        (Some(_), None) => Err(WarmError::KeyNeeded),
+    }
+}
+
 async fn warm_one(
     state: &AppState,
+    caller: Option<&Caller>,
     line: &str,
     timeout: std::time::Duration,
 ) -> Result<CacheStatus, String> {
     let request = ChatRequest::from_slice(line.as_bytes()).map_err(|invalid| invalid.message)?;
+    if let Some(caller) = caller.filter(|caller| !caller.may_use(&request.model)) {
+        return Err(format!("key `{}` may not use model `{}`", caller.name, request.model));
+    }
     let pipeline = state
         .pipeline(&request.model)
         .ok_or_else(|| format!("unknown model `{}`", request.model))?;
     let call = Call {
         request: Arc::new(request),
+        model: Arc::clone(pipeline.model()),
         request_id: Arc::from(format!("warm_{:016x}", rand::random::<u64>())),
         deadline: Instant::now() + timeout,
-        cache: Directives::default(),
-        scope: Arc::from(""),
+        cache: CachePolicy::default(),
+        scope: state.cache_scope(caller.map(|caller| &caller.name)),
         usage_hook: None,
     };
     let answer = pipeline.call(call).await.map_err(|failure| failure.to_string())?;

@@ -8,6 +8,11 @@ use serde_json::json;
 use support::{FakeUpstream, NO_CACHE, RedisServer, Reply, TestGateway, openai_config};
 
 async fn warm(config: &str, lines: &str) -> (Option<i32>, String) {
+    warm_with(config, lines, &[]).await
+}
+
+/// Runs `ballast warm` with `args` before the file.
+async fn warm_with(config: &str, lines: &str, args: &[&str]) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let (config_path, file) = (dir.path().join("config.yaml"), dir.path().join("requests.jsonl"));
     std::fs::write(&config_path, config).unwrap();
@@ -16,6 +21,7 @@ async fn warm(config: &str, lines: &str) -> (Option<i32>, String) {
         .arg("warm")
         .arg("--config")
         .arg(&config_path)
+        .args(args)
         .arg(&file)
         .output()
         .await
@@ -78,4 +84,70 @@ async fn warm_refuses_the_memory_backend() {
     assert_eq!(code, Some(1));
     assert!(out.contains("warm needs the shared cache"), "{out}");
     assert_eq!(upstream.hits(), 0);
+}
+
+const KEY_A: &str = "sk-gw-team-a-0123456789";
+const KEY_B: &str = "sk-gw-team-b-0123456789";
+
+/// Model `chat` behind gateway keys `team-a` and `team-b`, each with its own cache space.
+fn keyed_config(upstream: &FakeUpstream, redis: &RedisServer) -> String {
+    let cache = format!("cache: {{ backend: redis, redis_url: '{}' }}", redis.url());
+    let auth = format!(
+        "auth:\n  keys:\n    - {{ name: team-a, key: '{KEY_A}' }}\n    - {{ name: team-b, key: '{KEY_B}' }}\n"
+    );
+    openai_config(&upstream.base_url(), "").replace(NO_CACHE, &format!("{cache}\n{auth}"))
+}
+
+async fn ask_with_key(gateway: &TestGateway, key: &str, content: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(gateway.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&request(content, false))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn warm_with_key_name_fills_that_keys_cache_space_and_no_other() {
+    let redis = RedisServer::start().await;
+    let upstream = FakeUpstream::start().await;
+    let config = keyed_config(&upstream, &redis);
+
+    let (code, out) =
+        warm_with(&config, &request("warmed", false).to_string(), &["--key-name", "team-a"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 stored, 0 already fresh, 0 failed"), "{out}");
+
+    let gateway = TestGateway::start(&config).await;
+    let response = ask_with_key(&gateway, KEY_A, "warmed").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-ballast-cache"], "hit", "team-a reads its warmed space");
+    let response = ask_with_key(&gateway, KEY_B, "warmed").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-ballast-cache"], "miss", "team-b's space was not warmed");
+    assert_eq!(upstream.hits(), 2, "one call to warm, one for team-b");
+}
+
+#[tokio::test]
+async fn warm_refuses_what_would_fill_a_space_no_client_reads() {
+    let redis = RedisServer::start().await;
+    let upstream = FakeUpstream::start().await;
+    let keyed = keyed_config(&upstream, &redis);
+    let line = request("q", false).to_string();
+
+    let (code, out) = warm(&keyed, &line).await;
+    assert_eq!(code, Some(1));
+    assert!(out.contains("name the key whose space to warm with --key-name"), "{out}");
+
+    let (code, out) = warm_with(&keyed, &line, &["--key-name", "team-c"]).await;
+    assert_eq!(code, Some(1));
+    assert!(out.contains("no gateway key has that name"), "{out}");
+
+    let cache = format!("cache: {{ backend: redis, redis_url: '{}' }}", redis.url());
+    let open = openai_config(&upstream.base_url(), "").replace(NO_CACHE, &cache);
+    let (code, out) = warm_with(&open, &line, &["--key-name", "team-a"]).await;
+    assert_eq!(code, Some(1));
+    assert!(out.contains("this config has no `auth` keys"), "{out}");
+    assert_eq!(upstream.hits(), 0, "nothing was warmed");
 }

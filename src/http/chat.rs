@@ -9,11 +9,9 @@ use tokio::time::Instant;
 
 use super::extract::{Authenticated, ChatBody};
 use super::record::RequestRecord;
-use super::{request_id, respond};
+use super::{cache_control, request_id, respond};
 use crate::auth::Caller;
-use crate::cache::control::Directives;
 use crate::error::{GatewayError, rate_limit_headers};
-use crate::metrics::RouteLabel;
 use crate::pipeline::{Call, UsageHook};
 use crate::rate_limit::{Admission, estimate_tokens};
 use crate::state::AppState;
@@ -44,28 +42,25 @@ pub async fn chat_completions(
         ),
         None => None,
     };
-    // The request span's fields make the one log line per request (see `server::router`).
+    // The request span's fields make the one log line per request (see `http::router::app`).
+    let model = Arc::clone(pipeline.model());
     let span = tracing::Span::current();
-    span.record("model", request.model.as_str());
+    span.record("model", &*model);
     let metrics = state.metrics();
-    let mut record = RequestRecord::new(metrics, &request.model, request.stream, started);
+    let mut record = RequestRecord::new(metrics, &model, request.stream, started);
     let request_id = request_id::of(&headers);
-    let (model, stream, include_usage) =
-        (request.model.clone(), request.stream, request.include_usage);
-    let shared_cache = state.config().cache.shared_across_keys;
-    let scope = match &caller {
-        Some(caller) if !shared_cache => Arc::clone(&caller.name),
-        _ => Arc::from(""),
-    };
+    let (stream, include_usage) = (request.stream, request.include_usage);
+    let scope = state.cache_scope(caller.as_ref().map(|caller| &caller.name));
     let usage_hook = caller
         .clone()
         .zip(admission)
         .map(|(caller, admission)| settle_hook(&state, caller, admission));
     let call = Call {
         request: Arc::new(request),
+        model: Arc::clone(&model),
         request_id: Arc::from(request_id),
         deadline: started + state.config().server.request_timeout,
-        cache: Directives::from_headers(&headers),
+        cache: cache_control::policy(&headers),
         scope,
         usage_hook,
     };
@@ -81,7 +76,7 @@ pub async fn chat_completions(
             if let (true, Some(provider)) = (stream, &provenance.provider) {
                 metrics.record_first_token(&model, provider, elapsed);
             }
-            record.answered(provenance.route.label(), 200);
+            record.answered(Some(provenance.route), 200);
             let mut response =
                 respond::answer(answer, include_usage, request_id, state.streams_cut(), record);
             if let Some(admission) = &admission {
@@ -94,7 +89,7 @@ pub async fn chat_completions(
             span.record("route", "error");
             span.record("attempts", failure.attempts);
             let error = GatewayError::from(failure);
-            record.answered(RouteLabel::Error, error.status().as_u16());
+            record.answered(None, error.status().as_u16());
             Err(error)
         }
     }

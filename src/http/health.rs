@@ -6,7 +6,7 @@ use axum::extract::State;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use crate::pipeline::CircuitState;
+use crate::outcome::CircuitState;
 use crate::state::AppState;
 
 pub async fn healthz() -> Json<Value> {
@@ -41,14 +41,9 @@ pub async fn status(State(state): State<AppState>) -> Json<Value> {
         let Some(health) = state.health(&provider.name) else {
             continue;
         };
-        let circuit = match health.breaker.state() {
-            CircuitState::Closed => "closed",
-            CircuitState::HalfOpen => "half_open",
-            CircuitState::Open => "open",
-        };
         let entry = json!({
             "kind": provider.kind.name(),
-            "circuit": circuit,
+            "circuit": health.breaker.state().as_str(),
             "error_rate": health.error_rate(),
             "latency_ms": health.latency_ms(),
         });

@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use http::header::CONTENT_TYPE;
 
-use crate::pipeline::CircuitState;
 use crate::state::AppState;
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -12,12 +11,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     // Circuit states are read when scraped rather than pushed on every transition.
     for provider in &state.config().providers {
         if let Some(health) = state.health(&provider.name) {
-            let value = match health.breaker.state() {
-                CircuitState::Closed => 0,
-                CircuitState::HalfOpen => 1,
-                CircuitState::Open => 2,
-            };
-            metrics.set_circuit_state(&provider.name, value);
+            metrics.set_circuit_state(&provider.name, health.breaker.state());
         }
     }
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render())

@@ -1,6 +1,8 @@
-//! The HTTP edge: the only module that knows axum. Handlers turn requests into `Call`s and
-//! `Answer`s into responses; `server.rs` assembles them into the router.
+//! The HTTP edge: with `error.rs` (whose `GatewayError` is an axum response), the only module that
+//! knows axum. Handlers turn requests into `Call`s and `Answer`s into responses; `router.rs`
+//! assembles them with the edge layers, which `server.rs` serves.
 
+pub mod cache_control;
 pub mod chat;
 pub mod extract;
 pub mod health;
@@ -9,3 +11,4 @@ pub mod models;
 pub mod record;
 pub mod request_id;
 pub mod respond;
+pub mod router;

@@ -7,30 +7,32 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::metrics::{Metrics, RouteLabel};
+use crate::metrics::Metrics;
+use crate::outcome::Route;
 
 pub struct RequestRecord {
     metrics: Arc<Metrics>,
-    model: String,
+    model: Arc<str>,
     stream: bool,
     started: Instant,
-    outcome: Option<(RouteLabel, u16)>,
+    /// How it was answered (none: with an error) and the status sent.
+    outcome: Option<(Option<Route>, u16)>,
 }
 
 impl RequestRecord {
-    pub fn new(metrics: &Arc<Metrics>, model: &str, stream: bool, started: Instant) -> Self {
+    pub fn new(metrics: &Arc<Metrics>, model: &Arc<str>, stream: bool, started: Instant) -> Self {
         metrics.inflight().inc();
         Self {
             metrics: Arc::clone(metrics),
-            model: model.to_owned(),
+            model: Arc::clone(model),
             stream,
             started,
             outcome: None,
         }
     }
 
-    /// How the request was answered; recorded when the record is dropped.
-    pub fn answered(&mut self, route: RouteLabel, status: u16) {
+    /// How the request was answered (none: with an error); recorded when the record is dropped.
+    pub fn answered(&mut self, route: Option<Route>, status: u16) {
         self.outcome = Some((route, status));
     }
 }

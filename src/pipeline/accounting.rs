@@ -8,11 +8,11 @@
 
 use std::sync::Arc;
 
-use futures_util::{StreamExt, stream};
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::call::UsageHook;
+use super::observe::{Observer, observe};
 use crate::config::Price;
 use crate::metrics::{Metrics, QualityFlag};
 use crate::providers::ChunkStream;
@@ -20,8 +20,8 @@ use crate::providers::ChunkStream;
 /// Where an answer's numbers go.
 pub struct Accounting {
     pub metrics: Arc<Metrics>,
-    /// The model name the client sent.
-    pub model: String,
+    /// The configured model alias.
+    pub model: Arc<str>,
     pub provider: Arc<str>,
     /// The upstream model's price, when the pricing table has it.
     pub price: Option<Price>,
@@ -147,22 +147,7 @@ impl Accounting {
 
     /// Accounts a stream as it passes.
     pub fn stream(self, chunks: ChunkStream) -> ChunkStream {
-        let state = Some((chunks, Observed::default(), self));
-        stream::unfold(state, move |state| async move {
-            let (mut chunks, mut seen, accounting) = state?;
-            match chunks.next().await {
-                Some(Ok(data)) => {
-                    seen.chunk(&data);
-                    Some((Ok(data), Some((chunks, seen, accounting))))
-                }
-                Some(Err(failure)) => Some((Err(failure), None)),
-                None => {
-                    accounting.record(&seen);
-                    None
-                }
-            }
-        })
-        .boxed()
+        observe(chunks, StreamAccounting { accounting: self, seen: Observed::default() })
     }
 
     fn record(&self, seen: &Observed) {
@@ -184,6 +169,22 @@ impl Accounting {
             QualityFlag::Ok
         };
         self.metrics.record_quality(&self.model, provider, flag);
+    }
+}
+
+/// A stream's accounting: what it showed so far, recorded when it ends cleanly.
+struct StreamAccounting {
+    accounting: Accounting,
+    seen: Observed,
+}
+
+impl Observer for StreamAccounting {
+    fn chunk(&mut self, chunk: &str) {
+        self.seen.chunk(chunk);
+    }
+
+    fn ended(self) {
+        self.accounting.record(&self.seen);
     }
 }
 

@@ -1,26 +1,25 @@
-//! The circuit breaker of one provider, and `BreakerLayer`, which skips a provider whose circuit
-//! is open without waiting on it.
+//! The circuit breaker of one provider, a pipeline `Stage` that skips the provider while its
+//! circuit is open, without waiting on it.
 //!
 //! States have their conventional meaning: `Closed` lets calls through and counts consecutive
 //! failed attempts (`record_attempt`, each retry counting on its own, so a provider that starts
 //! hanging opens its circuit after `consecutive_failures` timeouts rather than after as many
 //! requests have used up their retries); then it turns `Open` for `open_for`, and every call is
-//! skipped, and no retry starts (`RetryService` asks); then `HalfOpen` admits exactly one trial
+//! skipped, and no retry starts (`Retry` asks); then `HalfOpen` admits exactly one trial
 //! request, whose whole outcome (after its retries) closes the circuit or opens it again. Only
 //! failures that say something about the provider count (`FailureClass::is_provider_fault`); a
 //! client error proves the provider answers and counts as a success.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use tokio::time::Instant;
-use tower::{Layer, Service};
 
 use super::call::{Answer, Call};
+use super::stage::{Inner, Next, Stage};
 use crate::config::BreakerPolicy;
 use crate::failure::{Failure, FailureClass};
+use crate::outcome::CircuitState;
 
 #[derive(Debug)]
 pub struct Breaker {
@@ -34,14 +33,6 @@ enum State {
     Closed { failures: u32 },
     Open { until: Instant },
     HalfOpen { trial_in_flight: bool },
-}
-
-/// What `/status` reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CircuitState {
-    Closed,
-    HalfOpen,
-    Open,
 }
 
 /// Leave to make one call; report its outcome with [`Permit::record`].
@@ -153,66 +144,30 @@ impl Drop for Permit {
     }
 }
 
-// === BreakerLayer ===
+// === Stage ===
 
-#[derive(Clone)]
-pub struct BreakerLayer {
-    breaker: Arc<Breaker>,
-}
-
-impl BreakerLayer {
-    pub fn new(breaker: Arc<Breaker>) -> Self {
-        Self { breaker }
-    }
-}
-
-impl<S> Layer<S> for BreakerLayer {
-    type Service = BreakerService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        BreakerService { inner, breaker: Arc::clone(&self.breaker) }
-    }
-}
-
-#[derive(Clone)]
-pub struct BreakerService<S> {
-    inner: S,
-    breaker: Arc<Breaker>,
-}
-
-impl<S> Service<Call> for BreakerService<S>
-where
-    S: Service<Call, Response = Answer, Error = Failure> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Answer;
-    type Error = Failure;
-    type Future = BoxFuture<'static, Result<Answer, Failure>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, call: Call) -> Self::Future {
-        let permit = match self.breaker.admit() {
+impl Stage for Breaker {
+    async fn around<S: Inner>(
+        self: Arc<Self>,
+        call: Call,
+        next: Next<S>,
+    ) -> Result<Answer, Failure> {
+        let permit = match self.admit() {
             Ok(permit) => permit,
             Err(opens_in) => {
                 let mut failure = Failure::new(
                     FailureClass::CircuitOpen,
-                    &self.breaker.provider,
+                    &self.provider,
                     "circuit open: skipped",
                 );
                 failure.retry_after = Some(opens_in);
-                return Box::pin(async { Err(failure) });
+                return Err(failure);
             }
         };
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let result = inner.call(call).await;
-            permit.record(&result);
-            result
-        })
+        let result = next.run(call).await;
+        // The breaker learns only from classified outcomes.
+        permit.record(&result);
+        result
     }
 }
 

@@ -5,21 +5,24 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::cache::control::Directives;
-use crate::metrics::RouteLabel;
+use crate::config::Price;
+use crate::failure::Failure;
 use crate::openai::chat::ChatRequest;
+use crate::outcome::{CacheStatus, Route};
 use crate::providers::Reply;
 
 /// One client request on its way through the pipeline.
 #[derive(Clone)]
 pub struct Call {
     pub request: Arc<ChatRequest>,
+    /// The configured model alias the request names: the `model` label of every metric.
+    pub model: Arc<str>,
     /// Sent upstream as `x-request-id` for correlation.
     pub request_id: Arc<str>,
     /// Arrival + `request_timeout`: nothing in the pipeline runs past it.
     pub deadline: Instant,
-    /// The request's `Cache-Control` directives.
-    pub cache: Directives,
+    /// What the client allows the cache to do (its `Cache-Control`, read at the HTTP edge).
+    pub cache: CachePolicy,
     /// The cache space: the auth key's name, or "" when keys share one.
     pub scope: Arc<str>,
     /// Told the prompt and completion tokens an upstream reported (for per-key token limits).
@@ -27,6 +30,17 @@ pub struct Call {
 }
 
 pub type UsageHook = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// The request's cache directives (SPEC §3 `Cache-Control`); the default allows everything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CachePolicy {
+    /// `no-cache`: do not answer from the cache, but do store the answer.
+    pub no_cache: bool,
+    /// `no-store`: neither read nor store.
+    pub no_store: bool,
+    /// `max-age=N`: accept only an entry younger than this.
+    pub max_age: Option<Duration>,
+}
 
 /// A successful answer and where it came from.
 #[derive(Debug)]
@@ -36,7 +50,7 @@ pub struct Answer {
 }
 
 /// What the `x-ballast-*` headers report.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Provenance {
     /// The configured name of the provider that produced the answer; none for a degraded reply.
     pub provider: Option<Arc<str>>,
@@ -49,71 +63,36 @@ pub struct Provenance {
     pub cache: CacheStatus,
     /// How old a cached answer is (`Age`); none for a fresh upstream answer.
     pub age: Option<Duration>,
-    /// The model name the answer was asked for upstream (for pricing).
-    pub upstream_model: Option<Arc<str>>,
+    /// The price of the upstream model that produced a fresh answer, when the pricing table has
+    /// it: what the cache records an entry's cost at.
+    pub price: Option<Price>,
 }
 
-/// SPEC §3 `x-ballast-cache`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CacheStatus {
-    /// A fresh entry answered.
-    Hit,
-    /// No fresh entry: the upstream answered (and the answer was stored).
-    Miss,
-    /// Every target failed; an entry within `stale_ttl` answered.
-    Stale,
-    /// The request's `Cache-Control` skipped the cache.
-    Bypass,
-    /// No cache for this model (`cache: false` or `backend: none`).
-    Off,
-}
-
-impl CacheStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hit => "hit",
-            Self::Miss => "miss",
-            Self::Stale => "stale",
-            Self::Bypass => "bypass",
-            Self::Off => "off",
-        }
-    }
-}
-
-/// How the answer was obtained (SPEC §3 `x-ballast-route`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route {
-    /// A fresh cache entry.
-    Cache,
-    /// From the first target in this request's routing order.
-    Primary,
-    /// From a later target, after the ones before it failed or were skipped.
-    Failover,
-    /// Every target failed: a stale cache entry.
-    Stale,
-    /// Every target failed and nothing stale: the model's `degraded_response`.
-    Degraded,
-}
-
-impl Route {
-    /// The `route` label of the request metrics.
-    pub fn label(self) -> RouteLabel {
-        match self {
-            Self::Cache => RouteLabel::Cache,
-            Self::Primary => RouteLabel::Primary,
-            Self::Failover => RouteLabel::Failover,
-            Self::Stale => RouteLabel::Stale,
-            Self::Degraded => RouteLabel::Degraded,
+impl Provenance {
+    /// A fresh answer from one attempt on `provider`, whose upstream model costs `price`.
+    pub fn upstream(provider: &Arc<str>, price: Option<Price>, elapsed: Duration) -> Self {
+        Self {
+            provider: Some(Arc::clone(provider)),
+            route: Route::Primary,
+            attempts: 1,
+            upstream_time: elapsed,
+            cache: CacheStatus::Off,
+            age: None,
+            price,
         }
     }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Cache => "cache",
-            Self::Primary => "primary",
-            Self::Failover => "failover",
-            Self::Stale => "stale",
-            Self::Degraded => "degraded",
+    /// An answer made by the gateway after `failure` (every target failed), carrying its
+    /// attempts and upstream time.
+    pub fn after_failure(route: Route, failure: &Failure) -> Self {
+        Self {
+            provider: None,
+            route,
+            attempts: failure.attempts,
+            upstream_time: failure.upstream_time,
+            cache: CacheStatus::Off,
+            age: None,
+            price: None,
         }
     }
 }

@@ -1,27 +1,27 @@
-//! `FailoverService`: walks a model's targets in routing order until one answers. A target
+//! `Failover`: walks a model's targets in routing order until one answers. A target
 //! whose circuit is open (or whose `max_concurrency` is reached) fails at once, without a call,
 //! so a dead provider costs no waiting. Client errors and the deadline stop the walk: the same
 //! request would fail the same way everywhere.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceExt};
 
 use super::budget::RetryBudget;
-use super::call::{Answer, Call, Route};
+use super::call::{Answer, Call};
 use super::health::ProviderHealth;
 use super::routing::{self, Candidate};
 use crate::config::Routing;
 use crate::failure::{Failure, FailureClass};
 use crate::metrics::Metrics;
+use crate::outcome::Route;
 
 /// One target's whole stack: breaker → bulkhead → retries → attempt.
 pub type TargetStack = BoxCloneSyncService<Call, Answer, Failure>;
 
+/// A target as the walk sees it: its stack, and what routing orders it by.
 pub struct Target {
     pub stack: TargetStack,
     pub health: Arc<ProviderHealth>,
@@ -38,16 +38,16 @@ impl Candidate for Target {
     }
 }
 
-#[derive(Clone)]
-pub struct FailoverService {
+/// A model's targets and how to walk them.
+pub struct Failover {
     model: Arc<str>,
     routing: Routing,
-    targets: Arc<[Target]>,
+    targets: Vec<Target>,
     budget: Arc<RetryBudget>,
     metrics: Arc<Metrics>,
 }
 
-impl FailoverService {
+impl Failover {
     pub fn new(
         model: &str,
         routing: Routing,
@@ -55,65 +55,53 @@ impl FailoverService {
         budget: Arc<RetryBudget>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { model: Arc::from(model), routing, targets: targets.into(), budget, metrics }
-    }
-}
-
-impl Service<Call> for FailoverService {
-    type Response = Answer;
-    type Error = Failure;
-    type Future = BoxFuture<'static, Result<Answer, Failure>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Failure>> {
-        Poll::Ready(Ok(()))
+        Self { model: Arc::from(model), routing, targets, budget, metrics }
     }
 
-    fn call(&mut self, call: Call) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            this.budget.deposit();
-            let order = routing::order(this.routing, &this.targets, &mut routing::random_unit());
-            let mut attempts = 0;
-            let mut upstream_time = Duration::ZERO;
-            let mut failures = Vec::new();
-            for (position, &index) in order.iter().enumerate() {
-                let target = &this.targets[index];
-                match target.stack.clone().oneshot(call.clone()).await {
-                    Ok(mut answer) => {
-                        answer.provenance.attempts += attempts;
-                        answer.provenance.upstream_time += upstream_time;
-                        if position > 0 {
-                            answer.provenance.route = Route::Failover;
-                        }
-                        return Ok(answer);
+    /// Walks the targets in routing order for `call`.
+    pub async fn run(self: Arc<Self>, call: Call) -> Result<Answer, Failure> {
+        self.budget.deposit();
+        let order = routing::order(self.routing, &self.targets, &mut routing::random_unit());
+        let mut attempts = 0;
+        let mut upstream_time = Duration::ZERO;
+        let mut failures = Vec::new();
+        for (position, &index) in order.iter().enumerate() {
+            let target = &self.targets[index];
+            match target.stack.clone().oneshot(call.clone()).await {
+                Ok(mut answer) => {
+                    answer.provenance.attempts += attempts;
+                    answer.provenance.upstream_time += upstream_time;
+                    if position > 0 {
+                        answer.provenance.route = Route::Failover;
                     }
-                    Err(mut failure) => {
-                        attempts += failure.attempts;
-                        upstream_time += failure.upstream_time;
-                        if !failure.class.fails_over() {
-                            failure.attempts = attempts;
-                            failure.upstream_time = upstream_time;
-                            return Err(failure);
-                        }
-                        if let Some(next) = order.get(position + 1) {
-                            let to = &this.targets[*next].health.name;
-                            this.metrics.record_failover(&this.model, &failure.provider, to);
-                            tracing::info!(
-                                model = %this.model,
-                                from = %failure.provider,
-                                to = %this.targets[*next].health.name,
-                                failure = failure.class.as_str(),
-                                "failing over"
-                            );
-                        }
-                        failures.push(failure);
+                    return Ok(answer);
+                }
+                Err(mut failure) => {
+                    attempts += failure.attempts;
+                    upstream_time += failure.upstream_time;
+                    if !failure.class.fails_over() {
+                        failure.attempts = attempts;
+                        failure.upstream_time = upstream_time;
+                        return Err(failure);
                     }
+                    if let Some(next) = order.get(position + 1) {
+                        let to = &self.targets[*next].health.name;
+                        self.metrics.record_failover(&self.model, &failure.provider, to);
+                        tracing::info!(
+                            model = %self.model,
+                            from = %failure.provider,
+                            to = %to,
+                            failure = failure.class.as_str(),
+                            "failing over"
+                        );
+                    }
+                    failures.push(failure);
                 }
             }
-            let mut failure = every_target_failed(failures, attempts);
-            failure.upstream_time = upstream_time;
-            Err(failure)
-        })
+        }
+        let mut failure = every_target_failed(failures, attempts);
+        failure.upstream_time = upstream_time;
+        Err(failure)
     }
 }
 

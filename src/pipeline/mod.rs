@@ -2,17 +2,20 @@
 //! No HTTP types here; failures are classified `Failure`s, answers carry their `Provenance`.
 
 mod accounting;
+mod attempt;
 mod breaker;
 mod budget;
 mod bulkhead;
+mod cache;
 mod call;
 mod deadline;
 mod degraded;
 mod failover;
 mod health;
+mod observe;
 mod retry;
 mod routing;
-mod target;
+mod stage;
 mod window;
 
 use std::collections::HashMap;
@@ -21,20 +24,21 @@ use std::sync::Arc;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
-pub use breaker::CircuitState;
 pub use budget::RetryBudget;
-pub use call::{Answer, CacheStatus, Call, Provenance, Route, UsageHook};
+pub use call::{Answer, CachePolicy, Call, Provenance, UsageHook};
 pub use health::ProviderHealth;
 
-use breaker::BreakerLayer;
-use bulkhead::BulkheadLayer;
-use deadline::DeadlineLayer;
-use degraded::DegradedLayer;
-use failover::{FailoverService, Target, TargetStack};
-use retry::RetryLayer;
-use target::TargetService;
+use attempt::Attempt;
+use breaker::Breaker;
+use bulkhead::Bulkhead;
+use cache::Caching;
+use deadline::Deadline;
+use degraded::Degraded;
+use failover::{Failover, Target, TargetStack};
+use retry::Retry;
+use stage::StageLayer;
 
-use crate::cache::{Cache, CacheLayer};
+use crate::cache::Cache;
 use crate::config::{ModelConfig, Price, ProviderConfig, RetryPolicy};
 use crate::failure::Failure;
 use crate::metrics::Metrics;
@@ -58,12 +62,10 @@ impl Upstream {
     }
 }
 
-/// What every pipeline shares: one retry budget, the metrics, the pricing table.
+/// What every pipeline shares: one retry budget, the metrics, the cache.
 pub struct Shared {
     pub budget: Arc<RetryBudget>,
     pub metrics: Arc<Metrics>,
-    /// By upstream model name.
-    pub pricing: HashMap<String, Price>,
     /// None for `cache.backend: none`.
     pub cache: Option<Arc<Cache>>,
 }
@@ -71,60 +73,78 @@ pub struct Shared {
 /// The built stack of one model, cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
+    model: Arc<str>,
     service: BoxCloneSyncService<Call, Answer, Failure>,
 }
 
 impl Pipeline {
-    /// Builds the stack for `model`. The order, outermost first:
+    /// Builds the stack for `model`; `pricing` is the config's table, by upstream model. The
+    /// order, outermost first:
     ///
-    /// 1. `DeadlineLayer`: `request_timeout` bounds everything below; when it passes the call
-    ///    fails with `Deadline` (504). Outermost, so that nothing below can outlive it.
-    /// 2. `DegradedLayer` (only with a `degraded_response`): when every target failed with an
+    /// 1. `Deadline`: `request_timeout` bounds everything below; when it passes the call fails
+    ///    with `Deadline` (504). Outermost, so that nothing below can outlive it.
+    /// 2. `Degraded` (only with a `degraded_response`): when every target failed with an
     ///    upstream-class failure and nothing stale was there, answer with that text.
-    /// 3. `CacheLayer` (only when the cache is on for the model): a fresh entry answers at once;
+    /// 3. `Caching` (only when the cache is on for the model): a fresh entry answers at once;
     ///    identical concurrent misses share one call; a complete answer is stored; when every
     ///    target failed, an entry within `stale_ttl` answers. Inside 2, so stale comes first.
-    /// 4. `FailoverService`: the targets in routing order until one answers; counts the request
-    ///    for the retry budget.
+    /// 4. `Failover`: the targets in routing order until one answers; counts the request for the
+    ///    retry budget.
     /// 5. Per target, outermost first:
-    ///    a. `BreakerLayer`: skip at once while the provider's circuit is open; half-open admits
-    ///    one trial. Outside the retries, so that a skipped target costs no waiting.
-    ///    b. `BulkheadLayer` (only with `max_concurrency`): skip at once when the provider is full.
-    ///    c. `RetryLayer`: retries on this provider (backoff, Retry-After, budget, deadline).
-    ///    d. `TargetService`: one attempt under the provider's `first_byte` (streams) or `total`
+    ///    a. `Breaker`: skip at once while the provider's circuit is open; half-open admits one
+    ///    trial. Outside the retries, so that a skipped target costs no waiting.
+    ///    b. `Bulkhead` (only with `max_concurrency`): skip at once when the provider is full.
+    ///    c. `Retry`: retries on this provider (backoff, Retry-After, budget, deadline).
+    ///    d. `Attempt`: one attempt under the provider's `first_byte` (streams) or `total`
     ///    timeout, then `providers::Provider::send`. A stream is returned once its first chunk
     ///    arrived, so everything above can still retry or fail over before the client sees it.
+    ///
+    /// 1–3 and 5a–c are `Stage`s (`stage.rs` says how they are written); 4 and 5d, the two ends
+    /// of a stack, are async functions behind `service_fn`.
     pub fn build(
         model: &ModelConfig,
         upstreams: &HashMap<String, Upstream>,
         shared: &Shared,
+        pricing: &HashMap<String, Price>,
     ) -> Option<Self> {
         let mut targets = Vec::with_capacity(model.targets.len());
         for target in &model.targets {
             let upstream = upstreams.get(&target.provider.name)?;
-            let stack = target_stack(upstream, &target.model, shared);
+            let price = pricing.get(&target.model).copied();
             targets.push(Target {
-                stack,
+                stack: target_stack(upstream, &target.model, price, shared),
                 health: Arc::clone(&upstream.health),
                 weight: target.weight,
             });
         }
-        let budget = Arc::clone(&shared.budget);
-        let metrics = Arc::clone(&shared.metrics);
-        let failover = FailoverService::new(&model.name, model.routing, targets, budget, metrics);
-        let degraded =
-            model.degraded_response.as_deref().map(|text| DegradedLayer::new(&model.name, text));
-        let cache = shared
-            .cache
-            .as_ref()
-            .filter(|_| model.cache)
-            .map(|cache| CacheLayer::new(Arc::clone(cache)));
+        let failover = Arc::new(Failover::new(
+            &model.name,
+            model.routing,
+            targets,
+            Arc::clone(&shared.budget),
+            Arc::clone(&shared.metrics),
+        ));
+        let degraded = model
+            .degraded_response
+            .as_deref()
+            .map(|text| StageLayer::new(Degraded::new(&model.name, text)));
+        let caching = shared.cache.as_ref().filter(|_| model.cache).map(|cache| {
+            StageLayer::new(Caching::new(Arc::clone(cache), Arc::clone(&shared.metrics)))
+        });
         let service = ServiceBuilder::new()
-            .layer(DeadlineLayer)
+            .layer(StageLayer::new(Deadline))
             .option_layer(degraded)
-            .option_layer(cache)
-            .service(failover);
-        Some(Self { service: BoxCloneSyncService::new(service) })
+            .option_layer(caching)
+            .service_fn(move |call| Arc::clone(&failover).run(call));
+        Some(Self {
+            model: Arc::from(model.name.as_str()),
+            service: BoxCloneSyncService::new(service),
+        })
+    }
+
+    /// The configured alias this pipeline serves: the `model` of its `Call`s and metrics.
+    pub fn model(&self) -> &Arc<str> {
+        &self.model
     }
 
     pub async fn call(&self, call: Call) -> Result<Answer, Failure> {
@@ -132,29 +152,34 @@ impl Pipeline {
     }
 }
 
-fn target_stack(upstream: &Upstream, model: &str, shared: &Shared) -> TargetStack {
+fn target_stack(
+    upstream: &Upstream,
+    model: &str,
+    price: Option<Price>,
+    shared: &Shared,
+) -> TargetStack {
     let health = &upstream.health;
     let bulkhead = health
         .slots
         .as_ref()
-        .map(|slots| BulkheadLayer::new(Arc::clone(&health.name), Arc::clone(slots)));
-    let retry = RetryLayer::new(
+        .map(|slots| StageLayer::new(Bulkhead::new(Arc::clone(&health.name), Arc::clone(slots))));
+    let retry = Retry::new(
         upstream.retry,
         Arc::clone(&shared.budget),
         Arc::clone(&shared.metrics),
         Arc::clone(&health.breaker),
     );
-    let attempt = TargetService::new(
+    let attempt = Arc::new(Attempt::new(
         Arc::clone(&upstream.provider),
         model,
         Arc::clone(health),
         Arc::clone(&shared.metrics),
-        shared.pricing.get(model).copied(),
-    );
+        price,
+    ));
     let stack = ServiceBuilder::new()
-        .layer(BreakerLayer::new(Arc::clone(&health.breaker)))
+        .layer(StageLayer::<Breaker>::shared(Arc::clone(&health.breaker)))
         .option_layer(bulkhead)
-        .layer(retry)
-        .service(attempt);
+        .layer(StageLayer::new(retry))
+        .service_fn(move |call| Arc::clone(&attempt).run(call));
     BoxCloneSyncService::new(stack)
 }

@@ -1,4 +1,4 @@
-//! `RetryService`: attempts on one provider, with backoff, `Retry-After`, the retry budget and
+//! `Retry`: attempts on one provider, with backoff, `Retry-After`, the retry budget and
 //! the request's deadline. A visible loop rather than tower's `Retry`, because a stream can
 //! only be retried before its first chunk (which the service below guarantees by returning only
 //! once that chunk arrived) and because Retry-After can turn a retry into an immediate failover.
@@ -11,32 +11,30 @@
 //! cannot cover (the wait plus [`MIN_ATTEMPT`]), nor one the retry budget refuses.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use tokio::time::Instant;
-use tower::{Layer, Service, ServiceExt};
 
-use super::breaker::{Breaker, CircuitState};
+use super::breaker::Breaker;
 use super::budget::RetryBudget;
 use super::call::{Answer, Call};
+use super::stage::{Inner, Next, Stage};
 use crate::config::RetryPolicy;
 use crate::failure::Failure;
 use crate::metrics::Metrics;
+use crate::outcome::CircuitState;
 
 /// The least time an attempt is given: no retry starts with less left before the deadline.
 pub const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 
-#[derive(Clone)]
-pub struct RetryLayer {
+pub struct Retry {
     policy: RetryPolicy,
     budget: Arc<RetryBudget>,
     metrics: Arc<Metrics>,
     breaker: Arc<Breaker>,
 }
 
-impl RetryLayer {
+impl Retry {
     pub fn new(
         policy: RetryPolicy,
         budget: Arc<RetryBudget>,
@@ -47,83 +45,45 @@ impl RetryLayer {
     }
 }
 
-impl<S> Layer<S> for RetryLayer {
-    type Service = RetryService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RetryService {
-            inner,
-            policy: self.policy,
-            budget: Arc::clone(&self.budget),
-            metrics: Arc::clone(&self.metrics),
-            breaker: Arc::clone(&self.breaker),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct RetryService<S> {
-    inner: S,
-    policy: RetryPolicy,
-    budget: Arc<RetryBudget>,
-    metrics: Arc<Metrics>,
-    breaker: Arc<Breaker>,
-}
-
-impl<S> Service<Call> for RetryService<S>
-where
-    S: Service<Call, Response = Answer, Error = Failure> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Answer;
-    type Error = Failure;
-    type Future = BoxFuture<'static, Result<Answer, Failure>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, call: Call) -> Self::Future {
-        let inner = self.inner.clone();
-        let policy = self.policy;
-        let budget = Arc::clone(&self.budget);
-        let metrics = Arc::clone(&self.metrics);
-        let breaker = Arc::clone(&self.breaker);
-        Box::pin(async move {
-            let mut attempts = 0;
-            let mut upstream_time = Duration::ZERO;
-            let mut retry = 0;
-            loop {
-                let mut failure = match inner.clone().oneshot(call.clone()).await {
-                    Ok(mut answer) => {
-                        answer.provenance.attempts += attempts;
-                        answer.provenance.upstream_time += upstream_time;
-                        return Ok(answer);
-                    }
-                    Err(failure) => failure,
-                };
-                attempts += failure.attempts;
-                upstream_time += failure.upstream_time;
-                failure.attempts = attempts;
-                failure.upstream_time = upstream_time;
-                let Some(wait) = wait_before_retry(&failure, retry, &policy, call.deadline) else {
-                    return Err(failure);
-                };
-                if breaker.state() == CircuitState::Open {
-                    tracing::debug!(provider = %failure.provider, "circuit opened meanwhile; not retrying");
-                    return Err(failure);
+impl Stage for Retry {
+    async fn around<S: Inner>(
+        self: Arc<Self>,
+        call: Call,
+        next: Next<S>,
+    ) -> Result<Answer, Failure> {
+        let mut attempts = 0;
+        let mut upstream_time = Duration::ZERO;
+        let mut retry = 0;
+        loop {
+            let mut failure = match next.clone().run(call.clone()).await {
+                Ok(mut answer) => {
+                    answer.provenance.attempts += attempts;
+                    answer.provenance.upstream_time += upstream_time;
+                    return Ok(answer);
                 }
-                if !budget.try_withdraw() {
-                    tracing::debug!(provider = %failure.provider, "retry budget spent; not retrying");
-                    return Err(failure);
-                }
-                tracing::debug!(failure = %failure, wait = ?wait, retry, "retrying");
-                metrics.record_retry(&failure.provider);
-                tokio::time::sleep(wait).await;
-                upstream_time += wait;
-                retry += 1;
+                Err(failure) => failure,
+            };
+            attempts += failure.attempts;
+            upstream_time += failure.upstream_time;
+            failure.attempts = attempts;
+            failure.upstream_time = upstream_time;
+            let Some(wait) = wait_before_retry(&failure, retry, &self.policy, call.deadline) else {
+                return Err(failure);
+            };
+            if self.breaker.state() == CircuitState::Open {
+                tracing::debug!(provider = %failure.provider, "circuit opened meanwhile; not retrying");
+                return Err(failure);
             }
-        })
+            if !self.budget.try_withdraw() {
+                tracing::debug!(provider = %failure.provider, "retry budget spent; not retrying");
+                return Err(failure);
+            }
+            tracing::debug!(failure = %failure, wait = ?wait, retry, "retrying");
+            self.metrics.record_retry(&failure.provider);
+            tokio::time::sleep(wait).await;
+            upstream_time += wait;
+            retry += 1;
+        }
     }
 }
 
@@ -157,9 +117,12 @@ fn backoff(retry: u32, policy: &RetryPolicy, unit: f64) -> Duration {
 mod tests {
     use std::sync::Mutex;
 
+    use tower::{Layer, Service, ServiceExt};
+
     use super::*;
     use crate::failure::FailureClass;
-    use crate::pipeline::call::{Provenance, Route};
+    use crate::pipeline::call::Provenance;
+    use crate::pipeline::stage::StageLayer;
     use crate::providers::Reply;
 
     const POLICY: RetryPolicy = RetryPolicy {
@@ -193,15 +156,7 @@ mod tests {
                 Some(failure) => Err(failure),
                 None => Ok(Answer {
                     reply: Reply::Complete(bytes::Bytes::new()),
-                    provenance: Provenance {
-                        provider: Some(Arc::from("p")),
-                        route: Route::Primary,
-                        attempts: 1,
-                        upstream_time: Duration::ZERO,
-                        cache: crate::pipeline::CacheStatus::Off,
-                        age: None,
-                        upstream_model: None,
-                    },
+                    provenance: Provenance::upstream(&Arc::from("p"), None, Duration::ZERO),
                 }),
             };
             async move { result }
@@ -215,6 +170,15 @@ mod tests {
             open_for: Duration::from_secs(1),
         };
         Arc::new(Breaker::new(Arc::from("p"), policy))
+    }
+
+    /// The retry stage over `inner`.
+    fn retry(
+        budget: Arc<RetryBudget>,
+        breaker: Arc<Breaker>,
+        inner: Scripted,
+    ) -> impl Service<Call, Response = Answer, Error = Failure> {
+        StageLayer::new(Retry::new(POLICY, budget, metrics(), breaker)).layer(inner)
     }
 
     fn metrics() -> Arc<Metrics> {
@@ -234,6 +198,7 @@ mod tests {
         .unwrap();
         Call {
             request: Arc::new(request),
+            model: Arc::from("m"),
             request_id: Arc::from("r"),
             deadline: Instant::now() + timeout,
             cache: Default::default(),
@@ -248,7 +213,7 @@ mod tests {
             failure(FailureClass::ServerError, None),
             failure(FailureClass::Timeout, None),
         ]);
-        let service = RetryLayer::new(POLICY, Arc::default(), metrics(), breaker()).layer(inner);
+        let service = retry(Arc::default(), breaker(), inner);
 
         let answer = service.oneshot(call(Duration::from_secs(60))).await.unwrap();
 
@@ -262,7 +227,7 @@ mod tests {
     async fn stops_after_max_retries() {
         let failures = (0..5).map(|_| failure(FailureClass::RateLimit, None)).collect();
         let (inner, calls) = scripted(failures);
-        let service = RetryLayer::new(POLICY, Arc::default(), metrics(), breaker()).layer(inner);
+        let service = retry(Arc::default(), breaker(), inner);
 
         let failure = service.oneshot(call(Duration::from_secs(60))).await.unwrap_err();
 
@@ -274,8 +239,7 @@ mod tests {
     async fn never_retries_auth_or_client_errors() {
         for class in [FailureClass::Auth, FailureClass::ClientError] {
             let (inner, calls) = scripted(vec![failure(class, None)]);
-            let service =
-                RetryLayer::new(POLICY, Arc::default(), metrics(), breaker()).layer(inner);
+            let service = retry(Arc::default(), breaker(), inner);
             assert!(service.oneshot(call(Duration::from_secs(60))).await.is_err());
             assert_eq!(calls.lock().unwrap().len(), 1, "{class:?}");
         }
@@ -285,14 +249,14 @@ mod tests {
     async fn honours_retry_after_and_fails_over_at_once_when_it_is_too_long() {
         let (inner, calls) =
             scripted(vec![failure(FailureClass::RateLimit, Some(Duration::from_millis(700)))]);
-        let service = RetryLayer::new(POLICY, Arc::default(), metrics(), breaker()).layer(inner);
+        let service = retry(Arc::default(), breaker(), inner);
         service.oneshot(call(Duration::from_secs(60))).await.unwrap();
         let calls = calls.lock().unwrap().clone();
         assert_eq!(calls[1] - calls[0], Duration::from_millis(700));
 
         let (inner, calls) =
             scripted(vec![failure(FailureClass::RateLimit, Some(Duration::from_secs(5)))]);
-        let service = RetryLayer::new(POLICY, Arc::default(), metrics(), breaker()).layer(inner);
+        let service = retry(Arc::default(), breaker(), inner);
         let started = Instant::now();
         assert!(service.oneshot(call(Duration::from_secs(60))).await.is_err());
         assert_eq!(calls.lock().unwrap().len(), 1);
@@ -303,7 +267,7 @@ mod tests {
     async fn starts_no_retry_the_deadline_cannot_cover() {
         let (inner, calls) =
             scripted(vec![failure(FailureClass::RateLimit, Some(Duration::from_millis(500)))]);
-        let service = RetryLayer::new(POLICY, Arc::default(), metrics(), breaker()).layer(inner);
+        let service = retry(Arc::default(), breaker(), inner);
 
         assert!(service.oneshot(call(Duration::from_millis(550))).await.is_err());
 
@@ -319,7 +283,7 @@ mod tests {
         let breaker = Arc::new(Breaker::new(Arc::from("p"), policy));
         breaker.record_attempt(true);
         let (inner, calls) = scripted(vec![failure(FailureClass::Timeout, None)]);
-        let service = RetryLayer::new(POLICY, Arc::default(), metrics(), breaker).layer(inner);
+        let service = retry(Arc::default(), breaker, inner);
 
         assert!(service.oneshot(call(Duration::from_secs(60))).await.is_err());
 
@@ -331,7 +295,7 @@ mod tests {
         let budget = Arc::new(RetryBudget::default());
         while budget.try_withdraw() {}
         let (inner, calls) = scripted(vec![failure(FailureClass::ServerError, None)]);
-        let service = RetryLayer::new(POLICY, budget, metrics(), breaker()).layer(inner);
+        let service = retry(budget, breaker(), inner);
 
         assert!(service.oneshot(call(Duration::from_secs(60))).await.is_err());
 

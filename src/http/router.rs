@@ -1,0 +1,106 @@
+//! The router and its edge layers: what every request meets before and after its handler.
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::routing::{get, post};
+use http::header::{AUTHORIZATION, COOKIE, HeaderName};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use super::{chat, health, metrics, models, request_id};
+use crate::error::GatewayError;
+use crate::state::AppState;
+
+/// What a listener serves: the routes with their state and edge layers.
+pub type App = Router;
+
+/// The router and its edge layers. The order, outermost first:
+///
+/// 1. Request id: keep the client's `x-request-id` or make one, echo it on every response,
+///    the panic response included (so it is outside 2).
+/// 2. `CatchPanicLayer`: a panic becomes an OpenAI-shaped 500, never a dropped connection.
+/// 3. `SetSensitiveRequestHeadersLayer`: credentials are redacted before anything can log them.
+/// 4. `TraceLayer`: a span per request (request id, method, path; the chat handler adds model,
+///    provider, route, cache result and attempts; never bodies) and one info line with status
+///    and latency when the response starts.
+/// 5. `DefaultBodyLimit`: bodies over `max_body_size` are refused (413) by `ChatBody`.
+/// 6. The routes; unknown paths and methods get OpenAI-shaped 404 and 405. `/metrics` and
+///    `/status` are here unless `server.metrics_listen` serves them apart.
+pub fn app(state: AppState) -> App {
+    let body_limit = state.config().server.max_body_size;
+    let sensitive = [
+        AUTHORIZATION,
+        COOKIE,
+        HeaderName::from_static("api-key"),
+        HeaderName::from_static("x-api-key"),
+    ];
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request| {
+            tracing::info_span!(
+                "request",
+                request_id = %request_id::of(request.headers()),
+                method = %request.method(),
+                path = %request.uri().path(),
+                key = tracing::field::Empty,
+                model = tracing::field::Empty,
+                provider = tracing::field::Empty,
+                route = tracing::field::Empty,
+                cache = tracing::field::Empty,
+                attempts = tracing::field::Empty,
+            )
+        })
+        .on_request(())
+        .on_response(DefaultOnResponse::new().level(Level::INFO));
+    let edge = ServiceBuilder::new()
+        .layer(request_id::RequestIdLayer)
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(GatewayError::Internal)
+        }))
+        .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
+        .layer(trace)
+        .layer(DefaultBodyLimit::max(body_limit));
+    let mut routes = Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/models", get(models::list_models))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
+    if state.config().server.metrics_listen.is_none() {
+        routes = routes.merge(operator_routes());
+    }
+    routes
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(edge)
+        .with_state(state)
+}
+
+/// `/metrics` and `/status`: on the main listener, or alone on `server.metrics_listen`.
+fn operator_routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics::metrics)).route("/status", get(health::status))
+}
+
+/// The router of `server.metrics_listen`: the operator routes and health, nothing else.
+pub fn operator_app(state: AppState) -> App {
+    operator_routes()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(unknown_route)
+        .with_state(state)
+}
+
+async fn unknown_route(request: Request) -> GatewayError {
+    GatewayError::UnknownRoute {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+    }
+}
+
+async fn method_not_allowed(request: Request) -> GatewayError {
+    GatewayError::MethodNotAllowed {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+    }
+}

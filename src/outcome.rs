@@ -1,0 +1,80 @@
+//! The closed vocabularies ballast reports: how a request was answered (`Route`), what the cache
+//! did (`CacheStatus`) and where a provider's circuit stands (`CircuitState`).
+//!
+//! One enum per fact, shared by the pipeline that decides it, the headers and `/status` that show
+//! it and `metrics.rs` that counts it, so a value cannot be spelled two ways. It is a leaf module
+//! (it imports nothing of the crate), which lets `metrics.rs` take these types without a cycle.
+
+/// How the answer was obtained (SPEC §3 `x-ballast-route`, the `route` label of SPEC §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// A fresh cache entry.
+    Cache,
+    /// From the first target in this request's routing order.
+    Primary,
+    /// From a later target, after the ones before it failed or were skipped.
+    Failover,
+    /// Every target failed: a stale cache entry.
+    Stale,
+    /// Every target failed and nothing stale: the model's `degraded_response`.
+    Degraded,
+}
+
+/// What the cache did for a request (SPEC §3 `x-ballast-cache`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// A fresh entry answered.
+    Hit,
+    /// No fresh entry: the upstream answered (and the answer was stored).
+    Miss,
+    /// Every target failed; an entry within `stale_ttl` answered.
+    Stale,
+    /// The request's `Cache-Control` skipped the cache.
+    Bypass,
+    /// No cache for this model (`cache: false` or `backend: none`).
+    Off,
+}
+
+/// A provider's circuit, as `/status`, `/readyz` and `ballast_circuit_state` report it.
+/// Conventional meaning: `Open` means calls are skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CircuitState {
+    Closed,
+    HalfOpen,
+    Open,
+}
+
+impl Route {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cache => "cache",
+            Self::Primary => "primary",
+            Self::Failover => "failover",
+            Self::Stale => "stale",
+            Self::Degraded => "degraded",
+        }
+    }
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Stale => "stale",
+            Self::Bypass => "bypass",
+            Self::Off => "off",
+        }
+    }
+}
+
+impl CircuitState {
+    /// The `circuit` field of `/status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::HalfOpen => "half_open",
+            Self::Open => "open",
+        }
+    }
+}
