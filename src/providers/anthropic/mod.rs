@@ -5,13 +5,12 @@
 //! are hoisted into `system`, tool calls become `tool_use` blocks and `tool` turns `tool_result`
 //! blocks at the start of one user turn, `max_tokens` is always set, fields Anthropic has no
 //! use for are dropped. A request Anthropic cannot serve (`n > 1`, audio or file parts) is
-//! refused with a 400 before any call. Answers come back in OpenAI's shape: whole messages
-//! through [`to_completion`], streams through [`StreamState`] (§8.6), which always ends with the
-//! usage chunk the gateway's accounting reads.
+//! refused before any call, as a `client_error` with its [`Refusal`]. Answers come back in
+//! OpenAI's shape: whole messages through [`to_completion`], streams through [`StreamState`]
+//! (§8.6), which always ends with the usage chunk the gateway's accounting reads.
 
 use std::sync::Arc;
 
-use http::StatusCode;
 use http::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -19,9 +18,8 @@ use serde_json::{Map, Value, json};
 use super::sse::{self, SseEvent, Step};
 use super::{Connect, MAX_ANSWER_BYTES, Reply, Upstream, endpoint, first_chunk_ready, unix_now};
 use crate::config::AnthropicSettings;
-use crate::failure::{Failure, FailureClass};
+use crate::failure::{Failure, FailureClass, Refusal};
 use crate::openai::chat::{AssistantMessage, ChatRequest, Choice, FunctionCall, ToolCall};
-use crate::openai::error::ErrorBody;
 use crate::openai::stream::{
     ChatCompletionChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta,
 };
@@ -61,7 +59,7 @@ impl Anthropic {
     ) -> Result<Reply, Failure> {
         let name = &self.upstream.name;
         let body = to_messages(request, model, self.default_max_tokens)
-            .map_err(|refused| refused.into_failure(name))?;
+            .map_err(|refusal| Failure::refused(name, refusal))?;
         let body = serde_json::to_vec(&body).map_err(|err| {
             Failure::new(FailureClass::ClientError, name, format!("cannot encode: {err}"))
         })?;
@@ -84,46 +82,16 @@ impl Anthropic {
 
 // === OpenAI → Anthropic ===
 
-/// A request Anthropic cannot serve: refused with a 400 before any upstream call.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct Refused {
-    pub param: String,
-    pub message: String,
-}
-
-impl Refused {
-    fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { param: param.into(), message: message.into() }
-    }
-
-    /// A client error carrying its 400 and message, as if the upstream had answered it.
-    fn into_failure(self, provider: &Arc<str>) -> Failure {
-        let mut failure = Failure::new(
-            FailureClass::ClientError,
-            provider,
-            format!("request refused before sending: `{}` cannot be translated", self.param),
-        );
-        let body = ErrorBody::new(
-            "invalid_request_error",
-            Some("unsupported_parameter"),
-            Some(&self.param),
-            self.message,
-        );
-        failure.upstream = Some(Box::new((StatusCode::BAD_REQUEST, body)));
-        failure
-    }
-}
-
 /// The Messages API body for `request`, naming `model`.
 pub(super) fn to_messages(
     request: &ChatRequest,
     model: &str,
     default_max_tokens: u32,
-) -> Result<Map<String, Value>, Refused> {
+) -> Result<Map<String, Value>, Refusal> {
     let body = request.body();
     let given = |key: &str| body.get(key).filter(|value| !value.is_null());
     if given("n").is_some_and(|n| n.as_u64() != Some(1)) {
-        return Err(Refused::new(
+        return Err(Refusal::new(
             "n",
             "This model's provider (Anthropic) returns one choice per request: `n` must be 1.",
         ));
@@ -185,7 +153,7 @@ pub(super) fn to_messages(
 /// `system` (the text of every system and developer turn, joined with `\n`) and the
 /// user/assistant turns, consecutive turns of one role merged, so that the results of one
 /// batch of tool calls arrive as one user turn that starts with them.
-fn translate_messages(messages: &[Value]) -> Result<(String, Vec<Value>), Refused> {
+fn translate_messages(messages: &[Value]) -> Result<(String, Vec<Value>), Refusal> {
     let mut system: Vec<String> = Vec::new();
     let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
@@ -204,14 +172,14 @@ fn translate_messages(messages: &[Value]) -> Result<(String, Vec<Value>), Refuse
             Some("assistant") => ("assistant", Some(assistant_blocks(message, content, index)?)),
             Some("tool") => ("user", Some(vec![tool_result(message, content, index)?])),
             Some(other) => {
-                return Err(Refused::new(
+                return Err(Refusal::new(
                     at("role"),
                     format!(
                         "The role `{other}` cannot be sent to this model's provider (Anthropic)."
                     ),
                 ));
             }
-            None => return Err(Refused::new(at("role"), "Every message needs a `role`.")),
+            None => return Err(Refusal::new(at("role"), "Every message needs a `role`.")),
         };
         let blocks = blocks.unwrap_or_default();
         match turns.last_mut() {
@@ -230,12 +198,12 @@ fn translate_messages(messages: &[Value]) -> Result<(String, Vec<Value>), Refuse
 
 /// Content as blocks: a string is one text block; parts are translated one by one. Empty text
 /// is left out (Anthropic refuses empty text blocks); refusal parts are dropped.
-fn content_blocks(content: &Value, param: &str) -> Result<Vec<Value>, Refused> {
+fn content_blocks(content: &Value, param: &str) -> Result<Vec<Value>, Refusal> {
     let parts = match content {
         Value::String(text) if text.is_empty() => return Ok(Vec::new()),
         Value::String(text) => return Ok(vec![json!({"type": "text", "text": text})]),
         Value::Array(parts) => parts,
-        _ => return Err(Refused::new(param, "`content` must be a string or an array of parts.")),
+        _ => return Err(Refusal::new(param, "`content` must be a string or an array of parts.")),
     };
     let mut blocks = Vec::with_capacity(parts.len());
     for (index, part) in parts.iter().enumerate() {
@@ -244,16 +212,16 @@ fn content_blocks(content: &Value, param: &str) -> Result<Vec<Value>, Refused> {
             Some("text") => match part.get("text").and_then(Value::as_str) {
                 Some("") => {}
                 Some(text) => blocks.push(json!({"type": "text", "text": text})),
-                None => return Err(Refused::new(param, "A text part needs `text`.")),
+                None => return Err(Refusal::new(param, "A text part needs `text`.")),
             },
             Some("image_url") => {
                 let url = part.pointer("/image_url/url").and_then(Value::as_str);
-                let url = url.ok_or_else(|| Refused::new(&param, "An image part needs a URL."))?;
-                blocks.push(image_block(url).map_err(|message| Refused::new(param, message))?);
+                let url = url.ok_or_else(|| Refusal::new(&param, "An image part needs a URL."))?;
+                blocks.push(image_block(url).map_err(|message| Refusal::new(param, message))?);
             }
             Some("refusal") => {}
             Some(kind @ ("input_audio" | "file")) => {
-                return Err(Refused::new(
+                return Err(Refusal::new(
                     param,
                     format!(
                         "Content parts of type `{kind}` are not supported by this model's provider (Anthropic)."
@@ -261,7 +229,7 @@ fn content_blocks(content: &Value, param: &str) -> Result<Vec<Value>, Refused> {
                 ));
             }
             _ => {
-                return Err(Refused::new(
+                return Err(Refusal::new(
                     param,
                     "Only text and image_url content parts can be sent to this model's provider (Anthropic).",
                 ));
@@ -299,10 +267,10 @@ fn assistant_blocks(
     message: &Value,
     content: Option<&Value>,
     index: usize,
-) -> Result<Vec<Value>, Refused> {
+) -> Result<Vec<Value>, Refusal> {
     let param = format!("messages[{index}]");
     if message.get("function_call").is_some_and(|call| !call.is_null()) {
-        return Err(Refused::new(
+        return Err(Refusal::new(
             format!("{param}.function_call"),
             "The legacy `function_call` cannot be sent to this model's provider (Anthropic); use `tool_calls`.",
         ));
@@ -317,7 +285,7 @@ fn assistant_blocks(
         let id = call.get("id").and_then(Value::as_str);
         let name = call.pointer("/function/name").and_then(Value::as_str);
         let (Some(id), Some(name)) = (id, name) else {
-            return Err(Refused::new(param, "A tool call needs an `id` and a `function.name`."));
+            return Err(Refusal::new(param, "A tool call needs an `id` and a `function.name`."));
         };
         let arguments = call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or("");
         blocks.push(
@@ -341,10 +309,10 @@ fn tool_input(arguments: &str) -> Value {
     }
 }
 
-fn tool_result(message: &Value, content: Option<&Value>, index: usize) -> Result<Value, Refused> {
+fn tool_result(message: &Value, content: Option<&Value>, index: usize) -> Result<Value, Refusal> {
     let param = format!("messages[{index}]");
     let Some(id) = message.get("tool_call_id").and_then(Value::as_str) else {
-        return Err(Refused::new(
+        return Err(Refusal::new(
             format!("{param}.tool_call_id"),
             "A tool message needs `tool_call_id`.",
         ));
@@ -360,16 +328,16 @@ fn tool_result(message: &Value, content: Option<&Value>, index: usize) -> Result
     Ok(block)
 }
 
-fn translate_tools(tools: &Value) -> Result<Vec<Value>, Refused> {
+fn translate_tools(tools: &Value) -> Result<Vec<Value>, Refusal> {
     let Some(tools) = tools.as_array() else {
-        return Err(Refused::new("tools", "`tools` must be an array."));
+        return Err(Refusal::new("tools", "`tools` must be an array."));
     };
     let mut out = Vec::with_capacity(tools.len());
     for (index, tool) in tools.iter().enumerate() {
         let param = format!("tools[{index}]");
         let function = tool.get("function").filter(|_| tool["type"] == "function");
         let Some(name) = function.and_then(|f| f.get("name")).and_then(Value::as_str) else {
-            return Err(Refused::new(
+            return Err(Refusal::new(
                 param,
                 "Only `function` tools with a name can be sent to this model's provider (Anthropic).",
             ));
@@ -390,21 +358,21 @@ fn translate_tools(tools: &Value) -> Result<Vec<Value>, Refused> {
     Ok(out)
 }
 
-fn translate_tool_choice(choice: &Value) -> Result<Value, Refused> {
+fn translate_tool_choice(choice: &Value) -> Result<Value, Refusal> {
     match choice {
         Value::String(mode) => match mode.as_str() {
             "auto" => Ok(json!({"type": "auto"})),
             "none" => Ok(json!({"type": "none"})),
             "required" => Ok(json!({"type": "any"})),
-            _ => Err(Refused::new("tool_choice", format!("Unknown tool_choice `{mode}`."))),
+            _ => Err(Refusal::new("tool_choice", format!("Unknown tool_choice `{mode}`."))),
         },
         Value::Object(_) if choice["type"] == "function" => {
             match choice.pointer("/function/name").and_then(Value::as_str) {
                 Some(name) => Ok(json!({"type": "tool", "name": name})),
-                None => Err(Refused::new("tool_choice", "`tool_choice.function.name` is missing.")),
+                None => Err(Refusal::new("tool_choice", "`tool_choice.function.name` is missing.")),
             }
         }
-        _ => Err(Refused::new(
+        _ => Err(Refusal::new(
             "tool_choice",
             "This tool_choice cannot be sent to this model's provider (Anthropic); use auto, none, required or a function.",
         )),
@@ -413,7 +381,7 @@ fn translate_tool_choice(choice: &Value) -> Result<Value, Refused> {
 
 /// `json_schema` becomes Anthropic's structured output format; `text` and `json_object` (which
 /// Anthropic has no equivalent for) send nothing.
-fn json_schema(format: &Value) -> Result<Option<Value>, Refused> {
+fn json_schema(format: &Value) -> Result<Option<Value>, Refusal> {
     if format["type"] != "json_schema" {
         return Ok(None);
     }
@@ -421,7 +389,7 @@ fn json_schema(format: &Value) -> Result<Option<Value>, Refused> {
         Some(schema @ Value::Object(_)) => {
             Ok(Some(json!({"type": "json_schema", "schema": schema})))
         }
-        _ => Err(Refused::new(
+        _ => Err(Refusal::new(
             "response_format",
             "`response_format.json_schema.schema` must be a JSON Schema object.",
         )),
@@ -806,7 +774,7 @@ mod tests {
         Value::Object(to_messages(&request(body), "claude-x", 4096).unwrap())
     }
 
-    fn refused(body: Value) -> Refused {
+    fn refused(body: Value) -> Refusal {
         to_messages(&request(body), "claude-x", 4096).unwrap_err()
     }
 
@@ -983,16 +951,6 @@ mod tests {
         let mut one = user(json!("x"));
         one["n"] = json!(1);
         assert!(to_messages(&request(one), "c", 1).is_ok(), "n = 1 is fine");
-    }
-
-    #[test]
-    fn a_refusal_is_a_400_client_error_with_an_openai_body() {
-        let failure = Refused::new("n", "must be 1").into_failure(&Arc::from("claude"));
-        assert_eq!(failure.class, FailureClass::ClientError);
-        let (status, body) = *failure.upstream.unwrap();
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(body.error.param.as_deref(), Some("n"));
-        assert_eq!(body.error.kind, "invalid_request_error");
     }
 
     #[test]
