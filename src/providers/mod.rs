@@ -72,7 +72,7 @@ impl Provider {
     pub fn from_config(config: &ProviderConfig, workers: usize) -> Result<Self, String> {
         let name: Arc<str> = Arc::from(config.name.as_str());
         let connect: Connect<'_> = &|credential, headers| {
-            Upstream::new(&name, &config.timeouts, workers, credential, headers)
+            Transport::new(&name, &config.timeouts, workers, credential, headers)
         };
         let backend = match &config.kind {
             ProviderKind::OpenAi(settings) => {
@@ -121,12 +121,12 @@ async fn first_chunk_ready(provider: &Arc<str>, mut chunks: ChunkStream) -> Resu
     }
 }
 
-/// Builds a network provider's [`Upstream`] from its credential header (name and value) and
+/// Builds a network provider's [`Transport`] from its credential header (name and value) and
 /// the headers it sends on every request; the name and timeouts are the provider's.
 type Connect<'a> = &'a dyn Fn(
     Option<(HeaderName, String)>,
     Vec<(HeaderName, HeaderValue)>,
-) -> Result<Upstream, String>;
+) -> Result<Transport, String>;
 
 /// `path` under a configured base URL, however many slashes the base ends with. Parsed once at
 /// start-up, so no request pays for it.
@@ -138,14 +138,14 @@ fn endpoint(base_url: &reqwest::Url, path: &str) -> Result<reqwest::Url, String>
 /// The HTTP side of a network provider: its own clients (a connection pool per worker thread,
 /// so an upstream connection is always driven by the thread that uses it), its credential
 /// header and the headers its config adds. Nothing of the client's request is ever sent.
-struct Upstream {
+struct Transport {
     name: Arc<str>,
     clients: PerWorker<Client>,
     credential: Option<(HeaderName, HeaderValue)>,
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-impl Upstream {
+impl Transport {
     /// `credential` is a header name and its value (none for keyless servers); the value is
     /// marked sensitive, so it never appears in debug output. `headers` follow it on every
     /// request.
@@ -268,14 +268,14 @@ mod tests {
     use bytes::Bytes;
     use futures_util::stream;
 
-    use super::{FailureClass, Upstream};
+    use super::{FailureClass, Transport};
     use crate::config::Timeouts;
 
-    fn upstream() -> Upstream {
+    fn transport() -> Transport {
         let second = Duration::from_secs(1);
         let timeouts =
             Timeouts { connect: second, first_byte: second, idle: second, total: second };
-        Upstream::new(&"up".into(), &timeouts, 1, None, Vec::new()).unwrap()
+        Transport::new(&"up".into(), &timeouts, 1, None, Vec::new()).unwrap()
     }
 
     fn answer(chunks: &[&'static str]) -> reqwest::Response {
@@ -287,14 +287,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_whole_body_is_read_in_one_piece_or_many_up_to_its_limit() {
-        let upstream = upstream();
+        let transport = transport();
         for chunks in [&[][..], &["{}"], &["{\"a\"", ":", "1}"], &["", "{}"]] {
-            let body = upstream.read(answer(chunks), 16).await.unwrap();
+            let body = transport.read(answer(chunks), 16).await.unwrap();
             assert_eq!(body, chunks.concat(), "{chunks:?}");
         }
-        let too_long = upstream.read(answer(&["0123456789", "0123456789"]), 16).await;
+        let too_long = transport.read(answer(&["0123456789", "0123456789"]), 16).await;
         assert_eq!(too_long.unwrap_err().class, FailureClass::ServerError);
-        let exactly = upstream.read(answer(&["01234567", "89abcdef"]), 16).await.unwrap();
+        let exactly = transport.read(answer(&["01234567", "89abcdef"]), 16).await.unwrap();
         assert_eq!(exactly, "0123456789abcdef");
     }
 }

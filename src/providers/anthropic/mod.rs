@@ -30,7 +30,7 @@ use self::request::to_messages;
 use self::response::to_completion;
 use self::stream::StreamState;
 use super::sse;
-use super::{Connect, MAX_ANSWER_BYTES, Reply, Upstream, endpoint, first_chunk_ready, unix_now};
+use super::{Connect, MAX_ANSWER_BYTES, Reply, Transport, endpoint, first_chunk_ready, unix_now};
 use crate::config::AnthropicSettings;
 use crate::failure::{Failure, FailureClass};
 use crate::openai::chat::ChatRequest;
@@ -39,7 +39,7 @@ use crate::openai::chat::ChatRequest;
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 pub(super) struct Anthropic {
-    upstream: Upstream,
+    transport: Transport,
     url: reqwest::Url,
     default_max_tokens: u32,
 }
@@ -54,7 +54,7 @@ impl Anthropic {
         );
         let headers = std::iter::once(version).chain(settings.headers.iter().cloned()).collect();
         Ok(Self {
-            upstream: connect(Some(credential), headers)?,
+            transport: connect(Some(credential), headers)?,
             url: endpoint(&settings.base_url, "v1/messages")?,
             default_max_tokens: settings.default_max_tokens,
         })
@@ -66,14 +66,14 @@ impl Anthropic {
         model: &str,
         request_id: &str,
     ) -> Result<Reply, Failure> {
-        let name = &self.upstream.name;
+        let name = &self.transport.name;
         let body = to_messages(request, model, self.default_max_tokens)
             .map_err(|refusal| Failure::refused(name, refusal))?;
         let body = serde_json::to_vec(&body).map_err(|err| {
             Failure::new(FailureClass::ClientError, name, format!("cannot encode: {err}"))
         })?;
         let response =
-            self.upstream.post(self.url.clone(), body, request.stream, request_id).await?;
+            self.transport.post(self.url.clone(), body, request.stream, request_id).await?;
         if request.stream {
             let mut state = StreamState::new(unix_now());
             let chunks = sse::translate(Arc::clone(name), response.bytes_stream(), move |event| {
@@ -81,7 +81,7 @@ impl Anthropic {
             });
             first_chunk_ready(name, Box::pin(chunks)).await
         } else {
-            let body = self.upstream.read(response, MAX_ANSWER_BYTES).await?;
+            let body = self.transport.read(response, MAX_ANSWER_BYTES).await?;
             let completion = to_completion(&body, unix_now())
                 .map_err(|problem| Failure::new(FailureClass::ServerError, name, problem))?;
             Ok(Reply::Complete(completion.into()))

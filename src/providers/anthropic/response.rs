@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::wire::{Block, Message, Usage};
+use super::wire::{Block, Message, MessagesUsage};
 use crate::openai::chat::{AssistantMessage, Choice, FunctionCall, ToolCall};
 
 /// A whole Messages API answer as a `chat.completion`.
@@ -64,7 +64,7 @@ pub(super) fn finish_reason(stop_reason: Option<&str>) -> &'static str {
 }
 
 /// OpenAI's usage: the prompt is every input token, cache writes and reads included.
-pub(super) fn openai_usage(usage: &Usage) -> Value {
+pub(super) fn openai_usage(usage: &MessagesUsage) -> Value {
     let cached = usage.cache_read_input_tokens.unwrap_or(0);
     let prompt =
         usage.input_tokens.unwrap_or(0) + usage.cache_creation_input_tokens.unwrap_or(0) + cached;

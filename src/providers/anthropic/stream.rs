@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use super::response::{finish_reason, openai_usage};
-use super::wire::{Block, BlockDelta, Event, Usage};
+use super::wire::{Block, BlockDelta, Event, MessagesUsage};
 use crate::openai::stream::{
     ChatCompletionChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta,
 };
@@ -27,7 +27,7 @@ pub(super) struct StreamState {
     model: String,
     started: bool,
     finished: bool,
-    usage: Usage,
+    usage: MessagesUsage,
     calls: Vec<OpenCall>,
 }
 
@@ -39,7 +39,7 @@ impl StreamState {
             model: String::new(),
             started: false,
             finished: false,
-            usage: Usage::default(),
+            usage: MessagesUsage::default(),
             calls: Vec::new(),
         }
     }

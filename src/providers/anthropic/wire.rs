@@ -10,10 +10,11 @@ use serde_json::Value;
 /// The image types Anthropic accepts in base64 sources.
 pub(super) const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
 
-/// Token counts of a message: `message_start` carries the input ones, `message_delta` the
-/// output so far. Any of them may be absent.
+/// Anthropic's token counts of a message (OpenAI's are [`crate::openai::chat::Usage`]):
+/// `message_start` carries the input ones, `message_delta` the output so far. Any of them may
+/// be absent.
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct Usage {
+pub(super) struct MessagesUsage {
     pub(super) input_tokens: Option<u64>,
     pub(super) output_tokens: Option<u64>,
     pub(super) cache_creation_input_tokens: Option<u64>,
@@ -49,7 +50,7 @@ pub(super) struct Message {
     pub(super) content: Vec<Block>,
     pub(super) stop_reason: Option<String>,
     #[serde(default)]
-    pub(super) usage: Usage,
+    pub(super) usage: MessagesUsage,
 }
 
 /// One event of a streamed answer.
@@ -72,7 +73,7 @@ pub(super) enum Event {
     },
     MessageDelta {
         delta: StopDelta,
-        usage: Option<Usage>,
+        usage: Option<MessagesUsage>,
     },
     MessageStop,
     Error {
@@ -89,7 +90,7 @@ pub(super) struct StartedMessage {
     pub(super) id: String,
     pub(super) model: String,
     #[serde(default)]
-    pub(super) usage: Usage,
+    pub(super) usage: MessagesUsage,
 }
 
 /// What a `content_block_delta` adds to its block.
@@ -120,9 +121,9 @@ pub(super) struct ErrorInfo {
     pub(super) kind: String,
 }
 
-impl Usage {
+impl MessagesUsage {
     /// Takes every count `later` has (`message_delta` counts are cumulative).
-    pub(super) fn update(&mut self, later: Usage) {
+    pub(super) fn update(&mut self, later: MessagesUsage) {
         self.input_tokens = later.input_tokens.or(self.input_tokens);
         self.output_tokens = later.output_tokens.or(self.output_tokens);
         self.cache_creation_input_tokens =
@@ -140,7 +141,7 @@ mod tests {
 
     #[test]
     fn a_later_usage_replaces_only_the_counts_it_has() {
-        let mut usage: Usage = serde_json::from_value(
+        let mut usage: MessagesUsage = serde_json::from_value(
             json!({"input_tokens": 25, "output_tokens": 1, "cache_read_input_tokens": 5}),
         )
         .unwrap();
