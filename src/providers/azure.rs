@@ -11,7 +11,8 @@ use http::header::HeaderName;
 use reqwest::Url;
 use serde_json::Value;
 
-use super::{Connect, Reply, Transport, openai};
+use super::transport::{Connect, Transport};
+use super::{Reply, openai};
 use crate::config::AzureSettings;
 use crate::failure::Failure;
 use crate::openai::chat::ChatRequest;

@@ -8,7 +8,8 @@ use reqwest::IntoUrl;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::{Connect, MAX_ANSWER_BYTES, Reply, Transport, endpoint, first_chunk_ready, sse};
+use super::transport::{Connect, MAX_ANSWER_BYTES, Transport, endpoint};
+use super::{Reply, first_chunk_ready, sse};
 use crate::config::OpenAiSettings;
 use crate::failure::{Failure, FailureClass};
 use crate::openai::chat::ChatRequest;
