@@ -1,4 +1,4 @@
-//! OpenAI → Anthropic for requests: a chat-completions body as a Messages API body (PROTOCOL.md §8.5).
+//! OpenAI → Anthropic for requests: a chat-completions body as a Messages API body (§8.5).
 //!
 //! `max_tokens` is always set, sampling fields are mapped (temperature clamped to Anthropic's
 //! range), tools, `tool_choice` and a `json_schema` response format are translated, and fields

@@ -13,13 +13,6 @@ use crate::openai::stream::{
 };
 use crate::providers::sse::{SseEvent, Step};
 
-/// A `tool_use` block of the stream and the OpenAI tool call it became.
-struct OpenCall {
-    block: u64,
-    call: u32,
-    has_arguments: bool,
-}
-
 /// The streaming translation (PROTOCOL.md §8.6): one Anthropic event in, OpenAI chunks out.
 pub(super) struct StreamState {
     created: u64,
@@ -29,6 +22,13 @@ pub(super) struct StreamState {
     finished: bool,
     usage: MessagesUsage,
     calls: Vec<OpenCall>,
+}
+
+/// A `tool_use` block of the stream and the OpenAI tool call it became.
+struct OpenCall {
+    block: u64,
+    call: u32,
+    has_arguments: bool,
 }
 
 impl StreamState {

@@ -1,4 +1,4 @@
-//! OpenAI → Anthropic for the conversation: messages as `system` and user/assistant turns of blocks.
+//! OpenAI → Anthropic for the conversation: messages as `system` and turns of content blocks.
 //!
 //! System and developer turns are hoisted into `system`; content parts become text and image
 //! blocks; tool calls become `tool_use` blocks and `tool` turns `tool_result` blocks, which land

@@ -1,4 +1,4 @@
-//! The Messages API's own shapes as Anthropic sends them: answer, content blocks, stream events, usage.
+//! The Messages API's own shapes: the answer, content blocks, stream events and usage.
 //!
 //! Only what the gateway reads is modelled, and unknown block, delta and event types are kept
 //! as a catch-all variant, as Anthropic's versioning policy asks of clients. Translations in
