@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 
 use crate::auth::AuthFailure;
-use crate::failure::{Failure, FailureClass};
+use crate::failure::{Failure, FailureClass, Refusal};
 use crate::openai::chat::InvalidRequest;
 use crate::openai::error::ErrorBody;
 use crate::rate_limit::{Admission, Limited};
@@ -40,6 +40,9 @@ pub enum GatewayError {
     /// An upstream client error (400, 404, 413, 422...), passed on with its status and message.
     #[error("{}", .1.error.message)]
     UpstreamRejected(StatusCode, ErrorBody),
+    /// A parameter the model's provider cannot carry: refused before any upstream call.
+    #[error("{message}")]
+    UnsupportedParameter { param: String, message: String },
     #[error(
         "Every upstream provider for this model failed (last: {class} from `{provider}`). \
          Try again later."
@@ -59,7 +62,9 @@ pub enum GatewayError {
 impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest { .. } | Self::UnsupportedParameter { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -99,6 +104,9 @@ impl GatewayError {
                 ("invalid_request_error", Some("method_not_allowed"), None)
             }
             Self::UpstreamRejected(_, body) => return body.clone(),
+            Self::UnsupportedParameter { param, .. } => {
+                ("invalid_request_error", Some("unsupported_parameter"), Some(param.as_str()))
+            }
             Self::UpstreamUnavailable { .. } => ("api_error", Some("upstream_unavailable"), None),
             Self::Timeout => ("api_error", Some("timeout"), None),
             Self::Internal => ("api_error", Some("internal_error"), None),
@@ -160,16 +168,43 @@ impl From<InvalidRequest> for GatewayError {
 
 impl From<Failure> for GatewayError {
     fn from(failure: Failure) -> Self {
-        match (failure.class, failure.upstream) {
-            (FailureClass::Deadline, _) => Self::Timeout,
-            (FailureClass::ClientError, Some(upstream)) => {
+        match (failure.class, failure.upstream, failure.refused) {
+            (FailureClass::Deadline, ..) => Self::Timeout,
+            (FailureClass::ClientError, _, Some(refusal)) => {
+                let Refusal { param, message } = *refusal;
+                Self::UnsupportedParameter { param, message }
+            }
+            (FailureClass::ClientError, Some(upstream), None) => {
                 Self::UpstreamRejected(upstream.0, upstream.1)
             }
-            (class, _) => Self::UpstreamUnavailable {
+            (class, ..) => Self::UpstreamUnavailable {
                 provider: failure.provider.to_string(),
                 class: class.as_str(),
                 retry_after: failure.retry_after,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_refused_request_is_a_400_naming_the_unsupported_parameter() {
+        let refusal = Refusal::new("n", "must be 1");
+        let error = GatewayError::from(Failure::refused(&Arc::from("claude"), refusal));
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            error.body(),
+            ErrorBody::new(
+                "invalid_request_error",
+                Some("unsupported_parameter"),
+                Some("n"),
+                "must be 1".to_owned()
+            )
+        );
     }
 }

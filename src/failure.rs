@@ -5,6 +5,9 @@
 //! a retry; `client_error` is neither, and its upstream message goes back to the client.
 //! Three classes are the gateway's own decisions, not upstream outcomes: `circuit_open` and
 //! `bulkhead_full` (a target skipped without calling it) and `deadline` (`request_timeout`).
+//! A request a provider cannot carry (a parameter with no equivalent upstream) is refused
+//! before sending as a `client_error` with its [`Refusal`]; `error.rs` decides what the client
+//! sees of it, as of every other failure.
 
 use std::fmt;
 use std::sync::Arc;
@@ -46,6 +49,8 @@ pub struct Failure {
     pub detail: String,
     /// The upstream's status and error body, kept for client errors that go back to the client.
     pub upstream: Option<Box<(StatusCode, ErrorBody)>>,
+    /// Set when the provider refused the request before sending it: what the client is told.
+    pub refused: Option<Box<Refusal>>,
     /// When it is worth trying again: the upstream's `retry-after-ms` / `retry-after`, or the
     /// time until an open circuit admits a trial.
     pub retry_after: Option<Duration>,
@@ -53,6 +58,14 @@ pub struct Failure {
     pub attempts: u32,
     /// Time spent on those attempts and the backoff between them (not the gateway's overhead).
     pub upstream_time: Duration,
+}
+
+/// A request a provider cannot carry, refused before any upstream call: the parameter (a path
+/// into the request, such as `messages[2].content[0]`) and why, in words for the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub param: String,
+    pub message: String,
 }
 
 impl FailureClass {
@@ -108,6 +121,7 @@ impl Failure {
             provider: Arc::clone(provider),
             detail: detail.into(),
             upstream: None,
+            refused: None,
             retry_after: None,
             attempts,
             upstream_time: Duration::ZERO,
@@ -132,6 +146,16 @@ impl Failure {
         failure
     }
 
+    /// The provider cannot carry the request (`refusal.param`): a client error, made without
+    /// an upstream call, that goes back to the client with the refusal's words.
+    pub fn refused(provider: &Arc<str>, refusal: Refusal) -> Self {
+        let detail =
+            format!("request refused before sending: `{}` cannot be translated", refusal.param);
+        let mut failure = Self::new(FailureClass::ClientError, provider, detail);
+        failure.refused = Some(Box::new(refusal));
+        failure
+    }
+
     /// The upstream could not be reached or its answer could not be read.
     pub fn from_reqwest(provider: &Arc<str>, err: &reqwest::Error) -> Self {
         let class = if err.is_connect() {
@@ -147,6 +171,12 @@ impl Failure {
     /// The request's own deadline passed.
     pub fn deadline() -> Self {
         Self::new(FailureClass::Deadline, &Arc::from(""), "request_timeout passed")
+    }
+}
+
+impl Refusal {
+    pub fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { param: param.into(), message: message.into() }
     }
 }
 
@@ -260,6 +290,16 @@ mod tests {
             b"{\"error\":\"key sk-1\"}",
         );
         assert!(auth.upstream.is_none(), "an auth error message may quote the gateway's key");
+    }
+
+    #[test]
+    fn a_refusal_is_a_client_error_that_keeps_its_parameter_and_words() {
+        let refusal = Refusal::new("n", "must be 1");
+        let failure = Failure::refused(&Arc::from("claude"), refusal.clone());
+        assert_eq!(failure.class, FailureClass::ClientError);
+        assert_eq!(failure.refused.as_deref(), Some(&refusal));
+        assert!(failure.upstream.is_none(), "no upstream answered");
+        assert!(failure.detail.contains("`n`"), "{}", failure.detail);
     }
 
     #[test]

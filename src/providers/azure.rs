@@ -11,13 +11,14 @@ use http::header::HeaderName;
 use reqwest::Url;
 use serde_json::Value;
 
-use super::{Connect, Reply, Upstream, openai};
+use super::transport::{Connect, Transport};
+use super::{Reply, openai};
 use crate::config::AzureSettings;
 use crate::failure::Failure;
 use crate::openai::chat::ChatRequest;
 
 pub(super) struct Azure {
-    upstream: Upstream,
+    transport: Transport,
     /// `{base_url}/openai/deployments`; the deployment and `chat/completions` follow.
     deployments: Url,
     api_version: String,
@@ -26,14 +27,14 @@ pub(super) struct Azure {
 impl Azure {
     pub(super) fn new(settings: &AzureSettings, connect: Connect<'_>) -> Result<Self, String> {
         let credential = (HeaderName::from_static("api-key"), settings.api_key.expose().to_owned());
-        let upstream = connect(Some(credential), settings.headers.clone())?;
+        let transport = connect(Some(credential), settings.headers.clone())?;
         let mut deployments = settings.base_url.clone();
         deployments
             .path_segments_mut()
             .map_err(|()| format!("base_url `{}` cannot take a path", settings.base_url))?
             .pop_if_empty()
             .extend(["openai", "deployments"]);
-        Ok(Self { upstream, deployments, api_version: settings.api_version.clone() })
+        Ok(Self { transport, deployments, api_version: settings.api_version.clone() })
     }
 
     pub(super) async fn send(
@@ -43,7 +44,7 @@ impl Azure {
         request_id: &str,
     ) -> Result<Reply, Failure> {
         let url = deployment_url(&self.deployments, deployment, &self.api_version);
-        openai::exchange(&self.upstream, url, request, deployment, request_id, tidy_chunks()).await
+        openai::exchange(&self.transport, url, request, deployment, request_id, tidy_chunks()).await
     }
 }
 

@@ -3,34 +3,25 @@
 //! A provider sends one attempt and returns a [`Reply`] or a classified [`Failure`]; it knows
 //! nothing of retries, caching, metrics or client-facing statuses. Per-attempt deadlines
 //! (`first_byte`, `total`) are applied around [`Provider::send`] by the pipeline; `connect` and
-//! `idle` are properties of each provider's HTTP client.
+//! `idle` are properties of each network provider's HTTP clients, in its `transport::Transport`.
 
 mod anthropic;
 mod azure;
 mod mock;
 mod openai;
 pub mod sse;
+mod transport;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, stream};
-use http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
-use reqwest::{Client, IntoUrl, Response, redirect};
 
+use self::transport::{Connect, Transport};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::failure::{Failure, FailureClass};
 use crate::openai::chat::ChatRequest;
-use crate::workers::PerWorker;
-
-/// The largest non-streamed answer read from an upstream.
-const MAX_ANSWER_BYTES: usize = 16 << 20;
-/// Sent upstream with the request's id, for correlation.
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-/// The most of an error body read (to pass a client error's message on).
-const MAX_ERROR_BYTES: usize = 64 << 10;
 
 /// What an upstream answered, once it has answered well enough to commit to.
 pub enum Reply {
@@ -72,7 +63,7 @@ impl Provider {
     pub fn from_config(config: &ProviderConfig, workers: usize) -> Result<Self, String> {
         let name: Arc<str> = Arc::from(config.name.as_str());
         let connect: Connect<'_> = &|credential, headers| {
-            Upstream::new(&name, &config.timeouts, workers, credential, headers)
+            Transport::new(&name, &config.timeouts, workers, credential, headers)
         };
         let backend = match &config.kind {
             ProviderKind::OpenAi(settings) => {
@@ -98,10 +89,10 @@ impl Provider {
         request_id: &str,
     ) -> Result<Reply, Failure> {
         match &self.backend {
-            Backend::OpenAi(upstream) => upstream.send(request, model, request_id).await,
-            Backend::Azure(upstream) => upstream.send(request, model, request_id).await,
-            Backend::Anthropic(upstream) => upstream.send(request, model, request_id).await,
-            Backend::Mock(upstream) => upstream.send(request, model).await,
+            Backend::OpenAi(backend) => backend.send(request, model, request_id).await,
+            Backend::Azure(backend) => backend.send(request, model, request_id).await,
+            Backend::Anthropic(backend) => backend.send(request, model, request_id).await,
+            Backend::Mock(backend) => backend.send(request, model).await,
         }
     }
 }
@@ -121,180 +112,7 @@ async fn first_chunk_ready(provider: &Arc<str>, mut chunks: ChunkStream) -> Resu
     }
 }
 
-/// Builds a network provider's [`Upstream`] from its credential header (name and value) and
-/// the headers it sends on every request; the name and timeouts are the provider's.
-type Connect<'a> = &'a dyn Fn(
-    Option<(HeaderName, String)>,
-    Vec<(HeaderName, HeaderValue)>,
-) -> Result<Upstream, String>;
-
-/// `path` under a configured base URL, however many slashes the base ends with. Parsed once at
-/// start-up, so no request pays for it.
-fn endpoint(base_url: &reqwest::Url, path: &str) -> Result<reqwest::Url, String> {
-    let text = format!("{}/{path}", base_url.as_str().trim_end_matches('/'));
-    reqwest::Url::parse(&text).map_err(|err| format!("`{text}` is not a URL: {err}"))
-}
-
-/// The HTTP side of a network provider: its own clients (a connection pool per worker thread,
-/// so an upstream connection is always driven by the thread that uses it), its credential
-/// header and the headers its config adds. Nothing of the client's request is ever sent.
-struct Upstream {
-    name: Arc<str>,
-    clients: PerWorker<Client>,
-    credential: Option<(HeaderName, HeaderValue)>,
-    headers: Vec<(HeaderName, HeaderValue)>,
-}
-
-impl Upstream {
-    /// `credential` is a header name and its value (none for keyless servers); the value is
-    /// marked sensitive, so it never appears in debug output. `headers` follow it on every
-    /// request.
-    fn new(
-        name: &Arc<str>,
-        timeouts: &Timeouts,
-        workers: usize,
-        credential: Option<(HeaderName, String)>,
-        headers: Vec<(HeaderName, HeaderValue)>,
-    ) -> Result<Self, String> {
-        let clients = PerWorker::try_new(workers, |_| client(name, timeouts))?;
-        let credential = match credential {
-            Some((header, value)) => {
-                // The error names the header, never the value.
-                let mut value = HeaderValue::from_str(&value).map_err(|_| {
-                    format!(
-                        "provider `{name}`: the api_key cannot be sent in the `{header}` header"
-                    )
-                })?;
-                value.set_sensitive(true);
-                Some((header, value))
-            }
-            None => None,
-        };
-        Ok(Self { name: Arc::clone(name), clients, credential, headers })
-    }
-
-    /// POSTs a JSON `body`. A non-2xx answer is read (up to [`MAX_ERROR_BYTES`]) and returned
-    /// as its classified [`Failure`]; a 2xx one is returned unread.
-    async fn post(
-        &self,
-        url: impl IntoUrl,
-        body: Vec<u8>,
-        stream: bool,
-        request_id: &str,
-    ) -> Result<Response, Failure> {
-        // Static values: no copy per request.
-        let json = HeaderValue::from_static("application/json");
-        let accept =
-            if stream { HeaderValue::from_static("text/event-stream") } else { json.clone() };
-        let mut builder = self
-            .clients
-            .get()
-            .post(url)
-            .header(CONTENT_TYPE, json)
-            .header(ACCEPT, accept)
-            .header(X_REQUEST_ID, request_id)
-            .body(body);
-        for (name, value) in self.credential.iter().chain(&self.headers) {
-            builder = builder.header(name, value);
-        }
-        let response =
-            builder.send().await.map_err(|err| Failure::from_reqwest(&self.name, &err))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let headers = response.headers().clone();
-        let body = self.read(response, MAX_ERROR_BYTES).await.unwrap_or_default();
-        Err(Failure::from_status(&self.name, status, &headers, &body))
-    }
-
-    /// Reads a whole body of at most `limit` bytes. A body that arrives in one chunk (the usual
-    /// case for an answer) is kept as it came, without a copy.
-    async fn read(&self, mut response: Response, limit: usize) -> Result<Bytes, Failure> {
-        // The body while it is a single chunk; `joined` once a second one came.
-        let mut single = Bytes::new();
-        let mut joined: Option<BytesMut> = None;
-        while let Some(chunk) =
-            response.chunk().await.map_err(|err| Failure::from_reqwest(&self.name, &err))?
-        {
-            let so_far = joined.as_ref().map_or(single.len(), BytesMut::len);
-            if so_far + chunk.len() > limit {
-                return Err(Failure::new(
-                    FailureClass::ServerError,
-                    &self.name,
-                    format!("upstream answer larger than {limit} bytes"),
-                ));
-            }
-            match &mut joined {
-                Some(joined) => joined.extend_from_slice(&chunk),
-                None if single.is_empty() => single = chunk,
-                None => {
-                    let mut both = BytesMut::with_capacity(so_far + chunk.len());
-                    both.extend_from_slice(&single);
-                    both.extend_from_slice(&chunk);
-                    joined = Some(both);
-                }
-            }
-        }
-        Ok(joined.map_or(single, BytesMut::freeze))
-    }
-}
-
-/// One HTTP client and its connection pool.
-fn client(name: &str, timeouts: &Timeouts) -> Result<Client, String> {
-    Client::builder()
-        .connect_timeout(timeouts.connect)
-        // Reset on every read: this is the `idle` gap allowed inside a response body.
-        .read_timeout(timeouts.idle)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .tcp_nodelay(true)
-        .tcp_keepalive(Duration::from_secs(30))
-        // An LLM API never redirects; following one could carry the key elsewhere.
-        .redirect(redirect::Policy::none())
-        .user_agent(concat!("ballast/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|err| format!("cannot build the HTTP client for `{name}`: {err}"))
-}
-
 /// Seconds since the Unix epoch, for the `created` of answers the gateway writes.
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use bytes::Bytes;
-    use futures_util::stream;
-
-    use super::{FailureClass, Upstream};
-    use crate::config::Timeouts;
-
-    fn upstream() -> Upstream {
-        let second = Duration::from_secs(1);
-        let timeouts =
-            Timeouts { connect: second, first_byte: second, idle: second, total: second };
-        Upstream::new(&"up".into(), &timeouts, 1, None, Vec::new()).unwrap()
-    }
-
-    fn answer(chunks: &[&'static str]) -> reqwest::Response {
-        let chunks: Vec<Result<Bytes, std::io::Error>> =
-            chunks.iter().map(|chunk| Ok(Bytes::from_static(chunk.as_bytes()))).collect();
-        let body = reqwest::Body::wrap_stream(stream::iter(chunks));
-        reqwest::Response::from(http::Response::new(body))
-    }
-
-    #[tokio::test]
-    async fn a_whole_body_is_read_in_one_piece_or_many_up_to_its_limit() {
-        let upstream = upstream();
-        for chunks in [&[][..], &["{}"], &["{\"a\"", ":", "1}"], &["", "{}"]] {
-            let body = upstream.read(answer(chunks), 16).await.unwrap();
-            assert_eq!(body, chunks.concat(), "{chunks:?}");
-        }
-        let too_long = upstream.read(answer(&["0123456789", "0123456789"]), 16).await;
-        assert_eq!(too_long.unwrap_err().class, FailureClass::ServerError);
-        let exactly = upstream.read(answer(&["01234567", "89abcdef"]), 16).await.unwrap();
-        assert_eq!(exactly, "0123456789abcdef");
-    }
 }

@@ -8,13 +8,14 @@ use reqwest::IntoUrl;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::{Connect, MAX_ANSWER_BYTES, Reply, Upstream, endpoint, first_chunk_ready, sse};
+use super::transport::{Connect, MAX_ANSWER_BYTES, Transport, endpoint};
+use super::{Reply, first_chunk_ready, sse};
 use crate::config::OpenAiSettings;
 use crate::failure::{Failure, FailureClass};
 use crate::openai::chat::ChatRequest;
 
 pub(super) struct OpenAi {
-    upstream: Upstream,
+    transport: Transport,
     url: reqwest::Url,
 }
 
@@ -22,8 +23,8 @@ impl OpenAi {
     pub(super) fn new(settings: &OpenAiSettings, connect: Connect<'_>) -> Result<Self, String> {
         let key = settings.api_key.as_ref();
         let credential = key.map(|key| (AUTHORIZATION, format!("Bearer {}", key.expose())));
-        let upstream = connect(credential, settings.headers.clone())?;
-        Ok(Self { upstream, url: endpoint(&settings.base_url, "chat/completions")? })
+        let transport = connect(credential, settings.headers.clone())?;
+        Ok(Self { transport, url: endpoint(&settings.base_url, "chat/completions")? })
     }
 
     pub(super) async fn send(
@@ -32,7 +33,7 @@ impl OpenAi {
         model: &str,
         request_id: &str,
     ) -> Result<Reply, Failure> {
-        exchange(&self.upstream, self.url.clone(), request, model, request_id, Some).await
+        exchange(&self.transport, self.url.clone(), request, model, request_id, Some).await
     }
 }
 
@@ -40,7 +41,7 @@ impl OpenAi {
 /// the answer checked (whole) or parsed as SSE with each payload passed through `tidy` (which
 /// may rewrite or drop it).
 pub(super) async fn exchange<T>(
-    upstream: &Upstream,
+    transport: &Transport,
     url: impl IntoUrl,
     request: &ChatRequest,
     model: &str,
@@ -50,16 +51,16 @@ pub(super) async fn exchange<T>(
 where
     T: FnMut(String) -> Option<String> + Send + 'static,
 {
-    let name = &upstream.name;
+    let name = &transport.name;
     let body = request.for_upstream(model).map_err(|err| {
         Failure::new(FailureClass::ClientError, name, format!("cannot encode: {err}"))
     })?;
-    let response = upstream.post(url, body, request.stream, request_id).await?;
+    let response = transport.post(url, body, request.stream, request_id).await?;
     if request.stream {
         let chunks = sse::chat_chunks(Arc::clone(name), response.bytes_stream(), tidy);
         first_chunk_ready(name, Box::pin(chunks)).await
     } else {
-        let body = upstream.read(response, MAX_ANSWER_BYTES).await?;
+        let body = transport.read(response, MAX_ANSWER_BYTES).await?;
         check_completion(name, &body)?;
         Ok(Reply::Complete(body))
     }

@@ -1,4 +1,4 @@
-//! The chat-completions request as the gateway reads it, and the response types it writes.
+//! The chat-completions request as the gateway reads it: checked, kept as the client's text.
 //!
 //! The request is kept as the client's JSON text so that fields the gateway does not know
 //! (vendor sampling parameters sent through the SDK's `extra_body`) reach the upstream unchanged.
@@ -6,15 +6,13 @@
 //! into values only when something needs them (the cache key, the mock and Anthropic
 //! providers), so an OpenAI-shaped passthrough never builds them.
 
-use std::fmt;
 use std::ops::Range;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize as DeriveSerialize};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use super::scan::{Members, Shape};
 
 /// A checked `POST /v1/chat/completions` body.
 #[derive(Clone, Debug)]
@@ -264,169 +262,6 @@ fn missing(param: &'static str) -> InvalidRequest {
         message: format!("Missing required parameter: '{param}'."),
         param: Some(param),
         code: "missing_required_parameter",
-    }
-}
-
-/// A JSON object's members in the order sent, duplicate keys included, each value as its text.
-struct Members<'a>(Vec<(String, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct MembersVisitor;
-        impl<'de> Visitor<'de> for MembersVisitor {
-            type Value = Members<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(member) = map.next_entry()? {
-                    members.push(member);
-                }
-                Ok(Members(members))
-            }
-        }
-        deserializer.deserialize_map(MembersVisitor)
-    }
-}
-
-/// What a JSON value is, found while checking all of it as strictly as parsing it into a
-/// [`Value`] would, without building anything.
-#[derive(Debug, PartialEq, Eq)]
-enum Shape {
-    Object,
-    Array { empty: bool },
-    Scalar,
-}
-
-impl<'de> Deserialize<'de> for Shape {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ShapeVisitor)
-    }
-}
-
-struct ShapeVisitor;
-
-impl<'de> Visitor<'de> for ShapeVisitor {
-    type Value = Shape;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
-        Ok(Shape::Scalar)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
-        Ok(Shape::Scalar)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
-        Ok(Shape::Scalar)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
-        Ok(Shape::Scalar)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
-        Ok(Shape::Scalar)
-    }
-
-    fn visit_unit<E>(self) -> Result<Shape, E> {
-        Ok(Shape::Scalar)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Shape, A::Error> {
-        let mut empty = true;
-        while items.next_element::<Shape>()?.is_some() {
-            empty = false;
-        }
-        Ok(Shape::Array { empty })
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<Shape, A::Error> {
-        while members.next_key::<Key>()?.is_some() {
-            members.next_value::<Shape>()?;
-        }
-        Ok(Shape::Object)
-    }
-}
-
-/// An object's key: checked as a string, not kept.
-struct Key;
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Key, E> {
-                Ok(Key)
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-// === Response types (written by the gateway's own providers) ===
-
-#[derive(Clone, Debug, DeriveSerialize, Deserialize, PartialEq)]
-pub struct ChatCompletion {
-    pub id: String,
-    pub object: String,
-    pub created: u64,
-    pub model: String,
-    pub choices: Vec<Choice>,
-    pub usage: Usage,
-}
-
-#[derive(Clone, Debug, DeriveSerialize, Deserialize, PartialEq)]
-pub struct Choice {
-    pub index: u32,
-    pub message: AssistantMessage,
-    pub logprobs: Option<Value>,
-    pub finish_reason: String,
-}
-
-#[derive(Clone, Debug, DeriveSerialize, Deserialize, PartialEq)]
-pub struct AssistantMessage {
-    pub role: String,
-    pub content: Option<String>,
-    pub refusal: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tool_calls: Vec<ToolCall>,
-}
-
-#[derive(Clone, Debug, DeriveSerialize, Deserialize, PartialEq)]
-pub struct ToolCall {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub function: FunctionCall,
-}
-
-#[derive(Clone, Debug, DeriveSerialize, Deserialize, PartialEq)]
-pub struct FunctionCall {
-    pub name: String,
-    /// JSON text, as OpenAI sends it.
-    pub arguments: String,
-}
-
-#[derive(Clone, Copy, Debug, Default, DeriveSerialize, Deserialize, PartialEq, Eq)]
-pub struct Usage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub total_tokens: u64,
-}
-
-impl Usage {
-    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
-        Self { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens }
     }
 }
 

@@ -1,0 +1,11 @@
+//! OpenAI's chat completions: the request as the gateway reads it, the answer as it writes it.
+//!
+//! The items are used through this module (`openai::chat::ChatRequest`); the files split
+//! them by concern.
+
+mod request;
+mod response;
+mod scan;
+
+pub use request::{ChatRequest, InvalidRequest};
+pub use response::{AssistantMessage, ChatCompletion, Choice, FunctionCall, ToolCall, Usage};
