@@ -15,6 +15,7 @@ use super::call::UsageHook;
 use super::observe::{Observer, observe};
 use crate::config::Price;
 use crate::metrics::{Metrics, QualityFlag};
+use crate::openai::chat::Usage;
 use crate::providers::ChunkStream;
 
 /// Where an answer's numbers go.
@@ -36,12 +37,6 @@ struct Observed {
     has_content: bool,
     truncated: bool,
     filtered: bool,
-}
-
-#[derive(Deserialize)]
-struct Usage {
-    prompt_tokens: u64,
-    completion_tokens: u64,
 }
 
 #[derive(Deserialize)]
