@@ -4,7 +4,8 @@
 //! one request and its estimated prompt tokens (a quarter of its body's bytes) at admission,
 //! atomically: if either would exceed its limit, nothing is taken and the request gets 429.
 //! When the upstream reports its usage, the difference between the estimate and the real
-//! prompt + completion tokens is settled. With the Redis cache backend the counts live in
+//! prompt + completion tokens is settled into the window that admitted the request (an answer
+//! that ends in the next minute must not credit that minute), never below zero. With the Redis cache backend the counts live in
 //! Redis (one Lua script per check, so replicas share them exactly); if Redis fails, each
 //! replica limits on its own counts in memory until it is back: a Redis outage never turns
 //! into errors.
@@ -31,9 +32,22 @@ if used == amount then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return {1, used}
 ";
 
+/// Atomically: add ARGV[1] (possibly negative) to the count, never below zero, and give the key
+/// an expiry (ARGV[2] ms) when it has none. A settlement can arrive after its window's key
+/// expired (a long stream): without the floor a refund would leave a negative count that
+/// admits more than the limit, and without the expiry that key would live forever.
+const SETTLE: &str = r"
+local used = tonumber(redis.call('GET', KEYS[1]) or '0') + tonumber(ARGV[1])
+if used < 0 then used = 0 end
+redis.call('SET', KEYS[1], used, 'KEEPTTL')
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return used
+";
+
 pub struct RateLimiter {
     redis: Option<SharedRedis>,
     script: redis::Script,
+    settle: redis::Script,
     /// The per-replica counts.
     local: Mutex<HashMap<WindowKey, u64>>,
 }
@@ -56,6 +70,8 @@ pub struct Admission {
     pub tokens: Option<LimitState>,
     /// Tokens taken on admission, to settle against the real usage.
     pub estimated_tokens: u64,
+    /// The window that admitted the request: its settlement belongs there.
+    pub window: u64,
 }
 
 /// Refused: which limit, and when its window resets.
@@ -72,6 +88,7 @@ impl RateLimiter {
         Ok(Self {
             redis,
             script: redis::Script::new(CHECK_AND_ADD),
+            settle: redis::Script::new(SETTLE),
             local: Mutex::new(HashMap::new()),
         })
     }
@@ -82,9 +99,18 @@ impl RateLimiter {
         caller: &Caller,
         estimated_tokens: u64,
     ) -> Result<Admission, Limited> {
+        self.admit_in(caller, estimated_tokens, window_now()).await
+    }
+
+    /// `admit` in the given window (its number and the time until it ends).
+    async fn admit_in(
+        &self,
+        caller: &Caller,
+        estimated_tokens: u64,
+        (window, reset): (u64, Duration),
+    ) -> Result<Admission, Limited> {
         let Some(limit) = caller.rate_limit else { return Ok(Admission::default()) };
-        let (window, reset) = window_now();
-        let mut admission = Admission { estimated_tokens: 0, ..Admission::default() };
+        let mut admission = Admission { estimated_tokens: 0, window, ..Admission::default() };
         if let Some(rpm) = limit.requests_per_minute {
             let (allowed, used) =
                 self.check_and_add(&caller.name, REQUESTS, window, 1, u64::from(rpm)).await;
@@ -109,7 +135,8 @@ impl RateLimiter {
         Ok(admission)
     }
 
-    /// Corrects the token count once the upstream reported what the request really used.
+    /// Corrects the token count of the admitting window once the upstream reported what the
+    /// request really used.
     pub async fn settle(&self, caller: &Caller, admission: &Admission, actual_tokens: u64) {
         if caller.rate_limit.and_then(|limit| limit.tokens_per_minute).is_none() {
             return;
@@ -117,7 +144,7 @@ impl RateLimiter {
         let delta = i64::try_from(actual_tokens).unwrap_or(i64::MAX)
             - i64::try_from(admission.estimated_tokens).unwrap_or(i64::MAX);
         if delta != 0 {
-            self.add(&caller.name, TOKENS, window_now().0, delta).await;
+            self.add(&caller.name, TOKENS, admission.window, delta).await;
         }
     }
 
@@ -131,7 +158,7 @@ impl RateLimiter {
     ) -> (bool, u64) {
         if let Some(redis) = &self.redis {
             let key = redis_key(name, kind, window);
-            let expiry = u64::try_from(WINDOW.as_millis()).unwrap_or(60_000) + 1_000;
+            let expiry = expiry_ms();
             let script = &self.script;
             let outcome = redis
                 .call("rate limit", |mut conn| async move {
@@ -161,9 +188,10 @@ impl RateLimiter {
     async fn add(&self, name: &Arc<str>, kind: &'static str, window: u64, delta: i64) {
         if let Some(redis) = &self.redis {
             let key = redis_key(name, kind, window);
+            let script = &self.settle;
             let added = redis
                 .call("rate limit", |mut conn| async move {
-                    redis::cmd("INCRBY").arg(key).arg(delta).query_async::<i64>(&mut conn).await
+                    script.key(key).arg(delta).arg(expiry_ms()).invoke_async::<i64>(&mut conn).await
                 })
                 .await;
             if added.is_ok() {
@@ -174,6 +202,12 @@ impl RateLimiter {
         let used = local.entry((Arc::clone(name), kind, window)).or_insert(0);
         *used = used.saturating_add_signed(delta);
     }
+}
+
+/// How long a window's Redis key lives: the window and a second, so a replica whose clock is a
+/// little behind still finds it.
+fn expiry_ms() -> u64 {
+    u64::try_from(WINDOW.as_millis()).unwrap_or(60_000) + 1_000
 }
 
 fn limit_state(limit: u64, used: u64, reset: Duration) -> LimitState {
@@ -228,5 +262,37 @@ mod tests {
         let second = limiter.admit(&caller, 600).await.unwrap();
         assert_eq!(second.tokens.unwrap().remaining, 300, "100 used + 600 reserved");
         assert_eq!(second.requests.unwrap().remaining, 98, "the refused request was given back");
+    }
+
+    #[tokio::test]
+    async fn a_settlement_after_the_window_ended_credits_the_admitting_window_not_the_next() {
+        let limiter = RateLimiter::new(None).unwrap();
+        let caller = caller(None, Some(1000));
+        let reset = Duration::from_secs(30);
+        // An inflated estimate, and an answer that ends in the next minute using far less.
+        let inflated = limiter.admit_in(&caller, 900, (7, reset)).await.unwrap();
+        let next = limiter.admit_in(&caller, 100, (8, reset)).await.unwrap();
+        limiter.settle(&caller, &inflated, 10).await;
+
+        let after = limiter.admit_in(&caller, 100, (8, reset)).await.unwrap();
+        assert_eq!(after.tokens.unwrap().remaining, 800, "the next window keeps its own count");
+        assert_eq!(next.window, 8);
+        let again = limiter.admit_in(&caller, 990, (7, reset)).await.unwrap();
+        assert_eq!(again.tokens.unwrap().remaining, 0, "10 settled + 990 in the admitting window");
+    }
+
+    #[tokio::test]
+    async fn a_refund_never_takes_a_count_below_zero() {
+        let limiter = RateLimiter::new(None).unwrap();
+        let caller = caller(None, Some(1000));
+        let reset = Duration::from_secs(30);
+        let admission = limiter.admit_in(&caller, 500, (3, reset)).await.unwrap();
+        // The window's count was forgotten meanwhile (as an expired Redis key would be).
+        limiter.local.lock().unwrap().clear();
+        limiter.settle(&caller, &admission, 0).await;
+
+        assert!(limiter.admit_in(&caller, 1001, (3, reset)).await.is_err(), "no credit");
+        let full = limiter.admit_in(&caller, 1000, (3, reset)).await.unwrap();
+        assert_eq!(full.tokens.unwrap().remaining, 0);
     }
 }

@@ -8,7 +8,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{FakeUpstream, NO_CACHE, RedisServer, TestGateway, chat_request, openai_config};
+use support::{
+    FakeUpstream, NO_CACHE, RedisServer, Reply, TestGateway, chat_request, openai_config,
+};
 
 const KEY_A: &str = "team-a-key-0123456789";
 const KEY_B: &str = "team-b-key-0123456789";
@@ -259,4 +261,45 @@ async fn with_redis_down_limits_fall_back_to_each_replica_and_never_error() {
     }
 
     assert_eq!(statuses, [200, 200, 429]);
+}
+
+/// Runs `redis-cli` against `redis` and returns its output, trimmed.
+fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
+    let output = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn a_refund_settled_after_its_windows_key_expired_leaves_zero_with_an_expiry_in_redis() {
+    let redis = RedisServer::start().await;
+    let upstream = FakeUpstream::scripted([Reply::Delay(
+        Duration::from_millis(400),
+        Box::new(Reply::completion("ok")),
+    )])
+    .await;
+    let cache = format!("cache: {{ backend: redis, redis_url: '{}' }}", redis.url());
+    let gateway = TestGateway::start(&config(&upstream, &cache, "tokens_per_minute: 100000")).await;
+    let mut request = chat_request(false);
+    // An estimate far above the 8 tokens the upstream reports: the settlement is a refund.
+    request["messages"][0]["content"] = json!("words ".repeat(1000));
+
+    let answer = tokio::spawn({
+        let (client, url) = (gateway.client.clone(), gateway.url("/v1/chat/completions"));
+        async move { client.post(url).bearer_auth(KEY_A).json(&request).send().await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let keys = redis_cli(&redis, &["--scan", "--pattern", "ballast:rl:v1:team-a:tokens:*"]);
+    assert_eq!(keys.lines().count(), 1, "the admission counted its estimate: {keys}");
+    // The window's key expires while the answer is still on its way.
+    redis_cli(&redis, &["DEL", &keys]);
+    assert_eq!(answer.await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    assert_eq!(redis_cli(&redis, &["GET", &keys]), "0", "a refund never goes below zero");
+    let ttl: i64 = redis_cli(&redis, &["PTTL", &keys]).parse().unwrap();
+    assert!(ttl > 0, "the settled key expires ({ttl})");
 }
