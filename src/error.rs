@@ -12,7 +12,7 @@ use crate::auth::AuthFailure;
 use crate::failure::{Failure, FailureClass, Refusal};
 use crate::openai::chat::InvalidRequest;
 use crate::openai::error::ErrorBody;
-use crate::rate_limit::{Admission, Limited};
+use crate::rate_limit::{Admission, Limited, Refused};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -27,6 +27,12 @@ pub enum GatewayError {
     ModelNotAllowed { key: String, model: String },
     #[error("Rate limit reached for this key; try again in {} s.", .0.retry_after.as_secs().max(1))]
     RateLimited(Limited),
+    /// No window would ever admit this request: retrying it is pointless.
+    #[error(
+        "This request's estimated {estimated} tokens exceed this key's whole limit of {limit} \
+         tokens per minute; shorten it."
+    )]
+    RequestExceedsLimit { estimated: u64, limit: u64 },
     #[error("The model `{0}` does not exist or you do not have access to it.")]
     ModelNotFound(String),
     #[error("The request body must be JSON: send `Content-Type: application/json`.")]
@@ -67,7 +73,9 @@ impl GatewayError {
             }
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) | Self::RequestExceedsLimit { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::ModelNotFound(_) | Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -90,6 +98,9 @@ impl GatewayError {
                 ("permission_error", Some("model_not_allowed"), Some("model"))
             }
             Self::RateLimited(_) => ("rate_limit_error", Some("rate_limit_exceeded"), None),
+            Self::RequestExceedsLimit { .. } => {
+                ("rate_limit_error", Some("request_exceeds_limit"), None)
+            }
             Self::ModelNotFound(_) => {
                 ("invalid_request_error", Some("model_not_found"), Some("model"))
             }
@@ -119,7 +130,10 @@ impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, Json(self.body())).into_response();
-        if matches!(self, Self::UpstreamUnavailable { .. } | Self::Timeout) {
+        if matches!(
+            self,
+            Self::UpstreamUnavailable { .. } | Self::Timeout | Self::RequestExceedsLimit { .. }
+        ) {
             response.headers_mut().insert("x-should-retry", HeaderValue::from_static("false"));
         }
         if let Self::RateLimited(limited) = &self {
@@ -155,6 +169,17 @@ pub fn rate_limit_headers(headers: &mut http::HeaderMap, admission: &Admission) 
         for (what, value) in values {
             if let Ok(name) = http::HeaderName::try_from(format!("x-ratelimit-{what}-{kind}")) {
                 headers.insert(name, value);
+            }
+        }
+    }
+}
+
+impl From<Refused> for GatewayError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Limited(limited) => Self::RateLimited(limited),
+            Refused::ExceedsLimit { estimated, limit } => {
+                Self::RequestExceedsLimit { estimated, limit }
             }
         }
     }

@@ -1,8 +1,10 @@
 //! Per-key rate limits: requests and tokens per minute (SPEC §2 `auth.keys[].rate_limit`).
 //!
 //! Limits count in fixed one-minute windows of wall-clock time, like OpenAI's. A request takes
-//! one request and its estimated prompt tokens (a quarter of its body's bytes) at admission,
-//! atomically: if either would exceed its limit, nothing is taken and the request gets 429.
+//! one request and its estimated prompt tokens (a quarter of the bytes of its text, see
+//! [`estimate_prompt_tokens`]) at admission, atomically: if either would exceed its limit,
+//! nothing is taken and the request gets 429. A request whose estimate alone is over the whole
+//! `tokens_per_minute` can never be admitted, so it is refused as such, without a wait to retry.
 //! When the upstream reports its usage, the difference between the estimate and the real
 //! prompt + completion tokens is settled into the window that admitted the request (an answer
 //! that ends in the next minute must not credit that minute), never below zero. With the Redis cache backend the counts live in
@@ -14,7 +16,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde_json::Value;
+
 use crate::auth::Caller;
+use crate::openai::chat::ChatRequest;
 use crate::shared_redis::SharedRedis;
 
 const WINDOW: Duration = Duration::from_secs(60);
@@ -81,6 +86,15 @@ pub struct Limited {
     pub retry_after: Duration,
 }
 
+/// Why a request was not admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// A limit is used up until its window resets.
+    Limited(Limited),
+    /// The request's estimate is over the key's whole `tokens_per_minute`: no window admits it.
+    ExceedsLimit { estimated: u64, limit: u64 },
+}
+
 impl RateLimiter {
     /// Shares counts through `redis_url` when given (the cache's Redis).
     pub fn new(redis_url: Option<&str>) -> Result<Self, String> {
@@ -98,7 +112,7 @@ impl RateLimiter {
         &self,
         caller: &Caller,
         estimated_tokens: u64,
-    ) -> Result<Admission, Limited> {
+    ) -> Result<Admission, Refused> {
         self.admit_in(caller, estimated_tokens, window_now()).await
     }
 
@@ -108,15 +122,19 @@ impl RateLimiter {
         caller: &Caller,
         estimated_tokens: u64,
         (window, reset): (u64, Duration),
-    ) -> Result<Admission, Limited> {
+    ) -> Result<Admission, Refused> {
         let Some(limit) = caller.rate_limit else { return Ok(Admission::default()) };
+        // Checked before anything is taken: waiting would not help, so nothing is counted.
+        if let Some(tpm) = limit.tokens_per_minute.filter(|tpm| estimated_tokens > *tpm) {
+            return Err(Refused::ExceedsLimit { estimated: estimated_tokens, limit: tpm });
+        }
         let mut admission = Admission { estimated_tokens: 0, window, ..Admission::default() };
         if let Some(rpm) = limit.requests_per_minute {
             let (allowed, used) =
                 self.check_and_add(&caller.name, REQUESTS, window, 1, u64::from(rpm)).await;
             admission.requests = Some(limit_state(u64::from(rpm), used, reset));
             if !allowed {
-                return Err(Limited { admission, retry_after: reset });
+                return Err(Refused::Limited(Limited { admission, retry_after: reset }));
             }
         }
         if let Some(tpm) = limit.tokens_per_minute {
@@ -128,7 +146,7 @@ impl RateLimiter {
                 if limit.requests_per_minute.is_some() {
                     self.add(&caller.name, REQUESTS, window, -1).await;
                 }
-                return Err(Limited { admission, retry_after: reset });
+                return Err(Refused::Limited(Limited { admission, retry_after: reset }));
             }
             admission.estimated_tokens = estimated_tokens;
         }
@@ -226,9 +244,37 @@ fn window_now() -> (u64, Duration) {
     (window, ends.saturating_sub(now))
 }
 
-/// Prompt tokens estimated from a request body: about four bytes per token.
-pub fn estimate_tokens(body_bytes: usize) -> u64 {
-    (body_bytes as u64).div_ceil(4).max(1)
+/// What one image, audio clip or file part of a request counts as: OpenAI's price of a
+/// low-detail image. Its bytes (a base64 data URL can be megabytes) are not text.
+pub const MEDIA_PART_TOKENS: u64 = 85;
+
+/// The `type`s of the content parts that carry media rather than text.
+const MEDIA_PARTS: [&str; 5] = ["image_url", "input_image", "input_audio", "file", "image"];
+
+/// Prompt tokens estimated from a request: a quarter of the bytes of every string in its body
+/// (message text, tool definitions and arguments, names...), plus [`MEDIA_PART_TOKENS`] for each
+/// media part, whose own bytes are skipped. Only made for callers with a `tokens_per_minute`
+/// limit, since it parses the whole body.
+pub fn estimate_prompt_tokens(request: &ChatRequest) -> u64 {
+    let (mut text, mut media) = (0u64, 0u64);
+    let mut pending: Vec<&Value> = request.body().values().collect();
+    // An explicit stack: the body's nesting is bounded by the parser, but recursion is not needed.
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::String(string) => text += string.len() as u64,
+            Value::Array(items) => pending.extend(items),
+            Value::Object(members) => {
+                let kind = members.get("type").and_then(Value::as_str);
+                if kind.is_some_and(|kind| MEDIA_PARTS.contains(&kind)) {
+                    media += 1;
+                } else {
+                    pending.extend(members.values());
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+    (text.div_ceil(4) + media * MEDIA_PART_TOKENS).max(1)
 }
 
 #[cfg(test)]
@@ -248,7 +294,9 @@ mod tests {
         assert!(limiter.admit(&caller, 10).await.is_ok());
         let second = limiter.admit(&caller, 10).await.unwrap();
         assert_eq!(second.requests.unwrap().remaining, 0);
-        let refused = limiter.admit(&caller, 10).await.unwrap_err();
+        let Refused::Limited(refused) = limiter.admit(&caller, 10).await.unwrap_err() else {
+            panic!("a used-up limit")
+        };
         assert!(refused.retry_after <= WINDOW);
     }
 
@@ -262,6 +310,34 @@ mod tests {
         let second = limiter.admit(&caller, 600).await.unwrap();
         assert_eq!(second.tokens.unwrap().remaining, 300, "100 used + 600 reserved");
         assert_eq!(second.requests.unwrap().remaining, 98, "the refused request was given back");
+    }
+
+    #[tokio::test]
+    async fn a_request_over_the_whole_token_limit_is_refused_as_such_and_takes_nothing() {
+        let limiter = RateLimiter::new(None).unwrap();
+        let caller = caller(Some(10), Some(1000));
+        let refused = limiter.admit(&caller, 1001).await.unwrap_err();
+        assert_eq!(refused, Refused::ExceedsLimit { estimated: 1001, limit: 1000 });
+        let admitted = limiter.admit(&caller, 1000).await.unwrap();
+        assert_eq!(admitted.requests.unwrap().remaining, 9, "the refused request took nothing");
+        assert_eq!(admitted.tokens.unwrap().remaining, 0);
+    }
+
+    #[test]
+    fn the_estimate_counts_text_and_a_fixed_amount_per_image_not_its_bytes() {
+        let request = |body: &serde_json::Value| {
+            estimate_prompt_tokens(&ChatRequest::from_slice(body.to_string().as_bytes()).unwrap())
+        };
+        let image = format!("data:image/png;base64,{}", "A".repeat(1_000_000));
+        let with_image = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is in this picture?"},
+            {"type": "image_url", "image_url": {"url": image}},
+        ]}]});
+        // "m", "user", "text" and the question: 1 + 4 + 4 + 24 bytes.
+        assert_eq!(request(&with_image), 33u64.div_ceil(4) + MEDIA_PART_TOKENS);
+        let text = serde_json::json!({"model": "m", "messages": [
+            {"role": "user", "content": "x".repeat(4000)}]});
+        assert_eq!(request(&text), 4005u64.div_ceil(4));
     }
 
     #[tokio::test]

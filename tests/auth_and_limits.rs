@@ -184,9 +184,10 @@ async fn requests_per_minute_are_limited_with_openai_style_headers() {
 #[tokio::test]
 async fn tokens_per_minute_count_the_estimate_then_the_real_usage() {
     let upstream = FakeUpstream::start().await;
-    // Each request reserves its estimate (a quarter of its body's bytes) and settles at the 8
-    // tokens the fake upstream reports. The limit lets two through, not three.
-    let estimate = serde_json::to_vec(&chat_request(false)).unwrap().len().div_ceil(4);
+    // Each request reserves its estimate (a quarter of the bytes of its text: "chat", "user" and
+    // "Hello there") and settles at the 8 tokens the fake upstream reports. The limit lets two
+    // through, not three.
+    let estimate = 19usize.div_ceil(4);
     let limit = 16 + estimate - 1;
     let gateway =
         TestGateway::start(&config(&upstream, NO_CACHE, &format!("tokens_per_minute: {limit}")))
@@ -302,4 +303,47 @@ async fn a_refund_settled_after_its_windows_key_expired_leaves_zero_with_an_expi
     assert_eq!(redis_cli(&redis, &["GET", &keys]), "0", "a refund never goes below zero");
     let ttl: i64 = redis_cli(&redis, &["PTTL", &keys]).parse().unwrap();
     assert!(ttl > 0, "the settled key expires ({ttl})");
+}
+
+#[tokio::test]
+async fn a_request_larger_than_the_whole_token_limit_is_a_429_that_says_not_to_retry() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start(&config(&upstream, NO_CACHE, "tokens_per_minute: 1000")).await;
+    let mut request = chat_request(false);
+    request["messages"][0]["content"] = json!("x".repeat(8000));
+
+    let refused = as_key(&gateway, KEY_A, &request).await;
+
+    assert_eq!(refused.status(), 429);
+    assert!(!refused.headers().contains_key("retry-after"));
+    assert!(!refused.headers().contains_key("retry-after-ms"));
+    assert_eq!(refused.headers()["x-should-retry"], "false");
+    let error = error_of(refused).await;
+    assert_eq!(
+        (error["type"].as_str(), error["code"].as_str()),
+        (Some("rate_limit_error"), Some("request_exceeds_limit"))
+    );
+    assert_eq!(upstream.hits(), 0);
+    let fits = as_key(&gateway, KEY_A, &chat_request(false)).await;
+    assert_eq!(fits.status(), 200);
+    // "chat", "user" and "Hello there": 19 bytes, 5 tokens; the refusal took none.
+    assert_eq!(fits.headers()["x-ratelimit-remaining-tokens"], "995");
+}
+
+#[tokio::test]
+async fn an_image_counts_as_a_few_tokens_not_as_its_base64_bytes() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start(&config(&upstream, NO_CACHE, "tokens_per_minute: 1000")).await;
+    let image = format!("data:image/png;base64,{}", "iVBORw0K".repeat(125_000));
+    let request = json!({"model": "chat", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is in this picture?"},
+        {"type": "image_url", "image_url": {"url": image, "detail": "low"}},
+    ]}]});
+
+    let answered = as_key(&gateway, KEY_A, &request).await;
+
+    assert_eq!(answered.status(), 200, "a 1 MB image is not 250,000 tokens");
+    let remaining: u64 =
+        answered.headers()["x-ratelimit-remaining-tokens"].to_str().unwrap().parse().unwrap();
+    assert!(remaining > 800, "the image and the question cost little ({remaining} left)");
 }

@@ -13,14 +13,14 @@ use super::{cache_control, request_id, respond};
 use crate::auth::Caller;
 use crate::error::{GatewayError, rate_limit_headers};
 use crate::pipeline::{Call, UsageHook};
-use crate::rate_limit::{Admission, estimate_tokens};
+use crate::rate_limit::{Admission, estimate_prompt_tokens};
 use crate::state::AppState;
 
 pub async fn chat_completions(
     State(state): State<AppState>,
     headers: HeaderMap,
     Authenticated(caller): Authenticated,
-    ChatBody(request, body_size): ChatBody,
+    ChatBody(request, _): ChatBody,
 ) -> Result<Response, GatewayError> {
     let started = Instant::now();
     if let Some(caller) = caller.as_ref().filter(|caller| !caller.may_use(&request.model)) {
@@ -33,13 +33,12 @@ pub async fn chat_completions(
         .pipeline(&request.model)
         .ok_or_else(|| GatewayError::ModelNotFound(request.model.clone()))?;
     let admission = match &caller {
-        Some(caller) => Some(
-            state
-                .limiter()
-                .admit(caller, estimate_tokens(body_size))
-                .await
-                .map_err(GatewayError::RateLimited)?,
-        ),
+        Some(caller) => {
+            // Estimating parses the whole body: only a token limit needs it.
+            let limits_tokens = caller.rate_limit.is_some_and(|l| l.tokens_per_minute.is_some());
+            let estimate = if limits_tokens { estimate_prompt_tokens(&request) } else { 0 };
+            Some(state.limiter().admit(caller, estimate).await?)
+        }
         None => None,
     };
     // The request span's fields make the one log line per request (see `http::router::app`).
