@@ -347,3 +347,51 @@ async fn an_image_counts_as_a_few_tokens_not_as_its_base64_bytes() {
         answered.headers()["x-ratelimit-remaining-tokens"].to_str().unwrap().parse().unwrap();
     assert!(remaining > 800, "the image and the question cost little ({remaining} left)");
 }
+
+/// The tokens a request's admission left, as its `x-ratelimit-remaining-tokens` says.
+fn remaining_tokens(response: &reqwest::Response) -> u64 {
+    response.headers()["x-ratelimit-remaining-tokens"].to_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_stream_without_usage_is_charged_the_text_it_streamed() {
+    // The fake upstream's streams carry no usage chunk; 4000 bytes of text are 1000 tokens.
+    let text = "x".repeat(4000);
+    let upstream = FakeUpstream::scripted([Reply::chunks(&[&text]), Reply::chunks(&["a"])]).await;
+    let gateway =
+        TestGateway::start(&config(&upstream, NO_CACHE, "tokens_per_minute: 100000")).await;
+
+    let first = as_key(&gateway, KEY_A, &chat_request(true)).await;
+    let before = remaining_tokens(&first);
+    assert_eq!(support::streamed_text(&support::read_stream(first).await), text);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = as_key(&gateway, KEY_A, &chat_request(true)).await;
+
+    let estimate = 100_000 - before;
+    assert_eq!(remaining_tokens(&second), before - 1000 - estimate);
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_stream_is_charged_what_it_was_sent() {
+    let text = "x".repeat(4000);
+    let mut events = support::chunk_events(&[&text], false);
+    events.pop(); // no finish chunk: the upstream is still generating.
+    let stalled = Reply::Stream { events, gap: Duration::ZERO, end: support::StreamEnd::Stall };
+    let upstream = FakeUpstream::scripted([stalled, Reply::completion("ok")]).await;
+    let gateway =
+        TestGateway::start(&config(&upstream, NO_CACHE, "tokens_per_minute: 100000")).await;
+
+    let mut first = as_key(&gateway, KEY_A, &chat_request(true)).await;
+    let before = remaining_tokens(&first);
+    let mut received = 0;
+    while received < text.len() {
+        received += first.chunk().await.unwrap().unwrap().len();
+    }
+    drop(first);
+    assert!(upstream.wait_for_hang_up(Duration::from_secs(5)).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = as_key(&gateway, KEY_A, &chat_request(false)).await;
+
+    let estimate = 100_000 - before;
+    assert_eq!(remaining_tokens(&second), before - 1000 - estimate);
+}

@@ -12,7 +12,7 @@ use super::record::RequestRecord;
 use super::{cache_control, request_id, respond};
 use crate::auth::Caller;
 use crate::error::{GatewayError, rate_limit_headers};
-use crate::pipeline::{Call, UsageHook};
+use crate::pipeline::{Call, Spent, UsageHook};
 use crate::rate_limit::{Admission, estimate_prompt_tokens};
 use crate::state::AppState;
 
@@ -94,11 +94,18 @@ pub async fn chat_completions(
     }
 }
 
-/// Settles the caller's token count with what the upstream reported, off the request path.
+/// Settles the caller's token count with what the answer cost, off the request path.
 fn settle_hook(state: &AppState, caller: Caller, admission: Admission) -> UsageHook {
     let limiter = Arc::clone(state.limiter());
-    Arc::new(move |prompt, completion| {
+    Arc::new(move |spent| {
+        let actual = match spent {
+            Spent::Reported { prompt, completion } => prompt.saturating_add(completion),
+            Spent::Streamed { completion } => admission.estimated_tokens.saturating_add(completion),
+        };
+        // Called when a stream is dropped too, which can happen as a runtime shuts down: then
+        // there is nothing left to settle for, and spawning would panic.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let (limiter, caller) = (Arc::clone(&limiter), caller.clone());
-        tokio::spawn(async move { limiter.settle(&caller, &admission, prompt + completion).await });
+        runtime.spawn(async move { limiter.settle(&caller, &admission, actual).await });
     })
 }

@@ -3,15 +3,19 @@
 //! Streams are accounted as they pass: the gateway always asks a streaming upstream for its
 //! usage chunk (`stream_options.include_usage`) and reads it here, so streamed and non-streamed
 //! answers count the same tokens and cost. (The HTTP edge removes that chunk for clients that
-//! did not ask for it.) A stream that breaks before its end is not counted: its usage never
-//! arrived.
+//! did not ask for it.) A stream that breaks before its end is not counted in the metrics: its
+//! usage never arrived. The per-key token limits are still told what it cost: a stream without
+//! usage (its client left, it broke, or the upstream sends none) is charged a quarter of the
+//! bytes of the text it streamed (content and tool-call names and arguments, the same estimator
+//! as the prompt's), settled when the stream is dropped, however it ends. A stream with usage is
+//! settled with that usage, once.
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::call::UsageHook;
+use super::call::{Spent, UsageHook};
 use super::observe::{Observer, observe};
 use crate::config::Price;
 use crate::metrics::{Metrics, QualityFlag};
@@ -34,6 +38,9 @@ pub struct Accounting {
 #[derive(Debug, Default, PartialEq)]
 struct Observed {
     usage: Option<(u64, u64)>,
+    /// Bytes of streamed text (content, tool-call names and arguments), for a stream's cost
+    /// when no usage arrives.
+    streamed: u64,
     has_content: bool,
     truncated: bool,
     filtered: bool,
@@ -73,7 +80,9 @@ struct ChunkChoice {
 #[derive(Deserialize)]
 struct Delta {
     content: Option<NonEmpty>,
-    tool_calls: Option<IgnoredAny>,
+    /// Read as values to stay as lenient as before about their shape; tool-call deltas are
+    /// small.
+    tool_calls: Option<serde_json::Value>,
 }
 
 /// The finish reasons accounting tells apart; the others are all alike here.
@@ -86,9 +95,10 @@ enum Finish {
     Other,
 }
 
-/// Whether a message's `content` has something in it (a non-empty string or array of parts).
-/// Read without copying the text: answers can be long, and every chunk of a stream passes here.
-struct NonEmpty(bool);
+/// Whether a message's `content` has something in it (a non-empty string or array of parts),
+/// and the bytes of its text when it is a string. Read without copying the text: answers can be
+/// long, and every chunk of a stream passes here.
+struct NonEmpty(bool, u64);
 
 impl<'de> Deserialize<'de> for NonEmpty {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -99,33 +109,33 @@ impl<'de> Deserialize<'de> for NonEmpty {
                 f.write_str("a JSON value")
             }
             fn visit_str<E>(self, text: &str) -> Result<NonEmpty, E> {
-                Ok(NonEmpty(!text.is_empty()))
+                Ok(NonEmpty(!text.is_empty(), text.len() as u64))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut parts: A) -> Result<NonEmpty, A::Error> {
                 let mut any = false;
                 while parts.next_element::<IgnoredAny>()?.is_some() {
                     any = true;
                 }
-                Ok(NonEmpty(any))
+                Ok(NonEmpty(any, 0))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NonEmpty, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(NonEmpty(false))
+                Ok(NonEmpty(false, 0))
             }
             fn visit_unit<E>(self) -> Result<NonEmpty, E> {
-                Ok(NonEmpty(false))
+                Ok(NonEmpty(false, 0))
             }
             fn visit_bool<E>(self, _: bool) -> Result<NonEmpty, E> {
-                Ok(NonEmpty(false))
+                Ok(NonEmpty(false, 0))
             }
             fn visit_i64<E>(self, _: i64) -> Result<NonEmpty, E> {
-                Ok(NonEmpty(false))
+                Ok(NonEmpty(false, 0))
             }
             fn visit_u64<E>(self, _: u64) -> Result<NonEmpty, E> {
-                Ok(NonEmpty(false))
+                Ok(NonEmpty(false, 0))
             }
             fn visit_f64<E>(self, _: f64) -> Result<NonEmpty, E> {
-                Ok(NonEmpty(false))
+                Ok(NonEmpty(false, 0))
             }
         }
         deserializer.deserialize_any(Check)
@@ -137,6 +147,9 @@ impl Accounting {
     pub fn complete(&self, body: &[u8]) {
         if let Some(seen) = Observed::completion(body) {
             self.record(&seen);
+            if seen.usage.is_some() {
+                self.settle(&seen);
+            }
         }
     }
 
@@ -150,9 +163,6 @@ impl Accounting {
         if let Some((prompt, completion)) = seen.usage {
             let cost = self.price.map_or(0.0, |price| price.cost(prompt, completion));
             self.metrics.record_usage(&self.model, provider, prompt, completion, cost);
-            if let Some(hook) = &self.hook {
-                hook(prompt, completion);
-            }
         }
         let flag = if seen.filtered {
             QualityFlag::ContentFilter
@@ -165,9 +175,20 @@ impl Accounting {
         };
         self.metrics.record_quality(&self.model, provider, flag);
     }
+
+    /// Tells the hook what the answer cost: its usage, or else an estimate of what it streamed.
+    fn settle(&self, seen: &Observed) {
+        let Some(hook) = &self.hook else { return };
+        hook(match seen.usage {
+            Some((prompt, completion)) => Spent::Reported { prompt, completion },
+            None => Spent::Streamed { completion: seen.streamed.div_ceil(4) },
+        });
+    }
 }
 
-/// A stream's accounting: what it showed so far, recorded when it ends cleanly.
+/// A stream's accounting: what it showed so far, recorded when it ends cleanly and settled when
+/// it is dropped (after a clean end too: `ended` takes the observer, which is then dropped), so
+/// every stream is settled exactly once, whether it ended, broke or lost its client.
 struct StreamAccounting {
     accounting: Accounting,
     seen: Observed,
@@ -180,6 +201,12 @@ impl Observer for StreamAccounting {
 
     fn ended(self) {
         self.accounting.record(&self.seen);
+    }
+}
+
+impl Drop for StreamAccounting {
+    fn drop(&mut self) {
+        self.accounting.settle(&self.seen);
     }
 }
 
@@ -218,6 +245,8 @@ impl Observed {
             if let Some(delta) = &choice.delta {
                 self.has_content |= delta.content.as_ref().is_some_and(|content| content.0)
                     || delta.tool_calls.is_some();
+                self.streamed += delta.content.as_ref().map_or(0, |content| content.1);
+                self.streamed += delta.tool_calls.as_ref().map_or(0, tool_call_text);
             }
         }
         match chunk.usage {
@@ -228,6 +257,15 @@ impl Observed {
             None => false,
         }
     }
+}
+
+/// Bytes of the function names and arguments in a chunk's `tool_calls`.
+fn tool_call_text(tool_calls: &serde_json::Value) -> u64 {
+    let calls = tool_calls.as_array().map_or(&[][..], Vec::as_slice);
+    let text = |call: &serde_json::Value, field: &str| {
+        call["function"][field].as_str().map_or(0, |text| text.len() as u64)
+    };
+    calls.iter().map(|call| text(call, "name") + text(call, "arguments")).sum()
 }
 
 #[cfg(test)]
@@ -247,7 +285,13 @@ mod tests {
         );
         assert_eq!(
             answered,
-            Observed { usage: Some((5, 3)), has_content: true, truncated: false, filtered: false }
+            Observed {
+                usage: Some((5, 3)),
+                streamed: 0,
+                has_content: true,
+                truncated: false,
+                filtered: false
+            }
         );
         assert!(!seen(r#"{"message":{"content":""},"finish_reason":"stop"}"#).has_content);
         assert!(!seen(r#"{"message":{"content":null},"finish_reason":"stop"}"#).has_content);
@@ -279,12 +323,84 @@ mod tests {
         ));
         assert_eq!(
             seen,
-            Observed { usage: Some((7, 2)), has_content: true, truncated: true, filtered: false }
+            Observed {
+                usage: Some((7, 2)),
+                streamed: 2,
+                has_content: true,
+                truncated: true,
+                filtered: false
+            }
         );
         // vLLM-style usage chunks carry `choices: null`.
         assert!(
             Observed::default()
                 .chunk(r#"{"choices":null,"usage":{"prompt_tokens":1,"completion_tokens":1}}"#)
         );
+    }
+
+    use std::sync::Mutex;
+
+    use futures_util::{StreamExt, stream};
+
+    /// An accounting whose hook records every settlement.
+    fn accounting() -> (Accounting, Arc<Mutex<Vec<Spent>>>) {
+        let spent = Arc::new(Mutex::new(Vec::new()));
+        let hook: UsageHook = {
+            let spent = Arc::clone(&spent);
+            Arc::new(move |cost| spent.lock().unwrap().push(cost))
+        };
+        let accounting = Accounting {
+            metrics: Arc::new(Metrics::new().unwrap()),
+            model: Arc::from("m"),
+            provider: Arc::from("p"),
+            price: None,
+            hook: Some(hook),
+        };
+        (accounting, spent)
+    }
+
+    fn content(text: &str) -> String {
+        format!(
+            r#"{{"choices":[{{"index":0,"delta":{{"content":"{text}"}},"finish_reason":null}}]}}"#
+        )
+    }
+
+    fn chunks(items: Vec<String>) -> ChunkStream {
+        stream::iter(items.into_iter().map(Ok)).boxed()
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ends_with_usage_is_settled_once_with_that_usage() {
+        let (accounting, spent) = accounting();
+        let usage = r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}"#;
+        let out: Vec<_> =
+            accounting.stream(chunks(vec![content("Hi"), usage.to_owned()])).collect().await;
+        assert_eq!(out.len(), 2);
+        assert_eq!(*spent.lock().unwrap(), [Spent::Reported { prompt: 7, completion: 2 }]);
+    }
+
+    #[tokio::test]
+    async fn a_stream_dropped_by_its_client_is_charged_what_it_streamed() {
+        let (accounting, spent) = accounting();
+        let tool = r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{\"a\":1}"}}]}}]}"#;
+        let mut stream = accounting.stream(chunks(vec![
+            content(&"x".repeat(4000)),
+            tool.to_owned(),
+            content("never read"),
+        ]));
+        assert!(stream.next().await.is_some());
+        assert!(stream.next().await.is_some());
+        assert!(spent.lock().unwrap().is_empty(), "nothing is settled while it runs");
+        drop(stream);
+        // 4000 bytes of content, then "f" and `{"a":1}`: 4008 bytes.
+        assert_eq!(*spent.lock().unwrap(), [Spent::Streamed { completion: 1002 }]);
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ends_without_usage_is_charged_what_it_streamed_once() {
+        let (accounting, spent) = accounting();
+        let out: Vec<_> = accounting.stream(chunks(vec![content("abcdefgh")])).collect().await;
+        assert_eq!(out.len(), 1);
+        assert_eq!(*spent.lock().unwrap(), [Spent::Streamed { completion: 2 }]);
     }
 }

@@ -25,11 +25,22 @@ pub struct Call {
     pub cache: CachePolicy,
     /// The cache space: the auth key's name, or "" when keys share one.
     pub scope: Arc<str>,
-    /// Told the prompt and completion tokens an upstream reported (for per-key token limits).
+    /// Told what an answer cost, once per answer (for per-key token limits).
     pub usage_hook: Option<UsageHook>,
 }
 
-pub type UsageHook = Arc<dyn Fn(u64, u64) + Send + Sync>;
+pub type UsageHook = Arc<dyn Fn(Spent) + Send + Sync>;
+
+/// What one answer cost, as far as the gateway knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spent {
+    /// The upstream's usage: prompt and completion tokens.
+    Reported { prompt: u64, completion: u64 },
+    /// A stream that ended or was dropped without usage (its client left, it broke, or the
+    /// upstream sends none): completion tokens estimated from the text it streamed. The prompt
+    /// is what was estimated at admission.
+    Streamed { completion: u64 },
+}
 
 /// The request's cache directives (SPEC §3 `Cache-Control`); the default allows everything.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

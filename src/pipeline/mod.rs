@@ -25,7 +25,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
 pub use budget::RetryBudget;
-pub use call::{Answer, CachePolicy, Call, Provenance, UsageHook};
+pub use call::{Answer, CachePolicy, Call, Provenance, Spent, UsageHook};
 pub use health::ProviderHealth;
 
 use attempt::Attempt;
