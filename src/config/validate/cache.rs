@@ -6,7 +6,7 @@ use super::values::{duration, duration_or_zero};
 use crate::config::defaults::cache as default;
 use crate::config::path::YamlPath;
 use crate::config::raw::RawCache;
-use crate::config::{CacheBackend, CacheConfig, ConfigProblem};
+use crate::config::{CacheBackend, CacheConfig, ConfigProblem, redacted_url};
 
 pub(super) fn cache_config(
     path: &YamlPath,
@@ -21,7 +21,11 @@ pub(super) fn cache_config(
             CacheBackend::Redis { url }
         }
         ("redis", Some(url)) => {
-            out.push(path.key("redis_url").problem(format!("`{url}` is not a redis:// URL")));
+            // Shown redacted: a Redis URL carries its password (`redis://:password@host`).
+            out.push(
+                path.key("redis_url")
+                    .problem(format!("`{}` is not a redis:// URL", redacted_url(&url))),
+            );
             CacheBackend::None
         }
         ("redis", None) => {

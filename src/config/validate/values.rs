@@ -9,7 +9,7 @@ use yaml_serde::Value;
 
 use crate::config::path::YamlPath;
 use crate::config::units::{parse_duration, parse_size};
-use crate::config::{ConfigProblem, Secret};
+use crate::config::{ConfigProblem, Secret, redacted_url};
 
 /// A duration above zero, `default` when absent or wrong.
 pub fn duration(
@@ -95,11 +95,18 @@ pub fn base_url(
     match Url::parse(text.trim_end_matches('/')) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
         Ok(_) => {
-            out.push(path.problem(format!("`{text}` is not an http:// or https:// URL")));
+            // Shown redacted: the URL may carry a password or a key in its query.
+            out.push(
+                path.problem(format!(
+                    "`{}` is not an http:// or https:// URL",
+                    redacted_url(&text)
+                )),
+            );
             None
         }
         Err(err) => {
-            out.push(path.problem(format!("`{text}` is not a URL: {err}")));
+            // Not echoed: text that does not parse cannot be redacted reliably.
+            out.push(path.problem(format!("not a URL: {err}")));
             None
         }
     }
