@@ -3,6 +3,7 @@
 use yaml_serde::Value;
 
 use super::values::{duration, duration_or_zero};
+use crate::config::defaults::bounds;
 use crate::config::defaults::cache as default;
 use crate::config::path::YamlPath;
 use crate::config::raw::RawCache;
@@ -52,8 +53,14 @@ pub(super) fn cache_config(
     }
     CacheConfig {
         backend,
-        ttl: duration(&path.key("ttl"), raw.ttl, default::TTL, out),
-        stale_ttl: duration_or_zero(&path.key("stale_ttl"), raw.stale_ttl, default::STALE_TTL, out),
+        ttl: duration(&path.key("ttl"), raw.ttl, default::TTL, bounds::MAX_CACHE_TTL, out),
+        stale_ttl: duration_or_zero(
+            &path.key("stale_ttl"),
+            raw.stale_ttl,
+            default::STALE_TTL,
+            bounds::MAX_CACHE_TTL,
+            out,
+        ),
         max_entries,
         shared_across_keys: raw.shared_across_keys.unwrap_or(default::SHARED_ACROSS_KEYS),
     }
