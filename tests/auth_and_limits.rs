@@ -8,7 +8,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{FakeUpstream, NO_CACHE, RedisServer, TestGateway, chat_request, openai_config};
+use support::{
+    FakeUpstream, NO_CACHE, RedisServer, Reply, TestGateway, chat_request, openai_config,
+};
 
 const KEY_A: &str = "team-a-key-0123456789";
 const KEY_B: &str = "team-b-key-0123456789";
@@ -202,6 +204,30 @@ async fn tokens_per_minute_count_the_estimate_then_the_real_usage() {
 
     assert_eq!(third.status(), 429, "16 used + the estimate does not");
     assert_eq!(third.headers()["x-ratelimit-remaining-tokens"], (limit - 16).to_string().as_str());
+}
+
+#[tokio::test]
+async fn an_upstream_reporting_u64_max_tokens_is_answered_and_settled_as_the_most_there_is() {
+    let hostile = json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "hi"}}],
+        "usage": {"prompt_tokens": u64::MAX, "completion_tokens": u64::MAX,
+                  "total_tokens": u64::MAX}});
+    let upstream =
+        FakeUpstream::scripted([Reply::json(200, &hostile), Reply::json(200, &hostile)]).await;
+    let gateway =
+        TestGateway::start(&config(&upstream, NO_CACHE, "tokens_per_minute: 1000000")).await;
+    let request = chat_request(false);
+
+    let first = as_key(&gateway, KEY_A, &request).await;
+    assert_eq!(first.status(), 200);
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["usage"]["prompt_tokens"], u64::MAX);
+    // The settling runs off the request path; before, its `prompt + completion` overflowed.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = as_key(&gateway, KEY_A, &request).await;
+
+    assert_eq!(second.status(), 429, "the reported usage was settled, saturated");
 }
 
 #[tokio::test]

@@ -100,6 +100,8 @@ fn settle_hook(state: &AppState, caller: Caller, admission: Admission) -> UsageH
     let limiter = Arc::clone(state.limiter());
     Arc::new(move |prompt, completion| {
         let (limiter, caller) = (Arc::clone(&limiter), caller.clone());
-        tokio::spawn(async move { limiter.settle(&caller, &admission, prompt + completion).await });
+        // Saturating: the counts are the upstream's, and a hostile one must not wrap them.
+        let used = prompt.saturating_add(completion);
+        tokio::spawn(async move { limiter.settle(&caller, &admission, used).await });
     })
 }
