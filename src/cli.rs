@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::units::{format_duration, format_size};
-use crate::config::{self, CacheBackend, Config, ConfigProblem, ProviderKind, Routing};
+use crate::config::{
+    self, CacheBackend, Config, ConfigProblem, ProviderKind, Routing, redacted_url,
+};
 use crate::server::{self, Gateway};
 use crate::telemetry::LogFormat;
 
@@ -105,14 +107,6 @@ async fn serve(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A Redis URL without its password (`redis://:secret@host` → `redis://***@host`).
-fn redacted_url(url: &str) -> String {
-    match url.split_once("://").and_then(|(scheme, rest)| Some((scheme, rest.split_once('@')?))) {
-        Some((scheme, (_credentials, host))) => format!("{scheme}://***@{host}"),
-        None => url.to_owned(),
-    }
-}
-
 async fn warm(path: &Path, args: WarmArgs) -> ExitCode {
     let mut out = std::io::stdout().lock();
     let config = match config::load(path) {
@@ -177,7 +171,7 @@ fn route_table(path: &Path, config: &Config) -> String {
         let detail = match &provider.kind {
             ProviderKind::OpenAi(s) => format!(
                 "{} (key {}{})",
-                s.base_url,
+                redacted_url(s.base_url.as_str()),
                 if s.api_key.is_some() { "set" } else { "none" },
                 if s.headers.is_empty() {
                     String::new()
@@ -186,10 +180,18 @@ fn route_table(path: &Path, config: &Config) -> String {
                 },
             ),
             ProviderKind::Azure(s) => {
-                format!("{} (api-version {}, key set)", s.base_url, s.api_version)
+                format!(
+                    "{} (api-version {}, key set)",
+                    redacted_url(s.base_url.as_str()),
+                    s.api_version
+                )
             }
             ProviderKind::Anthropic(s) => {
-                format!("{} (key set, default max_tokens {})", s.base_url, s.default_max_tokens)
+                format!(
+                    "{} (key set, default max_tokens {})",
+                    redacted_url(s.base_url.as_str()),
+                    s.default_max_tokens
+                )
             }
             ProviderKind::Mock(s) => format!(
                 "offline, latency {}, failure_rate {}, failure_status {}",

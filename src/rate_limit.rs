@@ -159,8 +159,10 @@ impl RateLimiter {
         if caller.rate_limit.and_then(|limit| limit.tokens_per_minute).is_none() {
             return;
         }
-        let delta = i64::try_from(actual_tokens).unwrap_or(i64::MAX)
-            - i64::try_from(admission.estimated_tokens).unwrap_or(i64::MAX);
+        // Saturating, as every sum here: `actual_tokens` is the upstream's number.
+        let delta = i64::try_from(actual_tokens)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(admission.estimated_tokens).unwrap_or(i64::MAX));
         if delta != 0 {
             self.add(&caller.name, TOKENS, admission.window, delta).await;
         }
@@ -196,10 +198,11 @@ impl RateLimiter {
         let mut local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
         local.retain(|(_, _, w), _| *w + 1 >= window);
         let used = local.entry((Arc::clone(name), kind, window)).or_insert(0);
-        if *used + amount > limit {
+        // A count settled near `u64::MAX` (a hostile upstream's usage) must refuse, not wrap.
+        if used.saturating_add(amount) > limit {
             return (false, *used);
         }
-        *used += amount;
+        *used = used.saturating_add(amount);
         (true, *used)
     }
 
@@ -370,5 +373,18 @@ mod tests {
         assert!(limiter.admit_in(&caller, 1001, (3, reset)).await.is_err(), "no credit");
         let full = limiter.admit_in(&caller, 1000, (3, reset)).await.unwrap();
         assert_eq!(full.tokens.unwrap().remaining, 0);
+    }
+
+    #[tokio::test]
+    async fn a_hostile_usage_saturates_the_count_and_refuses_instead_of_wrapping() {
+        let limiter = RateLimiter::new(None).unwrap();
+        let caller = caller(None, Some(1000));
+        let first = limiter.admit(&caller, 10).await.unwrap();
+        limiter.settle(&caller, &first, u64::MAX).await;
+        limiter.settle(&caller, &first, u64::MAX).await;
+
+        let refused = limiter.admit(&caller, 600).await;
+
+        assert!(refused.is_err(), "a count near u64::MAX plus 600 must not wrap below the limit");
     }
 }

@@ -248,6 +248,24 @@ async fn a_message_comes_back_as_a_chat_completion_with_all_input_tokens_counted
 }
 
 #[tokio::test]
+async fn an_answer_reporting_u64_max_tokens_is_still_answered_with_saturated_usage() {
+    let mut message = json_fixture("anthropic_message.json");
+    message["usage"] = json!({"input_tokens": u64::MAX, "output_tokens": u64::MAX,
+        "cache_creation_input_tokens": u64::MAX, "cache_read_input_tokens": 5});
+    let (_upstream, gateway) = answering(Reply::json(200, &message)).await;
+
+    let response = gateway.chat(&chat_request(false)).await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["usage"],
+        json!({"prompt_tokens": u64::MAX, "completion_tokens": u64::MAX,
+               "total_tokens": u64::MAX, "prompt_tokens_details": {"cached_tokens": 5}})
+    );
+}
+
+#[tokio::test]
 async fn a_tool_use_answer_comes_back_as_tool_calls() {
     let (_upstream, gateway) = answering(message_reply("anthropic_tool_use.json")).await;
 

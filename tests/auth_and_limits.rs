@@ -208,6 +208,30 @@ async fn tokens_per_minute_count_the_estimate_then_the_real_usage() {
 }
 
 #[tokio::test]
+async fn an_upstream_reporting_u64_max_tokens_is_answered_and_settled_as_the_most_there_is() {
+    let hostile = json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "hi"}}],
+        "usage": {"prompt_tokens": u64::MAX, "completion_tokens": u64::MAX,
+                  "total_tokens": u64::MAX}});
+    let upstream =
+        FakeUpstream::scripted([Reply::json(200, &hostile), Reply::json(200, &hostile)]).await;
+    let gateway =
+        TestGateway::start(&config(&upstream, NO_CACHE, "tokens_per_minute: 1000000")).await;
+    let request = chat_request(false);
+
+    let first = as_key(&gateway, KEY_A, &request).await;
+    assert_eq!(first.status(), 200);
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["usage"]["prompt_tokens"], u64::MAX);
+    // The settling runs off the request path; before, its `prompt + completion` overflowed.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = as_key(&gateway, KEY_A, &request).await;
+
+    assert_eq!(second.status(), 429, "the reported usage was settled, saturated");
+}
+
+#[tokio::test]
 async fn each_key_has_its_own_cache_space() {
     let upstream = FakeUpstream::start().await;
     let gateway = TestGateway::start(&config(&upstream, "cache: { backend: memory }", "")).await;

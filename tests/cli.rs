@@ -81,6 +81,56 @@ fn check_output_never_contains_keys_or_header_values() {
 }
 
 #[test]
+fn check_output_hides_url_credentials_and_query_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "urls.yaml",
+        "
+providers:
+  up: { kind: openai, base_url: 'https://user:pa@ss-SECRET@api.example/v1?key=SECRET-q' }
+models:
+  m: { targets: [{ provider: up, model: m }] }
+cache: { backend: redis, redis_url: 'redis://:pw@d-SECRET@cache:6379' }
+",
+    );
+
+    let output = ballast(&["check", "--config", &path], dir.path());
+
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    assert!(!text.contains("SECRET") && !text.contains("user"), "{text}");
+    assert!(text.contains("https://***@api.example/v1?key=***"), "{text}");
+    assert!(text.contains("redis at redis://***@cache:6379"), "{text}");
+}
+
+#[test]
+fn config_problems_about_urls_do_not_echo_their_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "bad-urls.yaml",
+        "
+providers:
+  a: { kind: openai, base_url: 'ftp://user:SECRET-1@host/v1' }
+  b: { kind: openai, base_url: 'https://user:SECRET-2@[bad/v1' }
+models:
+  m: { targets: [{ provider: a, model: m }] }
+cache: { backend: redis, redis_url: 'http://:SECRET-3@cache:6379' }
+",
+    );
+
+    let output = ballast(&["check", "--config", &path], dir.path());
+
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let text = format!("{}{}", stdout(&output), String::from_utf8_lossy(&output.stderr));
+    assert!(!text.contains("SECRET"), "{text}");
+    for expected in ["providers.a.base_url", "providers.b.base_url", "cache.redis_url"] {
+        assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
+    }
+}
+
+#[test]
 fn check_lists_every_problem_with_its_yaml_path_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(

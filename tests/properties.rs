@@ -707,7 +707,7 @@ proptest! {
         prop_assume!(first != second);
         let json = compact(&Value::Object(body));
         let key = key_of(&first, &json)?;
-        prop_assert!(key.starts_with("ballast:v1:") && key.len() == "ballast:v1:".len() + 64);
+        prop_assert!(key.starts_with("ballast:v2:") && key.len() == "ballast:v2:".len() + 64);
         prop_assert_ne!(key, key_of(&second, &json)?);
     }
 }
@@ -742,7 +742,7 @@ fn check_parsing(bytes: &[u8]) -> Result<(), TestCaseError> {
     prop_assert_eq!(request.stream, request.body().get("stream") == Some(&Value::Bool(true)));
     prop_assert!(!request.messages().is_empty());
     let key = cache_key("scope", &request);
-    prop_assert!(key.starts_with("ballast:v1:"));
+    prop_assert!(key.starts_with("ballast:v2:"));
     let upstream =
         request.for_upstream("m").map_err(|err| TestCaseError::fail(format!("{err}: {shown}")))?;
     let upstream: Value = serde_json::from_slice(&upstream)

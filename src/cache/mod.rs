@@ -53,7 +53,7 @@ impl Cache {
         config: &CacheConfig,
         metrics: &Arc<Metrics>,
     ) -> Result<Option<Arc<Self>>, String> {
-        let keep_for = config.ttl + config.stale_ttl;
+        let keep_for = config.ttl.saturating_add(config.stale_ttl);
         let store = match &config.backend {
             CacheBackend::None => return Ok(None),
             CacheBackend::Memory => Store::memory(config.max_entries, keep_for),
@@ -89,7 +89,7 @@ impl Cache {
             Lookup::Miss
         } else if age < self.ttl {
             Lookup::Fresh(entry)
-        } else if age < self.ttl + self.stale_ttl {
+        } else if age < self.ttl.saturating_add(self.stale_ttl) {
             Lookup::Stale(entry)
         } else {
             Lookup::Miss
@@ -104,7 +104,7 @@ impl Cache {
     /// Stores in the background, so a slow store never delays an answer.
     pub fn store_later(self: &Arc<Self>, key: String, entry: Arc<Entry>) {
         let cache = Arc::clone(self);
-        let keep_for = self.ttl + self.stale_ttl;
+        let keep_for = self.ttl.saturating_add(self.stale_ttl);
         self.writes.spawn(async move {
             let write = cache.store.put(key, entry, keep_for);
             if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(()))) {

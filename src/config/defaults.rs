@@ -78,6 +78,20 @@ pub mod model {
     pub const CACHE: bool = true;
 }
 
+/// Not defaults but the longest durations validation accepts, kept beside them so that both
+/// are written once (docs/configuration.md, "Durations"). Without a bound, a config that
+/// `check` accepts could crash `serve`: tokio's `Instant + Duration` panics on overflow (a
+/// deadline or a timer that far ahead), moka refuses a TTL above 1000 years, and the cache adds
+/// `ttl + stale_ttl`.
+pub mod bounds {
+    use std::time::Duration;
+
+    /// Every timeout, delay, latency and interval: a day is far beyond any sensible value.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3_600);
+    /// The cache's `ttl` and `stale_ttl`, each.
+    pub const MAX_CACHE_TTL: Duration = Duration::from_secs(365 * 24 * 3_600);
+}
+
 /// `cache`.
 pub mod cache {
     use std::time::Duration;

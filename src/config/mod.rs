@@ -24,7 +24,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use reqwest::Url;
 
 pub use env::Lookup;
-pub use secret::Secret;
+pub use secret::{Secret, redacted_url};
 
 /// The config file used when neither `--config` nor `$BALLAST_CONFIG` names one.
 pub const DEFAULT_CONFIG_PATH: &str = "config/ballast.yaml";

@@ -142,7 +142,10 @@ impl Transport {
 /// start-up, so no request pays for it.
 pub(super) fn endpoint(base_url: &reqwest::Url, path: &str) -> Result<reqwest::Url, String> {
     let text = format!("{}/{path}", base_url.as_str().trim_end_matches('/'));
-    reqwest::Url::parse(&text).map_err(|err| format!("`{text}` is not a URL: {err}"))
+    // The base URL is shown redacted: it may carry a password or a key in its query.
+    reqwest::Url::parse(&text).map_err(|err| {
+        format!("`{}/{path}` is not a URL: {err}", crate::config::redacted_url(base_url.as_str()))
+    })
 }
 
 /// One HTTP client and its connection pool.

@@ -3,10 +3,11 @@
 use yaml_serde::Value;
 
 use super::values::{duration, duration_or_zero};
+use crate::config::defaults::bounds;
 use crate::config::defaults::cache as default;
 use crate::config::path::YamlPath;
 use crate::config::raw::RawCache;
-use crate::config::{CacheBackend, CacheConfig, ConfigProblem};
+use crate::config::{CacheBackend, CacheConfig, ConfigProblem, redacted_url};
 
 pub(super) fn cache_config(
     path: &YamlPath,
@@ -21,7 +22,11 @@ pub(super) fn cache_config(
             CacheBackend::Redis { url }
         }
         ("redis", Some(url)) => {
-            out.push(path.key("redis_url").problem(format!("`{url}` is not a redis:// URL")));
+            // Shown redacted: a Redis URL carries its password (`redis://:password@host`).
+            out.push(
+                path.key("redis_url")
+                    .problem(format!("`{}` is not a redis:// URL", redacted_url(&url))),
+            );
             CacheBackend::None
         }
         ("redis", None) => {
@@ -48,8 +53,14 @@ pub(super) fn cache_config(
     }
     CacheConfig {
         backend,
-        ttl: duration(&path.key("ttl"), raw.ttl, default::TTL, out),
-        stale_ttl: duration_or_zero(&path.key("stale_ttl"), raw.stale_ttl, default::STALE_TTL, out),
+        ttl: duration(&path.key("ttl"), raw.ttl, default::TTL, bounds::MAX_CACHE_TTL, out),
+        stale_ttl: duration_or_zero(
+            &path.key("stale_ttl"),
+            raw.stale_ttl,
+            default::STALE_TTL,
+            bounds::MAX_CACHE_TTL,
+            out,
+        ),
         max_entries,
         shared_across_keys: raw.shared_across_keys.unwrap_or(default::SHARED_ACROSS_KEYS),
     }

@@ -283,11 +283,18 @@ fn mock(path: &YamlPath, raw: RawMock, out: &mut Vec<ConfigProblem>) -> MockSett
         }
     };
     MockSettings {
-        latency: duration_or_zero(&path.key("latency"), raw.latency, defaults::mock::LATENCY, out),
+        latency: duration_or_zero(
+            &path.key("latency"),
+            raw.latency,
+            defaults::mock::LATENCY,
+            defaults::bounds::MAX_TIMEOUT,
+            out,
+        ),
         chunk_interval: duration_or_zero(
             &path.key("chunk_interval"),
             raw.chunk_interval,
             defaults::mock::CHUNK_INTERVAL,
+            defaults::bounds::MAX_TIMEOUT,
             out,
         ),
         failure_rate,

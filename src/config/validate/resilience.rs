@@ -1,6 +1,7 @@
 //! The settings every provider kind shares: timeouts, retries, circuit breaker and bulkhead.
 
 use super::values::duration;
+use crate::config::defaults::bounds;
 use crate::config::defaults::provider as default;
 use crate::config::path::YamlPath;
 use crate::config::raw::{RawBreaker, RawProviderCommon, RawRetry, RawTimeouts};
@@ -33,17 +34,25 @@ pub(super) fn shared(
 fn timeouts(path: &YamlPath, raw: RawTimeouts, out: &mut Vec<ConfigProblem>) -> Timeouts {
     let d = default::TIMEOUTS;
     Timeouts {
-        connect: duration(&path.key("connect"), raw.connect, d.connect, out),
-        first_byte: duration(&path.key("first_byte"), raw.first_byte, d.first_byte, out),
-        idle: duration(&path.key("idle"), raw.idle, d.idle, out),
-        total: duration(&path.key("total"), raw.total, d.total, out),
+        connect: duration(&path.key("connect"), raw.connect, d.connect, bounds::MAX_TIMEOUT, out),
+        first_byte: duration(
+            &path.key("first_byte"),
+            raw.first_byte,
+            d.first_byte,
+            bounds::MAX_TIMEOUT,
+            out,
+        ),
+        idle: duration(&path.key("idle"), raw.idle, d.idle, bounds::MAX_TIMEOUT, out),
+        total: duration(&path.key("total"), raw.total, d.total, bounds::MAX_TIMEOUT, out),
     }
 }
 
 fn retry_policy(path: &YamlPath, raw: RawRetry, out: &mut Vec<ConfigProblem>) -> RetryPolicy {
     let d = default::RETRY;
-    let base_delay = duration(&path.key("base_delay"), raw.base_delay, d.base_delay, out);
-    let max_delay = duration(&path.key("max_delay"), raw.max_delay, d.max_delay, out);
+    let base_delay =
+        duration(&path.key("base_delay"), raw.base_delay, d.base_delay, bounds::MAX_TIMEOUT, out);
+    let max_delay =
+        duration(&path.key("max_delay"), raw.max_delay, d.max_delay, bounds::MAX_TIMEOUT, out);
     if base_delay > max_delay {
         out.push(path.key("base_delay").problem("must not be longer than max_delay"));
     }
@@ -58,6 +67,12 @@ fn breaker_policy(path: &YamlPath, raw: RawBreaker, out: &mut Vec<ConfigProblem>
     }
     BreakerPolicy {
         consecutive_failures: consecutive_failures.max(1),
-        open_for: duration(&path.key("open_for"), raw.open_for, d.open_for, out),
+        open_for: duration(
+            &path.key("open_for"),
+            raw.open_for,
+            d.open_for,
+            bounds::MAX_TIMEOUT,
+            out,
+        ),
     }
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use yaml_serde::Value;
 
 use super::values::{duration, size};
+use crate::config::defaults::bounds;
 use crate::config::defaults::server as default;
 use crate::config::path::YamlPath;
 use crate::config::raw::RawServer;
@@ -58,18 +59,21 @@ pub(super) fn server_config(
             &path.key("request_timeout"),
             raw.request_timeout,
             default::REQUEST_TIMEOUT,
+            bounds::MAX_TIMEOUT,
             out,
         ),
         shutdown_grace: duration(
             &path.key("shutdown_grace"),
             raw.shutdown_grace,
             default::SHUTDOWN_GRACE,
+            bounds::MAX_TIMEOUT,
             out,
         ),
         header_timeout: duration(
             &path.key("header_timeout"),
             raw.header_timeout,
             default::HEADER_TIMEOUT,
+            bounds::MAX_TIMEOUT,
             out,
         ),
         workers,

@@ -197,3 +197,64 @@ models:
     assert_eq!(settings.api_key.as_ref().unwrap().expose(), "sk-test");
     assert_eq!(settings.base_url.as_str(), "http://127.0.0.1:9/");
 }
+
+/// Each of these passed `check` and then crashed or broke `serve`: moka asserts on a huge TTL,
+/// `ttl + stale_ttl` overflowed, and tokio's `Instant + Duration` panics on overflow.
+#[test]
+fn durations_beyond_their_bound_are_problems_with_their_path() {
+    let found = problems(
+        "
+server: { request_timeout: 400000d, shutdown_grace: 25h, header_timeout: 99999999999d }
+providers:
+  demo: { kind: mock, latency: 2d }
+  p:
+    kind: openai
+    base_url: 'http://127.0.0.1:9/v1'
+    timeouts: { connect: 25h, first_byte: 25h, idle: 25h, total: 25h }
+    retry: { base_delay: 25h, max_delay: 25h }
+    circuit_breaker: { open_for: 25h }
+models:
+  chat:
+    targets: [{ provider: demo, model: m }]
+cache: { ttl: 400000d, stale_ttl: 366d }
+",
+    );
+    for path in [
+        "server.request_timeout",
+        "server.shutdown_grace",
+        "server.header_timeout",
+        "providers.demo.latency",
+        "providers.p.timeouts.connect",
+        "providers.p.timeouts.first_byte",
+        "providers.p.timeouts.idle",
+        "providers.p.timeouts.total",
+        "providers.p.retry.base_delay",
+        "providers.p.retry.max_delay",
+        "providers.p.circuit_breaker.open_for",
+    ] {
+        let expected = format!("{path}: must be at most 1d");
+        assert!(found.contains(&expected), "`{expected}` missing from {found:#?}");
+    }
+    for path in ["cache.ttl", "cache.stale_ttl"] {
+        let expected = format!("{path}: must be at most 365d");
+        assert!(found.contains(&expected), "`{expected}` missing from {found:#?}");
+    }
+}
+
+#[test]
+fn durations_at_their_bound_are_accepted() {
+    let config = config(
+        "
+server: { request_timeout: 24h }
+providers:
+  demo: { kind: mock, latency: 24h }
+models:
+  chat:
+    targets: [{ provider: demo, model: m }]
+cache: { ttl: 365d, stale_ttl: 365d }
+",
+    );
+    assert_eq!(config.server.request_timeout, Duration::from_secs(86_400));
+    assert_eq!(config.cache.ttl, Duration::from_secs(365 * 86_400));
+    assert_eq!(config.cache.stale_ttl, Duration::from_secs(365 * 86_400));
+}

@@ -8,23 +8,24 @@ use reqwest::Url;
 use yaml_serde::Value;
 
 use crate::config::path::YamlPath;
-use crate::config::units::{parse_duration, parse_size};
-use crate::config::{ConfigProblem, Secret};
+use crate::config::units::{format_duration, parse_duration, parse_size};
+use crate::config::{ConfigProblem, Secret, redacted_url};
 
-/// A duration above zero, `default` when absent or wrong.
+/// A duration above zero and at most `max`, `default` when absent or wrong.
 pub fn duration(
     path: &YamlPath,
     text: Option<String>,
     default: Duration,
+    max: Duration,
     out: &mut Vec<ConfigProblem>,
 ) -> Duration {
     let Some(text) = text else { return default };
     match parse_duration(&text) {
-        Ok(d) if !d.is_zero() => d,
-        Ok(_) => {
+        Ok(d) if d.is_zero() => {
             out.push(path.problem("must be longer than zero"));
             default
         }
+        Ok(d) => at_most(path, d, default, max, out),
         Err(message) => {
             out.push(path.problem(message));
             default
@@ -32,18 +33,37 @@ pub fn duration(
     }
 }
 
-/// A duration that may be zero, `default` when absent or wrong.
+/// A duration that may be zero and is at most `max`, `default` when absent or wrong.
 pub fn duration_or_zero(
     path: &YamlPath,
     text: Option<String>,
     default: Duration,
+    max: Duration,
     out: &mut Vec<ConfigProblem>,
 ) -> Duration {
     let Some(text) = text else { return default };
-    parse_duration(&text).unwrap_or_else(|message| {
-        out.push(path.problem(message));
-        default
-    })
+    match parse_duration(&text) {
+        Ok(d) => at_most(path, d, default, max, out),
+        Err(message) => {
+            out.push(path.problem(message));
+            default
+        }
+    }
+}
+
+/// `d` when it is at most `max` (`defaults::bounds`), else a problem and `default`.
+fn at_most(
+    path: &YamlPath,
+    d: Duration,
+    default: Duration,
+    max: Duration,
+    out: &mut Vec<ConfigProblem>,
+) -> Duration {
+    if d <= max {
+        return d;
+    }
+    out.push(path.problem(format!("must be at most {}", format_duration(max))));
+    default
 }
 
 /// A size in bytes above zero, `default` when absent or wrong.
@@ -95,11 +115,18 @@ pub fn base_url(
     match Url::parse(text.trim_end_matches('/')) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
         Ok(_) => {
-            out.push(path.problem(format!("`{text}` is not an http:// or https:// URL")));
+            // Shown redacted: the URL may carry a password or a key in its query.
+            out.push(
+                path.problem(format!(
+                    "`{}` is not an http:// or https:// URL",
+                    redacted_url(&text)
+                )),
+            );
             None
         }
         Err(err) => {
-            out.push(path.problem(format!("`{text}` is not a URL: {err}")));
+            // Not echoed: text that does not parse cannot be redacted reliably.
+            out.push(path.problem(format!("not a URL: {err}")));
             None
         }
     }

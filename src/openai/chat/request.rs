@@ -161,6 +161,15 @@ impl ChatRequest {
             .map_err(|err| not_json(Some(key), &err))
     }
 
+    /// The top-level members as the client wrote them, sorted by key, each with its value's JSON
+    /// text (a later duplicate key having won): what the cache key is computed from, so that it
+    /// sees numbers as the client spelled them.
+    pub fn members(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.fields
+            .iter()
+            .map(|(key, range)| (key.as_str(), self.raw.get(range.clone()).unwrap_or(b"null")))
+    }
+
     /// The whole body as the client sent it, parsed on first use.
     pub fn body(&self) -> &Map<String, Value> {
         // Does not fail: `from_bytes` accepted the body by the same rules as this parse (both

@@ -58,7 +58,9 @@ pub struct Usage {
 
 impl Usage {
     pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
-        Self { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens }
+        // Saturating: the counts come from an upstream, which must not be able to wrap them.
+        let total_tokens = prompt_tokens.saturating_add(completion_tokens);
+        Self { prompt_tokens, completion_tokens, total_tokens }
     }
 }
 
@@ -72,5 +74,10 @@ mod tests {
         let usage: Usage =
             serde_json::from_str(r#"{"prompt_tokens": 7, "completion_tokens": 2}"#).unwrap();
         assert_eq!(usage, Usage { prompt_tokens: 7, completion_tokens: 2, total_tokens: 0 });
+    }
+
+    #[test]
+    fn a_usage_total_saturates_instead_of_wrapping() {
+        assert_eq!(Usage::new(u64::MAX, 7).total_tokens, u64::MAX);
     }
 }

@@ -63,16 +63,21 @@ pub(super) fn finish_reason(stop_reason: Option<&str>) -> &'static str {
     }
 }
 
-/// OpenAI's usage: the prompt is every input token, cache writes and reads included.
+/// OpenAI's usage: the prompt is every input token, cache writes and reads included. The sums
+/// saturate: the numbers are the upstream's, and a hostile one must not wrap them (release
+/// builds) or panic (debug builds).
 pub(super) fn openai_usage(usage: &MessagesUsage) -> Value {
     let cached = usage.cache_read_input_tokens.unwrap_or(0);
-    let prompt =
-        usage.input_tokens.unwrap_or(0) + usage.cache_creation_input_tokens.unwrap_or(0) + cached;
+    let prompt = usage
+        .input_tokens
+        .unwrap_or(0)
+        .saturating_add(usage.cache_creation_input_tokens.unwrap_or(0))
+        .saturating_add(cached);
     let completion = usage.output_tokens.unwrap_or(0);
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": prompt + completion,
+        "total_tokens": prompt.saturating_add(completion),
         "prompt_tokens_details": {"cached_tokens": cached},
     })
 }

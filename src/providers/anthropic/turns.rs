@@ -15,6 +15,9 @@ use crate::failure::Refusal;
 pub(super) fn translate_messages(messages: &[Value]) -> Result<(String, Vec<Value>), Refusal> {
     let mut system: Vec<String> = Vec::new();
     let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    // Counted and logged once below: one line per invalid call let a single request with 10^5
+    // of them write 10^5 log lines.
+    let mut invalid_arguments = 0_usize;
     for (index, message) in messages.iter().enumerate() {
         let at = |field: &str| format!("messages[{index}].{field}");
         let content = message.get("content").filter(|c| !c.is_null());
@@ -28,7 +31,10 @@ pub(super) fn translate_messages(messages: &[Value]) -> Result<(String, Vec<Valu
             Some("user") => {
                 ("user", content.map(|c| content_blocks(c, &at("content"))).transpose()?)
             }
-            Some("assistant") => ("assistant", Some(assistant_blocks(message, content, index)?)),
+            Some("assistant") => (
+                "assistant",
+                Some(assistant_blocks(message, content, index, &mut invalid_arguments)?),
+            ),
             Some("tool") => ("user", Some(vec![tool_result(message, content, index)?])),
             Some(other) => {
                 return Err(Refusal::new(
@@ -45,6 +51,12 @@ pub(super) fn translate_messages(messages: &[Value]) -> Result<(String, Vec<Valu
             Some((last, existing)) if *last == role => existing.extend(blocks),
             _ => turns.push((role, blocks)),
         }
+    }
+    if invalid_arguments > 0 {
+        tracing::warn!(
+            count = invalid_arguments,
+            "tool calls' arguments are not JSON objects; sent to Anthropic as {{}}"
+        );
     }
     // A turn left empty (an empty string, only a refusal) would be refused as a whole.
     let turns = turns
@@ -121,11 +133,13 @@ fn image_block(url: &str) -> Result<Value, String> {
     Err("An image URL must be an http(s) URL or a base64 data URL.".to_owned())
 }
 
-/// An assistant turn: its text, then one `tool_use` block per tool call.
+/// An assistant turn: its text, then one `tool_use` block per tool call. Calls whose arguments
+/// are not a JSON object are counted in `invalid_arguments`.
 fn assistant_blocks(
     message: &Value,
     content: Option<&Value>,
     index: usize,
+    invalid_arguments: &mut usize,
 ) -> Result<Vec<Value>, Refusal> {
     let param = format!("messages[{index}]");
     if message.get("function_call").is_some_and(|call| !call.is_null()) {
@@ -147,24 +161,22 @@ fn assistant_blocks(
             return Err(Refusal::new(param, "A tool call needs an `id` and a `function.name`."));
         };
         let arguments = call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or("");
-        blocks.push(
-            json!({"type": "tool_use", "id": id, "name": name, "input": tool_input(arguments)}),
-        );
+        let input = tool_input(arguments).unwrap_or_else(|| {
+            *invalid_arguments += 1;
+            json!({})
+        });
+        blocks.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
     }
     Ok(blocks)
 }
 
-/// A tool call's arguments as the object Anthropic needs; `{}` when they are not a JSON object
-/// (models do produce invalid arguments, and refusing the whole conversation helps nobody).
-fn tool_input(arguments: &str) -> Value {
+/// A tool call's arguments as the object Anthropic needs; `None` when they are not a JSON
+/// object, which is then sent as `{}` (models do produce invalid arguments, and refusing the
+/// whole conversation helps nobody).
+fn tool_input(arguments: &str) -> Option<Value> {
     match serde_json::from_str::<Value>(arguments) {
-        Ok(object @ Value::Object(_)) => object,
-        _ => {
-            tracing::warn!(
-                "a tool call's arguments are not a JSON object; sent to Anthropic as {{}}"
-            );
-            json!({})
-        }
+        Ok(object @ Value::Object(_)) => Some(object),
+        _ => None,
     }
 }
 
@@ -195,6 +207,53 @@ mod tests {
     fn translate(messages: Value) -> (String, Value) {
         let (system, turns) = translate_messages(messages.as_array().unwrap()).unwrap();
         (system, Value::Array(turns))
+    }
+
+    /// Everything a `warn` subscriber wrote while `run` ran.
+    fn logged(run: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, run);
+        let bytes = buffer.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_request_with_a_thousand_invalid_tool_arguments_logs_one_line_that_counts_them() {
+        let calls: Vec<Value> = (0..1000)
+            .map(|i| {
+                json!({"id": format!("call_{i}"), "type": "function",
+                            "function": {"name": "f", "arguments": "not json"}})
+            })
+            .collect();
+        let messages = json!([
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": null, "tool_calls": calls},
+        ]);
+
+        let text = logged(|| {
+            let (_, turns) = translate(messages);
+            assert_eq!(turns[1]["content"][999]["input"], json!({}));
+        });
+
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("count=1000"), "{text}");
     }
 
     #[test]
