@@ -120,10 +120,9 @@ pub fn chunk_events(pieces: &[&str], done: bool) -> Vec<String> {
 
 // === Fixtures ===
 
-/// A file of `tests/support/fixtures/`.
+/// A file of `tests/fixtures/`.
 pub fn fixture(name: &str) -> String {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fixtures").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("fixture {}: {err}", path.display()))
 }
 

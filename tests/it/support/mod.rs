@@ -1,11 +1,6 @@
 //! Test harness shared by the integration tests: gateway, fake upstreams, configs, processes.
 
 #![expect(
-    dead_code,
-    unused_imports,
-    reason = "each test file is its own crate and uses a different part of the harness"
-)]
-#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
@@ -29,10 +24,8 @@ pub use gateway::{
 };
 pub use process::GatewayProcess;
 pub use redis::RedisServer;
-pub use reply::{
-    Reply, StreamEnd, chunk_events, completion_body, fixture, json_fixture, sse_fixture,
-};
-pub use upstream::{FakeUpstream, Recorded};
+pub use reply::{Reply, StreamEnd, chunk_events, completion_body, json_fixture, sse_fixture};
+pub use upstream::FakeUpstream;
 
 /// The key test clients send; it must never reach an upstream.
 pub const CLIENT_KEY: &str = "client-secret-key-123";
