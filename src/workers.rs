@@ -14,7 +14,7 @@
 //!
 //! Worker 0 is the thread that called [`Gateway::serve`](crate::server::Gateway::serve); it also
 //! runs the operator listener and the shutdown signal. In-process test gateways start their
-//! workers the same way (`tests/workers.rs` covers it).
+//! workers the same way (`tests/it/workers.rs` covers it).
 
 use std::cell::Cell;
 use std::future::Future;

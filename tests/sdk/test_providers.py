@@ -1,7 +1,7 @@
 """The official `openai` SDK against the gateway's translating providers (PROTOCOL.md §8, §9).
 
 A small stdlib fake plays Anthropic's Messages API and Azure OpenAI from the fixtures in
-tests/support/fixtures/ (the shapes the official APIs document) and records what the gateway
+tests/fixtures/ (the shapes the official APIs document) and records what the gateway
 sent. The SDK must parse every translated answer and chunk as it parses OpenAI's own, and its
 error classes must follow the translated statuses.
 
@@ -29,7 +29,7 @@ from conftest import (
     _serve,
 )
 
-FIXTURES = REPO_ROOT / "tests" / "support" / "fixtures"
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
 MESSAGES = [{"role": "user", "content": "What's the weather like in San Francisco?"}]
 WEATHER_TOOL = {
     "type": "function",

@@ -173,7 +173,7 @@ impl ChatRequest {
     /// The whole body as the client sent it, parsed on first use.
     pub fn body(&self) -> &Map<String, Value> {
         // Does not fail: `from_bytes` accepted the body by the same rules as this parse (both
-        // go through serde_json's `deserialize_any`); tests/properties.rs and the fuzz target
+        // go through serde_json's `deserialize_any`); tests/it/properties/ and the fuzz target
         // check that.
         self.body.get_or_init(|| serde_json::from_slice(&self.raw).unwrap_or_default())
     }

@@ -2,12 +2,12 @@
 
 #![expect(clippy::unwrap_used, reason = "helpers: a failed unwrap is a failed test")]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{
+    FakeUpstream, Reply, TestGateway, chat_request, openai_config, two_targets_config,
+};
 use serde_json::Value;
-use support::{FakeUpstream, Reply, TestGateway, chat_request, openai_config, two_targets_config};
 
 const BREAKER: &str = "circuit_breaker: { consecutive_failures: 2, open_for: 400ms }";
 

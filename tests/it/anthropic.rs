@@ -4,16 +4,14 @@
 
 #![expect(clippy::unwrap_used, reason = "helpers: a failed unwrap is a failed test")]
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use support::{
+use crate::support::{
     CLIENT_KEY, FakeUpstream, Reply, StreamEnd, TestGateway, UPSTREAM_KEY, anthropic_config,
     chat_request, chat_request_with_usage, json_fixture, metric_sum, mixed_targets_config,
     read_stream, sse_fixture, streamed_text, tokens_counted,
 };
+use serde_json::{Value, json};
 
 async fn gateway_for(upstream: &FakeUpstream) -> TestGateway {
     TestGateway::start(&anthropic_config(upstream, "")).await

@@ -1,15 +1,13 @@
 //! Streamed completions: chunk-by-chunk forwarding, `[DONE]`, usage chunks, mid-stream breaks,
 //! and client disconnects cancelling the upstream call.
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use support::{
-    FakeUpstream, Reply, StreamEnd, TestGateway, chat_request, chunk_events, read_stream, sse_data,
-    streamed_text,
+use crate::support::{
+    self, FakeUpstream, Reply, StreamEnd, TestGateway, chat_request, chunk_events, read_stream,
+    sse_data, streamed_text,
 };
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn forwards_every_chunk_then_done() {

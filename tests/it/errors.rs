@@ -3,12 +3,10 @@
 
 #![expect(clippy::unwrap_used, reason = "assertion helpers: a failed unwrap is a failed test")]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{FakeUpstream, Reply, TestGateway, chat_request, openai_config};
 use serde_json::{Value, json};
-use support::{FakeUpstream, Reply, TestGateway, chat_request, openai_config};
 
 /// Asserts the OpenAI error shape and returns `error`.
 async fn openai_error(response: reqwest::Response, status: u16) -> Value {

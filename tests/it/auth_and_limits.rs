@@ -3,14 +3,12 @@
 
 #![expect(clippy::unwrap_used, reason = "helpers: a failed unwrap is a failed test")]
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use support::{
-    FakeUpstream, NO_CACHE, RedisServer, Reply, TestGateway, chat_request, openai_config,
+use crate::support::{
+    self, FakeUpstream, NO_CACHE, RedisServer, Reply, TestGateway, chat_request, openai_config,
 };
+use serde_json::{Value, json};
 
 const KEY_A: &str = "team-a-key-0123456789";
 const KEY_B: &str = "team-b-key-0123456789";

@@ -2,10 +2,8 @@
 
 #![expect(clippy::unwrap_used, reason = "helpers: a failed unwrap is a failed test")]
 
-mod support;
-
+use crate::support::{FakeUpstream, NO_CACHE, RedisServer, Reply, TestGateway, openai_config};
 use serde_json::json;
-use support::{FakeUpstream, NO_CACHE, RedisServer, Reply, TestGateway, openai_config};
 
 async fn warm(config: &str, lines: &str) -> (Option<i32>, String) {
     warm_with(config, lines, &[]).await

@@ -1,10 +1,8 @@
 //! Logs: one line per request with what happened to it, and never a message content or a key,
 //! at any level.
 
-mod support;
-
+use crate::support::{self, CLIENT_KEY, FakeUpstream, GatewayProcess, UPSTREAM_KEY, openai_config};
 use serde_json::{Value, json};
-use support::{CLIENT_KEY, FakeUpstream, GatewayProcess, UPSTREAM_KEY, openai_config};
 
 const PROMPT: &str = "my-private-prompt-text-4711";
 

@@ -1,9 +1,9 @@
 //! Non-streamed chat completions through an OpenAI-compatible upstream and the mock provider.
 
-mod support;
-
+use crate::support::{
+    self, CLIENT_KEY, FakeUpstream, Reply, TestGateway, UPSTREAM_KEY, chat_request,
+};
 use serde_json::{Value, json};
-use support::{CLIENT_KEY, FakeUpstream, Reply, TestGateway, UPSTREAM_KEY, chat_request};
 
 #[tokio::test]
 async fn forwards_a_completion_and_reports_where_it_came_from() {

@@ -3,12 +3,10 @@
 
 #![expect(clippy::unwrap_used, reason = "tests: a failed unwrap is a failed test")]
 
-mod support;
-
 use std::time::Duration;
 
-use support::{
-    FakeUpstream, GatewayProcess, Reply, StreamEnd, TestGateway, chat_request, chunk_events,
+use crate::support::{
+    self, FakeUpstream, GatewayProcess, Reply, StreamEnd, TestGateway, chat_request, chunk_events,
     read_stream,
 };
 

@@ -2,16 +2,14 @@
 //! `api-key` header, Azure's error shapes and retry headers, and its stream quirks normalised
 //! (PROTOCOL.md §9, §4.2).
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use support::{
+use crate::support::{
     CLIENT_KEY, FakeUpstream, Reply, StreamEnd, TestGateway, UPSTREAM_KEY, azure_config,
     chat_request, chat_request_with_usage, json_fixture, mixed_targets_config, read_stream,
     sse_fixture, streamed_text, tokens_counted,
 };
+use serde_json::{Value, json};
 
 const DEPLOYMENT_PATH: &str = "/openai/deployments/gpt4o-deploy/chat/completions";
 

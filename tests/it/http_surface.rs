@@ -1,13 +1,11 @@
 //! The rest of the HTTP surface: `/v1/models`, `/healthz`, `/readyz`, request ids, shutdown.
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use support::{
-    FakeUpstream, Reply, StreamEnd, TestGateway, chat_request, chunk_events, read_stream,
+use crate::support::{
+    self, FakeUpstream, Reply, StreamEnd, TestGateway, chat_request, chunk_events, read_stream,
 };
+use serde_json::{Value, json};
 
 const TWO_MODELS: &str = "
 cache: { backend: none }

@@ -3,15 +3,13 @@
 
 #![expect(clippy::unwrap_used, reason = "helpers: a failed unwrap is a failed test")]
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::json;
-use support::{
-    FakeUpstream, Reply, StreamEnd, TestGateway, chat_request, chunk_events, completion_body,
+use crate::support::{
+    self, FakeUpstream, Reply, StreamEnd, TestGateway, chat_request, chunk_events, completion_body,
     read_stream, two_targets_config,
 };
+use serde_json::json;
 
 /// The value of the sample `name{labels}` (labels given as `k="v"` pairs, in any order).
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {

@@ -1,10 +1,10 @@
 //! Retries on the same provider: how many, how far apart, `Retry-After`, the retry budget.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{FakeUpstream, Reply, TestGateway, chat_request, openai_config, two_targets_config};
+use crate::support::{
+    FakeUpstream, Reply, TestGateway, chat_request, openai_config, two_targets_config,
+};
 
 #[tokio::test]
 async fn retries_the_same_provider_before_failing_over() {

@@ -3,17 +3,15 @@
 
 #![expect(clippy::unwrap_used, reason = "assertion helpers: a failed unwrap is a failed test")]
 
-mod support;
-
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use serde_json::{Value, json};
-use support::{
+use crate::support::{
     FakeUpstream, Reply, StreamEnd, TestGateway, chat_request, chunk_events, openai_config,
     read_stream,
 };
+use serde_json::{Value, json};
 
 async fn assert_unavailable(response: reqwest::Response) {
     assert_eq!(response.status(), 503);

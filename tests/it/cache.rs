@@ -3,15 +3,13 @@
 
 #![expect(clippy::unwrap_used, reason = "helpers: a failed unwrap is a failed test")]
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use support::{
-    FakeUpstream, NO_CACHE, RedisServer, Reply, StreamEnd, TestGateway, chat_request, chunk_events,
-    read_stream, streamed_text, two_targets_config,
+use crate::support::{
+    self, FakeUpstream, NO_CACHE, RedisServer, Reply, StreamEnd, TestGateway, chat_request,
+    chunk_events, read_stream, streamed_text, two_targets_config,
 };
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
 /// A backend under test: memory, a Redis this backend owns, or a Redis at a URL.

@@ -3,12 +3,10 @@
 
 #![expect(clippy::unwrap_used, reason = "helpers: a failed unwrap is a failed test")]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{self, FakeUpstream, TestGateway, chat_request};
 use serde_json::{Value, json};
-use support::{FakeUpstream, TestGateway, chat_request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn gateway(upstream: &FakeUpstream) -> TestGateway {

@@ -3,15 +3,13 @@
 
 #![expect(clippy::unwrap_used, reason = "helpers: a failed unwrap is a failed test")]
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use support::{
+use crate::support::{
     FakeUpstream, Reply, StreamEnd, TestGateway, chat_request, chunk_events, read_stream,
     streamed_text, two_targets_config,
 };
+use serde_json::{Value, json};
 
 /// Sends one request with the primary failing as `failing` does; asserts the backup answered.
 async fn assert_fails_over(failing: Reply, primary_extra: &str) -> (FakeUpstream, FakeUpstream) {

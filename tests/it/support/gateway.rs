@@ -1,0 +1,143 @@
+//! `TestGateway`: the real gateway in this process on 127.0.0.1:0, and its client helpers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::{CLIENT_KEY, FakeUpstream, openai_config};
+
+/// The real gateway serving `ballast::server::Gateway` in this test's runtime, and a client.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl TestGateway {
+    /// Starts the gateway in this process with `yaml` as its config, on a free port.
+    pub async fn start(yaml: &str) -> Self {
+        let config = ballast::config::from_yaml(yaml, &|_| None)
+            .unwrap_or_else(|problems| panic!("test config is invalid: {problems:#?}"));
+        let gateway = ballast::server::Gateway::bind(config, Some(([127, 0, 0, 1], 0).into()))
+            .await
+            .expect("gateway binds");
+        let addr = gateway.local_addr().unwrap();
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let task = tokio::spawn(gateway.serve(async {
+            let _ = signal.await;
+        }));
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        Self { addr, client, shutdown: Some(shutdown), task }
+    }
+
+    /// A gateway with one model, `chat`, on one `openai`-kind target: `upstream`.
+    pub async fn in_front_of(upstream: &FakeUpstream) -> Self {
+        Self::start(&openai_config(&upstream.base_url(), "")).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs `body` to `/v1/chat/completions` with the client's own key.
+    pub async fn chat(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(CLIENT_KEY)
+            .json(body)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
+    /// Signals shutdown and waits for `serve` to return.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .expect("gateway stops within 10 s")
+            .unwrap();
+    }
+
+    /// The `/metrics` exposition text.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+}
+
+// === Requests ===
+
+/// A chat request for model `chat`.
+pub fn chat_request(stream: bool) -> Value {
+    json!({"model": "chat", "stream": stream, "messages": [{"role": "user", "content": "Hello there"}]})
+}
+
+/// A streamed chat request for model `chat` whose client asks for the usage chunk.
+pub fn chat_request_with_usage() -> Value {
+    let mut request = chat_request(true);
+    request["stream_options"] = json!({"include_usage": true});
+    request
+}
+
+// === Reading answers ===
+
+/// The `data:` payloads of an SSE body, in order.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            let lines: Vec<&str> =
+                event.lines().filter_map(|line| line.strip_prefix("data: ")).collect();
+            (!lines.is_empty()).then(|| lines.join("\n"))
+        })
+        .collect()
+}
+
+/// Reads a whole streamed answer and returns its `data:` payloads.
+pub async fn read_stream(response: reqwest::Response) -> Vec<String> {
+    let text = tokio::time::timeout(Duration::from_secs(10), response.text())
+        .await
+        .expect("stream ends within 10 s")
+        .expect("stream body reads");
+    sse_data(&text)
+}
+
+/// The content text carried by chat-completion chunks.
+pub fn streamed_text(events: &[String]) -> String {
+    events
+        .iter()
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The sum of the samples of metric `name` whose labels include every `(key, value)` given.
+pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let has_label = |series: &str, (key, value): &(&str, &str)| {
+        let pair = format!("{key}=\"{value}\"");
+        series.contains(&format!("{{{pair}")) || series.contains(&format!(",{pair}"))
+    };
+    exposition
+        .lines()
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| series.split('{').next() == Some(name))
+        .filter(|(series, _)| labels.iter().all(|label| has_label(series, label)))
+        .filter_map(|(_, value)| value.parse::<f64>().ok())
+        .sum()
+}
+
+/// The prompt and completion tokens `/metrics` counted for model `chat` on `provider`.
+pub fn tokens_counted(exposition: &str, provider: &str) -> (f64, f64) {
+    let count = |kind| {
+        let labels = [("model", "chat"), ("provider", provider), ("kind", kind)];
+        metric_sum(exposition, "ballast_tokens_total", &labels)
+    };
+    (count("prompt"), count("completion"))
+}

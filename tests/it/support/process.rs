@@ -1,0 +1,69 @@
+//! `GatewayProcess`: the `ballast` binary run as a child process, its JSON logs collected.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The `ballast` binary serving `yaml` on a free port, its stderr (the logs) collected.
+pub struct GatewayProcess {
+    pub addr: SocketAddr,
+    child: std::process::Child,
+    logs: std::thread::JoinHandle<String>,
+}
+
+impl GatewayProcess {
+    /// Starts `ballast serve` with `env` added, and waits for its `listening` line.
+    pub fn start(yaml: &str, env: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
+            .args(["serve", "--log-format", "json", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = String::new();
+        let addr = loop {
+            let line = lines.next().expect("ballast logs `listening` before exiting").unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("\"listening\"") {
+                let log: Value = serde_json::from_str(&line).unwrap();
+                break log["fields"]["addr"].as_str().unwrap().parse().unwrap();
+            }
+        };
+        let logs = std::thread::spawn(move || {
+            drop(dir);
+            lines.map_while(Result::ok).fold(seen, |mut all, line| {
+                all.push_str(&line);
+                all.push('\n');
+                all
+            })
+        });
+        Self { addr, child, logs }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// SIGTERM, then everything it logged; panics unless it exits 0 within 10 s.
+    pub fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success()
+        );
+        let (done, exited) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(self.child.wait().unwrap()));
+        let status =
+            exited.recv_timeout(Duration::from_secs(10)).expect("ballast stops within 10 s");
+        assert_eq!(status.code(), Some(0));
+        self.logs.join().unwrap()
+    }
+}
