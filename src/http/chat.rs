@@ -20,7 +20,7 @@ pub async fn chat_completions(
     State(state): State<AppState>,
     headers: HeaderMap,
     Authenticated(caller): Authenticated,
-    ChatBody(request, _): ChatBody,
+    ChatBody(request): ChatBody,
 ) -> Result<Response, GatewayError> {
     let started = Instant::now();
     if let Some(caller) = caller.as_ref().filter(|caller| !caller.may_use(&request.model)) {

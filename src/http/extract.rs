@@ -28,8 +28,8 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-/// The checked request and its size in bytes.
-pub struct ChatBody(pub ChatRequest, pub usize);
+/// The checked request.
+pub struct ChatBody(pub ChatRequest);
 
 impl FromRequest<AppState> for ChatBody {
     type Rejection = GatewayError;
@@ -51,8 +51,7 @@ impl FromRequest<AppState> for ChatBody {
                 }
             }
         })?;
-        let size = bytes.len();
-        Ok(Self(ChatRequest::from_bytes(bytes)?, size))
+        Ok(Self(ChatRequest::from_bytes(bytes)?))
     }
 }
 

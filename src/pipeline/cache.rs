@@ -77,13 +77,6 @@ impl Stage for Caching {
                 }
             }
         };
-        let record = |status| {
-            if store_failed {
-                self.metrics.record_cache_error();
-            } else {
-                self.metrics.record_cache(status);
-            }
-        };
         match (outcome, stale) {
             // Stale only instead of an upstream-class failure, never instead of a client error.
             (Err(failure), Some(entry)) if failure.class.fails_over() => {
@@ -92,7 +85,11 @@ impl Stage for Caching {
                 Ok(from_entry(&entry, &call, Route::Stale, CacheStatus::Stale, Some(&failure)))
             }
             (outcome, _) => {
-                record(status);
+                if store_failed {
+                    self.metrics.record_cache_error();
+                } else {
+                    self.metrics.record_cache(status);
+                }
                 outcome
             }
         }

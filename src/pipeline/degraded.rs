@@ -23,8 +23,8 @@ pub struct Degraded {
 }
 
 impl Degraded {
-    pub fn new(model: &str, text: &str) -> Self {
-        Self { model: Arc::from(model), text: Arc::from(text) }
+    pub fn new(model: Arc<str>, text: &str) -> Self {
+        Self { model, text: Arc::from(text) }
     }
 }
 

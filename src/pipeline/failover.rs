@@ -49,13 +49,13 @@ pub struct Failover {
 
 impl Failover {
     pub fn new(
-        model: &str,
+        model: Arc<str>,
         routing: Routing,
         targets: Vec<Target>,
         budget: Arc<RetryBudget>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { model: Arc::from(model), routing, targets, budget, metrics }
+        Self { model, routing, targets, budget, metrics }
     }
 
     /// Walks the targets in routing order for `call`.

@@ -107,6 +107,7 @@ impl Pipeline {
         shared: &Shared,
         pricing: &HashMap<String, Price>,
     ) -> Option<Self> {
+        let name: Arc<str> = Arc::from(model.name.as_str());
         let mut targets = Vec::with_capacity(model.targets.len());
         for target in &model.targets {
             let upstream = upstreams.get(&target.provider.name)?;
@@ -118,7 +119,7 @@ impl Pipeline {
             });
         }
         let failover = Arc::new(Failover::new(
-            &model.name,
+            Arc::clone(&name),
             model.routing,
             targets,
             Arc::clone(&shared.budget),
@@ -127,7 +128,7 @@ impl Pipeline {
         let degraded = model
             .degraded_response
             .as_deref()
-            .map(|text| StageLayer::new(Degraded::new(&model.name, text)));
+            .map(|text| StageLayer::new(Degraded::new(Arc::clone(&name), text)));
         let caching = shared.cache.as_ref().filter(|_| model.cache).map(|cache| {
             StageLayer::new(Caching::new(Arc::clone(cache), Arc::clone(&shared.metrics)))
         });
@@ -136,10 +137,7 @@ impl Pipeline {
             .option_layer(degraded)
             .option_layer(caching)
             .service_fn(move |call| Arc::clone(&failover).run(call));
-        Some(Self {
-            model: Arc::from(model.name.as_str()),
-            service: BoxCloneSyncService::new(service),
-        })
+        Some(Self { model: name, service: BoxCloneSyncService::new(service) })
     }
 
     /// The configured alias this pipeline serves: the `model` of its `Call`s and metrics.
