@@ -39,6 +39,11 @@ pub enum GatewayError {
     UnsupportedMediaType,
     #[error("The request body is larger than the gateway's limit of {limit} bytes.")]
     RequestTooLarge { limit: usize },
+    #[error("The request body did not arrive within the gateway's body_timeout of {after:?}.")]
+    BodyTimeout { after: std::time::Duration },
+    /// The gateway-wide budget of request-body bytes is spent: come back in a moment.
+    #[error("The gateway is handling too many large requests at once; try again in a moment.")]
+    Overloaded,
     #[error("Unknown request URL: {method} {path}.")]
     UnknownRoute { method: String, path: String },
     #[error("Method {method} is not allowed for {path}.")]
@@ -80,6 +85,8 @@ impl GatewayError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamRejected(status, _) => *status,
             Self::UpstreamUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -110,6 +117,8 @@ impl GatewayError {
             Self::UnsupportedMediaType => {
                 ("invalid_request_error", Some("unsupported_media_type"), None)
             }
+            Self::BodyTimeout { .. } => ("invalid_request_error", Some("request_timeout"), None),
+            Self::Overloaded => ("api_error", Some("gateway_overloaded"), None),
             Self::UnknownRoute { .. } => ("invalid_request_error", Some("unknown_url"), None),
             Self::MethodNotAllowed { .. } => {
                 ("invalid_request_error", Some("method_not_allowed"), None)
@@ -146,6 +155,9 @@ impl IntoResponse for GatewayError {
                 HeaderValue::from(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
             );
             rate_limit_headers(headers, &limited.admission);
+        }
+        if let Self::Overloaded = self {
+            response.headers_mut().insert("retry-after", HeaderValue::from(1));
         }
         if let Self::UpstreamUnavailable { retry_after: Some(wait), .. } = self {
             // Whole seconds, rounded up: a client must not come back before the trial.

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::cache::Cache;
 use crate::config::{CacheBackend, Config};
+use crate::http::body::BodyLimits;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Pipeline, ProviderHealth, RetryBudget, Upstream};
 use crate::rate_limit::RateLimiter;
@@ -24,6 +25,8 @@ struct Parts {
     /// Gateway keys; none when the gateway is open.
     auth: Option<Auth>,
     limiter: Arc<RateLimiter>,
+    /// Request-body limits, with the gateway-wide budget of body bytes.
+    body_limits: BodyLimits,
     metrics: Arc<Metrics>,
     /// None for `cache.backend: none`.
     cache: Option<Arc<Cache>>,
@@ -72,8 +75,15 @@ impl AppState {
         };
         let limiter = Arc::new(RateLimiter::new(redis_url)?);
         let auth = config.auth.as_ref().map(Auth::from_config);
+        let server = &config.server;
+        let body_limits = BodyLimits::new(
+            server.max_body_size,
+            server.body_timeout,
+            server.max_body_bytes_in_flight,
+        );
         let parts = Parts {
             auth,
+            body_limits,
             limiter,
             config,
             metrics,
@@ -99,6 +109,10 @@ impl AppState {
 
     pub fn limiter(&self) -> &Arc<RateLimiter> {
         &self.parts.limiter
+    }
+
+    pub fn body_limits(&self) -> &BodyLimits {
+        &self.parts.body_limits
     }
 
     pub fn cache(&self) -> Option<&Arc<Cache>> {

@@ -7,13 +7,11 @@
 //! numbers, spelled as sent (going through `f64` merged different numbers, such as two seeds
 //! above 2^64), and the member order of a Structured Outputs schema
 //! (`response_format.json_schema.schema`), where property order is the order the model
-//! generates the properties in. The canonical text is read from the client's own bytes
-//! (`ChatRequest::members`), not from a parsed `Value`, since a parsed number has lost its
-//! spelling. The hash is BLAKE3 (cryptographic: a crafted collision would serve one request
+//! generates the properties in. The canonical text is written from the client's own bytes
+//! (`ChatRequest::members`) as they are read, not from a parsed `Value` (a parsed number has lost
+//! its spelling, and a tree of values costs many times the text). The hash is BLAKE3 (cryptographic: a crafted collision would serve one request
 //! another's answer). The key carries a format version: a change of normalisation or entry
 //! format bumps it, and old entries are simply never read again.
-
-use serde_json::Value;
 
 use crate::openai::chat::ChatRequest;
 
@@ -23,16 +21,18 @@ const IGNORED: [&str; 3] = ["stream", "stream_options", "user"];
 
 /// `ballast:v2:<64 hex>` for `request` in the cache space `scope`.
 pub fn cache_key(scope: &str, request: &ChatRequest) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(scope.as_bytes());
+    hasher.update(b"\0{");
+    // One member's canonical text at a time: the whole body is never copied at once.
     let mut canonical = Vec::with_capacity(256);
-    canonical.extend_from_slice(scope.as_bytes());
-    canonical.push(0);
-    canonical.push(b'{');
     let mut first = true;
     // Already sorted by key, a later duplicate having won.
     for (key, text) in request.members() {
         if IGNORED.contains(&key) {
             continue;
         }
+        canonical.clear();
         if !first {
             canonical.push(b',');
         }
@@ -40,14 +40,16 @@ pub fn cache_key(scope: &str, request: &ChatRequest) -> String {
         write_string(key, &mut canonical);
         canonical.push(b':');
         let place = if key == "response_format" { Place::ResponseFormat } else { Place::Plain };
-        match Reader::new(text).node() {
-            Some(node) => write_canonical(&node, place, &mut canonical),
+        let mark = canonical.len();
+        if Reader::new(text).value(place, &mut canonical).is_none() {
             // Not reached: the body was checked as JSON. The client's text still keys it.
-            None => canonical.extend_from_slice(text),
+            canonical.truncate(mark);
+            canonical.extend_from_slice(text);
         }
+        hasher.update(&canonical);
     }
-    canonical.push(b'}');
-    format!("ballast:{KEY_VERSION}:{}", blake3::hash(&canonical).to_hex())
+    hasher.update(b"}");
+    format!("ballast:{KEY_VERSION}:{}", hasher.finalize().to_hex())
 }
 
 /// Where a value sits, for the one subtree whose member order is kept.
@@ -71,20 +73,18 @@ impl Place {
             _ => Place::Plain,
         }
     }
+
+    /// The place of an item of an array at `self`.
+    fn item(self) -> Place {
+        if self == Place::Schema { Place::Schema } else { Place::Plain }
+    }
 }
 
-/// A JSON value read from its text: numbers and literals keep their spelling.
-enum Node<'a> {
-    Object(Vec<(String, Node<'a>)>),
-    Array(Vec<Node<'a>>),
-    String(String),
-    /// A number, `true`, `false` or `null`, as written.
-    Literal(&'a [u8]),
-}
-
-/// Reads JSON text that was already checked (so it only has to be right on valid JSON), in one
-/// pass: a deep body costs its size, not its size per level. The depth is bounded by the check
-/// (serde_json's nesting limit), so the recursion is too.
+/// Writes JSON text that was already checked (so it only has to be right on valid JSON) as
+/// canonical JSON, in one pass and without building values: an array or a schema is written as
+/// it is read, and only an object whose members must be sorted holds its members' canonical text
+/// until it has them all, so the cost is about twice the text, at any depth. The depth is bounded
+/// by the check (serde_json's nesting limit), and so is the recursion.
 struct Reader<'a> {
     text: &'a [u8],
     at: usize,
@@ -113,47 +113,84 @@ impl<'a> Reader<'a> {
         Some(())
     }
 
-    fn node(&mut self) -> Option<Node<'a>> {
+    /// Reads one value and writes it canonically to `out`.
+    fn value(&mut self, place: Place, out: &mut Vec<u8>) -> Option<()> {
         match self.peek()? {
-            b'{' => {
-                self.at += 1;
-                let mut members = Vec::new();
-                if self.peek()? == b'}' {
-                    self.at += 1;
-                    return Some(Node::Object(members));
-                }
-                loop {
-                    let key = self.string()?;
-                    self.expect(b':')?;
-                    members.push((key, self.node()?));
-                    match self.peek()? {
-                        b',' => self.at += 1,
-                        b'}' => break,
-                        _ => return None,
+            b'{' if place == Place::Schema => {
+                out.push(b'{');
+                let mut first = true;
+                self.members(|key, reader| {
+                    if !first {
+                        out.push(b',');
                     }
+                    first = false;
+                    write_string(&key, out);
+                    out.push(b':');
+                    reader.value(place.member(&key), out)
+                })?;
+                out.push(b'}');
+            }
+            b'{' => {
+                let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+                self.members(|key, reader| {
+                    let mut text = Vec::new();
+                    reader.value(place.member(&key), &mut text)?;
+                    members.push((key, text));
+                    Some(())
+                })?;
+                // Sorted (stably), and of a repeated key the last one kept, as a parse into
+                // `Value` does.
+                members.sort_by(|a, b| a.0.cmp(&b.0));
+                members.dedup_by(|later, kept| {
+                    let same = later.0 == kept.0;
+                    if same {
+                        std::mem::swap(later, kept);
+                    }
+                    same
+                });
+                out.push(b'{');
+                for (index, (key, text)) in members.iter().enumerate() {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    write_string(key, out);
+                    out.push(b':');
+                    out.extend_from_slice(text);
                 }
-                self.at += 1;
-                Some(Node::Object(members))
+                out.push(b'}');
             }
             b'[' => {
                 self.at += 1;
-                let mut items = Vec::new();
+                out.push(b'[');
                 if self.peek()? == b']' {
                     self.at += 1;
-                    return Some(Node::Array(items));
+                    out.push(b']');
+                    return Some(());
                 }
                 loop {
-                    items.push(self.node()?);
+                    self.value(place.item(), out)?;
                     match self.peek()? {
-                        b',' => self.at += 1,
+                        b',' => {
+                            self.at += 1;
+                            out.push(b',');
+                        }
                         b']' => break,
                         _ => return None,
                     }
                 }
                 self.at += 1;
-                Some(Node::Array(items))
+                out.push(b']');
             }
-            b'"' => self.string().map(Node::String),
+            b'"' => {
+                let raw = self.raw_string()?;
+                if raw.contains(&b'\\') {
+                    write_string(&decode(raw)?, out);
+                } else {
+                    // Without escapes (checked JSON has no raw control characters) the text is
+                    // already canonical.
+                    out.extend_from_slice(raw);
+                }
+            }
             _ => {
                 let start = self.at;
                 while self.text.get(self.at).is_some_and(|b| {
@@ -161,14 +198,35 @@ impl<'a> Reader<'a> {
                 }) {
                     self.at += 1;
                 }
-                let literal = self.text.get(start..self.at).filter(|l| !l.is_empty())?;
-                Some(Node::Literal(literal))
+                out.extend_from_slice(self.text.get(start..self.at).filter(|l| !l.is_empty())?);
             }
         }
+        Some(())
     }
 
-    /// A string, its escapes decoded (serde_json decodes the one string it is given).
-    fn string(&mut self) -> Option<String> {
+    /// Reads an object, handing each member's key (decoded) to `member`, which reads its value.
+    fn members(&mut self, mut member: impl FnMut(String, &mut Self) -> Option<()>) -> Option<()> {
+        self.expect(b'{')?;
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            let key = decode(self.raw_string()?)?;
+            self.expect(b':')?;
+            member(key, self)?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        self.at += 1;
+        Some(())
+    }
+
+    /// A string's text, quotes included, as written.
+    fn raw_string(&mut self) -> Option<&'a [u8]> {
         if self.peek()? != b'"' {
             return None;
         }
@@ -182,55 +240,21 @@ impl<'a> Reader<'a> {
             }
         }
         self.at += 1;
-        serde_json::from_slice(self.text.get(start..self.at)?).ok()
+        self.text.get(start..self.at)
     }
 }
 
-fn write_canonical(node: &Node<'_>, place: Place, out: &mut Vec<u8>) {
-    match node {
-        Node::Object(members) => {
-            out.push(b'{');
-            let mut order: Vec<&(String, Node<'_>)> = members.iter().collect();
-            if place != Place::Schema {
-                // Sorted, and of a repeated key the last one kept, as a parse into `Value` does.
-                order.sort_by(|a, b| a.0.cmp(&b.0));
-                let mut kept: Vec<&(String, Node<'_>)> = Vec::with_capacity(order.len());
-                for member in order {
-                    match kept.last_mut() {
-                        Some(last) if last.0 == member.0 => *last = member,
-                        _ => kept.push(member),
-                    }
-                }
-                order = kept;
-            }
-            for (index, (key, value)) in order.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(b',');
-                }
-                write_string(key, out);
-                out.push(b':');
-                write_canonical(value, place.member(key), out);
-            }
-            out.push(b'}');
-        }
-        Node::Array(items) => {
-            out.push(b'[');
-            let place = if place == Place::Schema { Place::Schema } else { Place::Plain };
-            for (index, item) in items.iter().enumerate() {
-                if index > 0 {
-                    out.push(b',');
-                }
-                write_canonical(item, place, out);
-            }
-            out.push(b']');
-        }
-        Node::String(text) => write_string(text, out),
-        Node::Literal(text) => out.extend_from_slice(text),
+/// A string's text (quotes included) with its escapes decoded.
+fn decode(raw: &[u8]) -> Option<String> {
+    if !raw.contains(&b'\\') {
+        return std::str::from_utf8(raw.get(1..raw.len() - 1)?).ok().map(str::to_owned);
     }
+    serde_json::from_slice(raw).ok()
 }
 
 fn write_string(text: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(Value::from(text).to_string().as_bytes());
+    // Writing a `str` to a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
 }
 
 #[cfg(test)]
@@ -239,6 +263,23 @@ mod tests {
 
     fn key(scope: &str, body: &str) -> String {
         cache_key(scope, &ChatRequest::from_slice(body.as_bytes()).unwrap())
+    }
+
+    /// Entries stored under `v2` keys stay readable only while the same request gives the same
+    /// key: a change that moves this hash must bump `KEY_VERSION`.
+    #[test]
+    fn the_key_of_a_known_request_is_stable_within_its_version() {
+        let body = r#"{"model":"m","messages":[{"role":"user","content":"caf\u00e9 \"q\" \/ \n é"},
+            {"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function",
+            "function":{"name":"f","arguments":"{}"}}]}],"temperature":0.50,"seed":12345678901234567890123,
+            "z":{"b":[1,{"d":true,"c":false}],"a":"x","a":"y"},"stream":true,"user":"u",
+            "response_format":{"type":"json_schema","json_schema":{"strict":true,"name":"s",
+            "schema":{"type":"object","properties":{"y":{"type":"string"},"x":{"type":"integer"}},
+            "required":["y","x"],"y":1,"y":2}}}}"#;
+        assert_eq!(
+            key("team", body),
+            "ballast:v2:10de1e8a030c5b15f7f46787f06701fdc0dfbe20903b50a06af02171535bce91"
+        );
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub mod server {
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
     pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
     pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+    /// 512 MiB: fifty bodies of the largest size, thousands of ordinary ones.
+    pub const MAX_BODY_BYTES_IN_FLIGHT: u64 = 512 << 20;
 
     /// One serving thread per CPU the process may use; a function because it is read at load.
     pub fn workers() -> usize {

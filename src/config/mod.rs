@@ -109,6 +109,11 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// A client has this long to send its request headers (slow-loris protection).
     pub header_timeout: Duration,
+    /// A client has this long, from its request head, to send the whole body.
+    pub body_timeout: Duration,
+    /// Request-body bytes all requests together may hold while they are read and answered;
+    /// beyond it a request is refused with 503 instead of read.
+    pub max_body_bytes_in_flight: usize,
     /// Serving threads, each with its own runtime and upstream connections (`crate::workers`).
     pub workers: usize,
 }

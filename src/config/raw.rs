@@ -80,6 +80,10 @@ pub struct RawServer {
     pub shutdown_grace: Option<String>,
     #[serde(default, deserialize_with = "text")]
     pub header_timeout: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub body_timeout: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub max_body_bytes_in_flight: Option<String>,
     pub workers: Option<u32>,
 }
 

@@ -20,7 +20,8 @@ pub async fn chat_completions(
     State(state): State<AppState>,
     headers: HeaderMap,
     Authenticated(caller): Authenticated,
-    ChatBody(request): ChatBody,
+    // Held to the end: the body's bytes count against the gateway's budget until then.
+    ChatBody(request, _body_hold): ChatBody,
 ) -> Result<Response, GatewayError> {
     let started = Instant::now();
     if let Some(caller) = caller.as_ref().filter(|caller| !caller.may_use(&request.model)) {

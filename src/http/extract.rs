@@ -1,11 +1,10 @@
 //! Extractors with OpenAI-shaped rejections: `Authenticated` (the gateway key → 401) and
-//! `ChatBody` (the body read within `max_body_size` → 413, checked → 400).
+//! `ChatBody` (the body read within the limits of `http::body` → 413/408/503, checked → 400).
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use bytes::Bytes;
-use http::StatusCode;
 use http::request::Parts;
 
+use super::body::BodyHold;
 use crate::auth::Caller;
 use crate::error::GatewayError;
 use crate::openai::chat::ChatRequest;
@@ -28,8 +27,9 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-/// The checked request.
-pub struct ChatBody(pub ChatRequest);
+/// The checked request, and its body's share of the gateway-wide budget (keep it for as long as
+/// the request's bytes are needed).
+pub struct ChatBody(pub ChatRequest, pub BodyHold);
 
 impl FromRequest<AppState> for ChatBody {
     type Rejection = GatewayError;
@@ -40,18 +40,9 @@ impl FromRequest<AppState> for ChatBody {
         {
             return Err(GatewayError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                GatewayError::RequestTooLarge { limit: state.config().server.max_body_size }
-            } else {
-                GatewayError::InvalidRequest {
-                    message: format!("The request body could not be read: {rejection}."),
-                    param: None,
-                    code: "invalid_body",
-                }
-            }
-        })?;
-        Ok(Self(ChatRequest::from_bytes(bytes)?))
+        let (parts, body) = req.into_parts();
+        let (bytes, hold) = state.body_limits().read(&parts.headers, body).await?;
+        Ok(Self(ChatRequest::from_bytes(bytes)?, hold))
     }
 }
 

@@ -1,7 +1,9 @@
 //! The router and its edge layers: what every request meets before and after its handler.
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{get, post};
 use http::header::{AUTHORIZATION, COOKIE, HeaderName};
 use tower::ServiceBuilder;
@@ -10,6 +12,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use super::extract::Authenticated;
 use super::{chat, health, metrics, models, request_id};
 use crate::error::GatewayError;
 use crate::state::AppState;
@@ -26,11 +29,14 @@ pub type App = Router;
 /// 4. `TraceLayer`: a span per request (request id, method, path; the chat handler adds model,
 ///    provider, route, cache result and attempts; never bodies) and one info line with status
 ///    and latency when the response starts.
-/// 5. `DefaultBodyLimit`: bodies over `max_body_size` are refused (413) by `ChatBody`.
-/// 6. The routes; unknown paths and methods get OpenAI-shaped 404 and 405. `/metrics` and
-///    `/status` are here unless `server.metrics_listen` serves them apart.
+/// 5. The routes; unknown paths and methods get OpenAI-shaped 404 and 405. `/metrics` and
+///    `/status` are here unless `server.metrics_listen` serves them apart; here, with `auth`
+///    on, they need a gateway key (they list every alias, provider and spend), while
+///    `/healthz` and `/readyz` stay open for load balancers.
+///
+/// Bodies are read by the handlers' extractors within `http::body`'s limits (size, time and the
+/// gateway-wide byte budget), not by a layer: only a route that reads a body pays for it.
 pub fn app(state: AppState) -> App {
-    let body_limit = state.config().server.max_body_size;
     let sensitive = [
         AUTHORIZATION,
         COOKIE,
@@ -60,15 +66,15 @@ pub fn app(state: AppState) -> App {
             axum::response::IntoResponse::into_response(GatewayError::Internal)
         }))
         .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
-        .layer(trace)
-        .layer(DefaultBodyLimit::max(body_limit));
+        .layer(trace);
     let mut routes = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/models", get(models::list_models))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     if state.config().server.metrics_listen.is_none() {
-        routes = routes.merge(operator_routes());
+        let keyed = middleware::from_fn_with_state(state.clone(), with_gateway_key);
+        routes = routes.merge(operator_routes().route_layer(keyed));
     }
     routes
         .fallback(unknown_route)
@@ -89,6 +95,11 @@ pub fn operator_app(state: AppState) -> App {
         .route("/readyz", get(health::readyz))
         .fallback(unknown_route)
         .with_state(state)
+}
+
+/// Passes requests that carry a gateway key (any, when `auth` is on) or when the gateway is open.
+async fn with_gateway_key(_: Authenticated, request: Request, next: Next) -> Response {
+    next.run(request).await
 }
 
 async fn unknown_route(request: Request) -> GatewayError {

@@ -417,3 +417,49 @@ async fn a_client_that_disconnects_mid_stream_is_charged_what_it_was_sent() {
     let estimate = 100_000 - before;
     assert_eq!(remaining_tokens(&second), before - 1000 - estimate);
 }
+
+#[tokio::test]
+async fn with_auth_on_metrics_and_status_need_a_gateway_key_while_health_stays_open() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start(&config(&upstream, NO_CACHE, "")).await;
+    let get = |path: &str, key: Option<&str>| {
+        let mut request = gateway.client.get(gateway.url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send()
+    };
+    for path in ["/metrics", "/status"] {
+        for key in [None, Some("wrong-key-0123456789")] {
+            let refused = get(path, key).await.unwrap();
+            assert_eq!(refused.status(), 401, "{path} with {key:?}");
+            let error = error_of(refused).await;
+            assert_eq!(error["type"], "authentication_error", "{path}");
+        }
+        assert_eq!(get(path, Some(KEY_B)).await.unwrap().status(), 200, "{path} with a key");
+    }
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(get(path, None).await.unwrap().status(), 200, "{path} stays open");
+    }
+}
+
+#[tokio::test]
+async fn with_auth_on_metrics_listen_serves_metrics_and_status_without_a_key() {
+    let upstream = FakeUpstream::start().await;
+    let yaml = config(&upstream, NO_CACHE, "")
+        .replace("shutdown_grace: 2s", "shutdown_grace: 2s, metrics_listen: 127.0.0.1:0");
+    let parsed = ballast::config::from_yaml(&yaml, &|_| None).unwrap();
+    let gateway = ballast::server::Gateway::bind(parsed, None).await.unwrap();
+    let operator = gateway.operator_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(gateway.serve(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    for path in ["/metrics", "/status"] {
+        let private = client.get(format!("http://{operator}{path}")).send().await.unwrap();
+        assert_eq!(private.status(), 200, "{path}: the private listener is the operator's own");
+    }
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}

@@ -22,6 +22,7 @@ mod http_surface;
 mod logging;
 mod metrics;
 mod properties;
+mod request_bodies;
 mod retries;
 mod streaming;
 mod upstream_failures;

@@ -41,6 +41,18 @@ pub(super) fn server_config(
         });
     let max_body_size =
         size(&path.key("max_body_size"), raw.max_body_size, default::MAX_BODY_SIZE, out);
+    let in_flight = size(
+        &path.key("max_body_bytes_in_flight"),
+        raw.max_body_bytes_in_flight,
+        default::MAX_BODY_BYTES_IN_FLIGHT,
+        out,
+    );
+    if in_flight < max_body_size {
+        out.push(path.key("max_body_bytes_in_flight").problem(format!(
+            "{in_flight} bytes is less than max_body_size ({max_body_size} bytes): no body of the \
+             largest size could ever be read"
+        )));
+    }
     let workers = match raw.workers {
         None => default::workers(),
         Some(count @ 1..=MAX_WORKERS) => count as usize,
@@ -76,6 +88,17 @@ pub(super) fn server_config(
             bounds::MAX_TIMEOUT,
             out,
         ),
+        body_timeout: duration(
+            &path.key("body_timeout"),
+            raw.body_timeout,
+            default::BODY_TIMEOUT,
+            bounds::MAX_TIMEOUT,
+            out,
+        ),
+        // A tokio semaphore holds at most `usize::MAX >> 3` permits.
+        max_body_bytes_in_flight: usize::try_from(in_flight)
+            .unwrap_or(usize::MAX)
+            .min(usize::MAX >> 3),
         workers,
     }
 }

@@ -55,6 +55,8 @@ models:
     assert_eq!(server.request_timeout, Duration::from_secs(300));
     assert_eq!(server.shutdown_grace, Duration::from_secs(30));
     assert_eq!(server.header_timeout, Duration::from_secs(10));
+    assert_eq!(server.body_timeout, Duration::from_secs(60));
+    assert_eq!(server.max_body_bytes_in_flight, 512 << 20);
     assert_eq!(server.workers, crate::workers::default_count());
 
     for provider in &config.providers {
@@ -204,7 +206,7 @@ models:
 fn durations_beyond_their_bound_are_problems_with_their_path() {
     let found = problems(
         "
-server: { request_timeout: 400000d, shutdown_grace: 25h, header_timeout: 99999999999d }
+server: { request_timeout: 400000d, shutdown_grace: 25h, header_timeout: 99999999999d, body_timeout: 25h }
 providers:
   demo: { kind: mock, latency: 2d }
   p:
@@ -223,6 +225,7 @@ cache: { ttl: 400000d, stale_ttl: 366d }
         "server.request_timeout",
         "server.shutdown_grace",
         "server.header_timeout",
+        "server.body_timeout",
         "providers.demo.latency",
         "providers.p.timeouts.connect",
         "providers.p.timeouts.first_byte",
@@ -257,4 +260,17 @@ cache: { ttl: 365d, stale_ttl: 365d }
     assert_eq!(config.server.request_timeout, Duration::from_secs(86_400));
     assert_eq!(config.cache.ttl, Duration::from_secs(365 * 86_400));
     assert_eq!(config.cache.stale_ttl, Duration::from_secs(365 * 86_400));
+}
+
+#[test]
+fn a_body_budget_below_one_largest_body_is_a_problem() {
+    let found = problems(&format!(
+        "server: {{ max_body_size: 10MiB, max_body_bytes_in_flight: 1MiB }}\n{MINIMAL}"
+    ));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].starts_with("server.max_body_bytes_in_flight: 1048576 bytes is less than"));
+    let zero = problems(&format!("server: {{ max_body_bytes_in_flight: 0 }}\n{MINIMAL}"));
+    assert!(zero[0].starts_with("server.max_body_bytes_in_flight: must be larger than zero"));
+    let fine = config(&format!("server: {{ max_body_bytes_in_flight: 1GiB }}\n{MINIMAL}"));
+    assert_eq!(fine.server.max_body_bytes_in_flight, 1 << 30);
 }

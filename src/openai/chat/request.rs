@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::scan::{Members, Shape};
+use super::scan::{Budget, MAX_MEMBERS, MAX_VALUES, ScanError, Shape, TooComplex};
 
 /// A checked `POST /v1/chat/completions` body.
 #[derive(Clone, Debug)]
@@ -51,17 +51,20 @@ impl ChatRequest {
     /// values would (syntax, UTF-8, escapes, number range, nesting depth) without building them,
     /// and only the few the gateway reads are parsed.
     pub fn from_bytes(bytes: Bytes) -> Result<Self, InvalidRequest> {
-        let Members(members) = match serde_json::from_slice(&bytes) {
+        let mut budget = Budget::new();
+        let members = match budget.members(&bytes) {
             Ok(members) => members,
+            Err(ScanError::TooComplex(bound)) => return Err(too_complex(bound)),
             // Not an object of JSON values: say which (only on this path is the whole body
             // checked again).
-            Err(err) => {
-                return Err(match serde_json::from_slice::<Shape>(&bytes) {
+            Err(ScanError::Json(err)) => {
+                return Err(match Budget::new().shape_of(&bytes) {
                     Ok(_) if !err.is_syntax() && !err.is_eof() => {
                         invalid(None, "invalid_type", "The request body must be a JSON object.")
                     }
                     Ok(_) => not_json(None, &err),
-                    Err(err) => not_json(None, &err),
+                    Err(ScanError::Json(err)) => not_json(None, &err),
+                    Err(ScanError::TooComplex(bound)) => too_complex(bound),
                 });
             }
         };
@@ -72,8 +75,10 @@ impl ChatRequest {
         // reads those as well before the last one wins.
         for (key, value) in members {
             let text = value.get();
-            let shape =
-                serde_json::from_str::<Shape>(text).map_err(|err| not_json(Some(&key), &err))?;
+            let shape = budget.shape(text).map_err(|err| match err {
+                ScanError::Json(err) => not_json(Some(&key), &err),
+                ScanError::TooComplex(bound) => too_complex(bound),
+            })?;
             if key == "messages" {
                 messages = Some(shape);
             }
@@ -262,6 +267,19 @@ fn not_json(member: Option<&str>, err: &serde_json::Error) -> InvalidRequest {
     }
 }
 
+/// A body beyond a bound of `scan`: refused before any part of it is parsed into values.
+fn too_complex(bound: TooComplex) -> InvalidRequest {
+    let message = match bound {
+        TooComplex::Members => {
+            format!("The request body has an object with more than {MAX_MEMBERS} members.")
+        }
+        TooComplex::Values => {
+            format!("The request body holds more than {MAX_VALUES} JSON values.")
+        }
+    };
+    InvalidRequest { message, param: None, code: "request_too_complex" }
+}
+
 fn invalid(param: Option<&'static str>, code: &'static str, message: &str) -> InvalidRequest {
     InvalidRequest { message: message.to_owned(), param, code }
 }
@@ -364,6 +382,21 @@ mod tests {
             let err = ChatRequest::from_slice(body).unwrap_err();
             assert_eq!(err.code, "invalid_json", "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn bodies_that_would_parse_into_far_more_memory_than_they_take_are_refused() {
+        let base = r#""model":"m","messages":[{"role":"user","content":"hi"}]"#;
+        let duplicates = format!("{{{base}{}}}", r#","a":0"#.repeat(MAX_MEMBERS));
+        let many = format!(r#"{{{base},"x":[{}0]}}"#, "0,".repeat(MAX_VALUES));
+        let array = format!("[{}0]", "0,".repeat(MAX_VALUES));
+        let wide = format!(r#"{{{base},"x":{{{}"b":0}}}}"#, r#""a":0,"#.repeat(MAX_MEMBERS));
+        for body in [duplicates, many, array, wide] {
+            let err = ChatRequest::from_slice(body.as_bytes()).unwrap_err();
+            assert_eq!((err.code, err.param), ("request_too_complex", None), "{}", err.message);
+        }
+        let within = format!(r#"{{{base},"x":[{}0]}}"#, "0,".repeat(MAX_VALUES - 100));
+        assert!(ChatRequest::from_slice(within.as_bytes()).is_ok());
     }
 
     #[test]
