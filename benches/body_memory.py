@@ -24,7 +24,7 @@ import urllib.request
 
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "4"))
 ROUNDS = int(os.environ.get("ROUNDS", "2"))
-SIZE = 10 * 1024 * 1024 - 1024
+SIZE = 10 * 1024 * 1024 - 1024  # just under the default max_body_size
 KEY = "bench-key-0123456789abcdef"
 
 CONFIG = """
@@ -59,6 +59,12 @@ def bodies():
         "an array of zeros": fill(base + ',"x":[', "0,", "0]}"),
         "an array of empty objects": fill(base + ',"x":[', "{},", "{}]}"),
         "an array of empty strings": fill(base + ',"x":[', '"",', '""]}'),
+        # The worst bodies within the bounds (500,000 values, 10,000 members per object).
+        "499,000 zeros (within the bounds)": (base + ',"x":[' + "0," * 498_999 + "0]}").encode(),
+        "499,000 empty objects (within the bounds)": (
+            base + ',"x":[' + "{}," * 498_999 + "{}]}"
+        ).encode(),
+        "9,990 duplicate keys (within the bounds)": (base + ',"a":0' * 9_990 + "}").encode(),
         "many messages": fill(
             '{"model":"chat","messages":[', '{"role":"user","content":"a"},', '{"role":"user","content":"a"}]}'
         ),
