@@ -32,8 +32,8 @@ const UNIT: usize = 1024;
 
 /// The limits a body is read within; built once from `server`.
 pub struct BodyLimits {
-    pub max_size: usize,
-    pub timeout: Duration,
+    max_size: usize,
+    timeout: Duration,
     budget: Arc<Semaphore>,
 }
 
@@ -128,8 +128,9 @@ impl BodyLimits {
         GatewayError::RequestTooLarge { limit: self.max_size }
     }
 
-    /// Bytes of the budget not held by any body now (tests and `/status`).
-    pub fn available(&self) -> usize {
+    /// Bytes of the budget not held by any body now.
+    #[cfg(test)]
+    fn available(&self) -> usize {
         self.budget.available_permits().saturating_mul(UNIT)
     }
 }
