@@ -226,7 +226,11 @@ fn route_table(path: &Path, config: &Config) -> String {
     }
     let cache = &config.cache;
     let backend = match &cache.backend {
-        CacheBackend::Memory => format!("memory (max_entries {})", cache.max_entries),
+        CacheBackend::Memory => format!(
+            "memory (max_entries {}, max_bytes {})",
+            cache.max_entries,
+            format_size(cache.max_bytes)
+        ),
         CacheBackend::Redis { url } => format!("redis at {}", redacted_url(url)),
         CacheBackend::None => "none".to_owned(),
     };

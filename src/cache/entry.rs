@@ -65,6 +65,19 @@ impl Entry {
         })
     }
 
+    /// The bytes it holds in memory: its text, its chunks and their bookkeeping, what the
+    /// memory store weighs it by. It walks the chunks, so it is computed once per write.
+    pub fn held_bytes(&self) -> usize {
+        let chunks = self.chunks.as_deref().unwrap_or_default();
+        let chunk_bytes: usize = chunks.iter().map(String::capacity).sum();
+        let chunk_slots = self.chunks.as_ref().map_or(0, Vec::capacity);
+        size_of::<Self>()
+            + self.provider.capacity()
+            + self.completion.capacity()
+            + chunk_slots * size_of::<String>()
+            + chunk_bytes
+    }
+
     pub fn age(&self) -> Duration {
         Duration::from_millis(unix_ms().saturating_sub(self.stored_at_ms))
     }
@@ -236,6 +249,9 @@ mod tests {
             "3 prompt + 2 completion tokens at 1 and 2 USD/M"
         );
         assert_eq!(completion["id"], "c1");
+        let held = entry.held_bytes();
+        let text: usize = chunks.iter().map(String::len).sum::<usize>() + entry.completion.len();
+        assert!(held > text && held < text + 1024, "{held} bytes held for {text} of text");
         assert_eq!(entry.chunks, Some(chunks));
         assert_eq!(Entry::decode(&entry.encode()), Some(entry));
     }

@@ -3,7 +3,8 @@
 //! stale entry may answer are decided by the pipeline's cache stage (`pipeline/cache.rs`).
 //!
 //! Store errors never fail a request: a lookup that fails is a miss, and writes happen in the
-//! background, bounded, and are only counted when they fail.
+//! background, bounded, and are only counted when they fail. A write never replaces a fresh
+//! entry (`store` says why).
 
 mod entry;
 mod flight;
@@ -16,10 +17,10 @@ use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
 pub use self::entry::{Entry, MAX_ENTRY_BYTES};
-pub use self::flight::{Flight, Outcome, Role, follow};
+pub use self::flight::{Flight, Follower, Outcome, Role};
 
 use self::flight::Flights;
-use self::store::Store;
+use self::store::{Lifetimes, Store, Written};
 use crate::config::{CacheBackend, CacheConfig};
 use crate::metrics::Metrics;
 
@@ -28,8 +29,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
 
 pub struct Cache {
     store: Store,
-    ttl: Duration,
-    stale_ttl: Duration,
+    lifetimes: Lifetimes,
     flights: Arc<Flights>,
     metrics: Arc<Metrics>,
     writes: TaskTracker,
@@ -53,16 +53,15 @@ impl Cache {
         config: &CacheConfig,
         metrics: &Arc<Metrics>,
     ) -> Result<Option<Arc<Self>>, String> {
-        let keep_for = config.ttl.saturating_add(config.stale_ttl);
+        let lifetimes = Lifetimes { ttl: config.ttl, stale_ttl: config.stale_ttl };
         let store = match &config.backend {
             CacheBackend::None => return Ok(None),
-            CacheBackend::Memory => Store::memory(config.max_entries, keep_for),
-            CacheBackend::Redis { url } => Store::redis(url)?,
+            CacheBackend::Memory => Store::memory(config.max_entries, config.max_bytes, lifetimes),
+            CacheBackend::Redis { url } => Store::redis(url, lifetimes)?,
         };
         Ok(Some(Arc::new(Self {
             store,
-            ttl: config.ttl,
-            stale_ttl: config.stale_ttl,
+            lifetimes,
             flights: Arc::default(),
             metrics: Arc::clone(metrics),
             writes: TaskTracker::new(),
@@ -87,9 +86,9 @@ impl Cache {
         let age = entry.age();
         if max_age.is_some_and(|max_age| age > max_age) {
             Lookup::Miss
-        } else if age < self.ttl {
+        } else if age < self.lifetimes.ttl {
             Lookup::Fresh(entry)
-        } else if age < self.ttl.saturating_add(self.stale_ttl) {
+        } else if age < self.lifetimes.keep_for() {
             Lookup::Stale(entry)
         } else {
             Lookup::Miss
@@ -101,14 +100,26 @@ impl Cache {
         self.flights.join(key)
     }
 
-    /// Stores in the background, so a slow store never delays an answer.
+    /// Leads a new call for `key` in place of the stalled one `follower` waited for (or follows
+    /// the call that already replaced it).
+    pub fn take_over(&self, key: &str, follower: &Follower) -> Role {
+        self.flights.take_over(key, follower)
+    }
+
+    /// Stores in the background, so a slow store never delays an answer; a fresh entry under
+    /// `key` is kept (`store` says why).
     pub fn store_later(self: &Arc<Self>, key: String, entry: Arc<Entry>) {
         let cache = Arc::clone(self);
-        let keep_for = self.ttl.saturating_add(self.stale_ttl);
         self.writes.spawn(async move {
-            let write = cache.store.put(key, entry, keep_for);
-            if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(()))) {
-                cache.metrics.record_cache_error();
+            match tokio::time::timeout(WRITE_TIMEOUT, cache.store.put(key, entry)).await {
+                Ok(Ok(Written::Stored)) => {}
+                Ok(Ok(Written::KeptFresh)) => {
+                    tracing::debug!("a fresh entry was there already; it stays");
+                }
+                Ok(Ok(Written::TooLarge)) => {
+                    tracing::debug!("an answer larger than cache.max_bytes was not stored");
+                }
+                Ok(Err(_)) | Err(_) => cache.metrics.record_cache_error(),
             }
         });
     }

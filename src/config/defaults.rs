@@ -81,8 +81,8 @@ pub mod model {
     pub const CACHE: bool = true;
 }
 
-/// Not defaults but the longest durations validation accepts, kept beside them so that both
-/// are written once (docs/configuration.md, "Durations"). Without a bound, a config that
+/// Not defaults but the longest durations (and the cache's smallest and largest size) validation
+/// accepts, kept beside them so that both are written once (docs/configuration.md, "Durations"). Without a bound, a config that
 /// `check` accepts could crash `serve`: tokio's `Instant + Duration` panics on overflow (a
 /// deadline or a timer that far ahead), moka refuses a TTL above 1000 years, and the cache adds
 /// `ttl + stale_ttl`.
@@ -93,6 +93,10 @@ pub mod bounds {
     pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3_600);
     /// The cache's `ttl` and `stale_ttl`, each.
     pub const MAX_CACHE_TTL: Duration = Duration::from_secs(365 * 24 * 3_600);
+    /// The least `cache.max_bytes`: one answer of the largest size stored (`MAX_ENTRY_BYTES`).
+    pub const MIN_CACHE_BYTES: u64 = 1 << 20;
+    /// The most `cache.max_bytes`: 1 TiB of answers in one process is a typo, not a machine.
+    pub const MAX_CACHE_BYTES: u64 = 1 << 40;
 }
 
 /// `cache`.
@@ -104,5 +108,7 @@ pub mod cache {
     pub const TTL: Duration = Duration::from_secs(24 * 3_600);
     pub const STALE_TTL: Duration = Duration::from_secs(7 * 24 * 3_600);
     pub const MAX_ENTRIES: u64 = 100_000;
+    /// 256 MiB.
+    pub const MAX_BYTES: u64 = 256 << 20;
     pub const SHARED_ACROSS_KEYS: bool = false;
 }

@@ -4,7 +4,7 @@
 //! Every problem found on the way is collected with its YAML path, so `ballast check` lists
 //! all of them at once instead of stopping at the first.
 
-mod defaults;
+pub(crate) mod defaults;
 mod env;
 mod keys;
 mod path;
@@ -73,8 +73,10 @@ pub struct CacheConfig {
     pub ttl: Duration,
     /// How much longer it is kept, to be served only when every target failed.
     pub stale_ttl: Duration,
-    /// The memory backend's capacity.
+    /// The memory backend holds at most this many entries...
     pub max_entries: u64,
+    /// ...and at most this many bytes, each entry weighed by its size.
+    pub max_bytes: u64,
     /// One cache space for all auth keys instead of one per key.
     pub shared_across_keys: bool,
 }

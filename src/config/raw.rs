@@ -54,6 +54,8 @@ pub struct RawCache {
     #[serde(default, deserialize_with = "text")]
     pub stale_ttl: Option<String>,
     pub max_entries: Option<u64>,
+    #[serde(default, deserialize_with = "text")]
+    pub max_bytes: Option<String>,
     pub shared_across_keys: Option<bool>,
 }
 

@@ -1,6 +1,8 @@
 //! `Caching`: the cache as a pipeline stage (SPEC §4). A fresh entry answers at once; identical
-//! concurrent misses make one upstream call (single-flight); a complete answer is stored; and
-//! when every target failed, an entry within `stale_ttl` answers instead of the error.
+//! concurrent misses make one upstream call (single-flight), for which a follower waits at most
+//! its patience; a complete answer is stored, though never over a fresh entry (the store
+//! decides, `crate::cache`); and when every target failed, an entry within `stale_ttl` answers
+//! instead of the error.
 //!
 //! It sits inside `Degraded` and outside `Failover`, so the order for one request is SPEC §4's:
 //! fresh entry → targets → stale entry → degraded reply → error. Only complete 2xx answers are
@@ -23,11 +25,23 @@ use crate::providers::Reply;
 pub struct Caching {
     cache: Arc<Cache>,
     metrics: Arc<Metrics>,
+    /// How long a follower waits for its leader before it calls the upstream itself.
+    patience: Duration,
+}
+
+/// How a call's flight ended.
+enum Flown {
+    /// A leader stored the entry this call is answered from.
+    Followed(Arc<Entry>),
+    /// This call's own upstream answer or failure, or the failure its leader shared.
+    Outcome(Result<Answer, Failure>),
 }
 
 impl Caching {
-    pub fn new(cache: Arc<Cache>, metrics: Arc<Metrics>) -> Self {
-        Self { cache, metrics }
+    /// The stage over `cache`; a follower waits for its leader at most `patience` (see
+    /// `Pipeline::build`, which derives it from the model's targets).
+    pub fn new(cache: Arc<Cache>, metrics: Arc<Metrics>, patience: Duration) -> Self {
+        Self { cache, metrics, patience }
     }
 }
 
@@ -55,27 +69,9 @@ impl Stage for Caching {
                 Lookup::Unavailable => store_failed = true,
             }
         }
-        let outcome = loop {
-            match self.cache.join(&key) {
-                Role::Follower(leader) => {
-                    self.metrics.record_coalesced(&call.model);
-                    match cache::follow(leader).await {
-                        Outcome::Stored(entry) => return Ok(self.hit(&entry, &call)),
-                        Outcome::Failed(failure) => break Err(failure),
-                        // The leader went away without an answer: lead instead.
-                        Outcome::Abandoned | Outcome::Running => continue,
-                    }
-                }
-                Role::Leader(flight) => {
-                    break match next.clone().run(call.clone()).await {
-                        Ok(answer) => Ok(self.keep(answer, key, flight, status)),
-                        Err(failure) => {
-                            flight.finish(Outcome::Failed(failure.clone()));
-                            Err(failure)
-                        }
-                    };
-                }
-            }
+        let outcome = match self.fly(key, &call, next, status).await {
+            Flown::Followed(entry) => return Ok(self.hit(&entry, &call)),
+            Flown::Outcome(outcome) => outcome,
         };
         match (outcome, stale) {
             // Stale only instead of an upstream-class failure, never instead of a client error.
@@ -97,6 +93,50 @@ impl Stage for Caching {
 }
 
 impl Caching {
+    /// Single-flight: leads the upstream call for `key` or follows the one under way. A
+    /// follower is answered by its leader's entry or failure (and only then counted as
+    /// coalesced); when the leader goes away without an outcome, or has not finished within
+    /// `patience`, the follower leads instead (`cache::flight` says how a stalled flight is
+    /// replaced).
+    async fn fly<S: Inner>(
+        &self,
+        key: String,
+        call: &Call,
+        next: Next<S>,
+        status: CacheStatus,
+    ) -> Flown {
+        let mut role = self.cache.join(&key);
+        loop {
+            role = match role {
+                Role::Follower(mut leader) => match leader.wait(self.patience).await {
+                    Some(Outcome::Stored(entry)) => {
+                        self.metrics.record_coalesced(&call.model);
+                        return Flown::Followed(entry);
+                    }
+                    Some(Outcome::Failed(failure)) => {
+                        self.metrics.record_coalesced(&call.model);
+                        return Flown::Outcome(Err(failure));
+                    }
+                    // The leader went away without an answer: lead, or follow whoever does.
+                    Some(Outcome::Abandoned | Outcome::Running) => self.cache.join(&key),
+                    None => {
+                        tracing::debug!(patience = ?self.patience, "an identical call is taking too long; calling the upstream instead");
+                        self.cache.take_over(&key, &leader)
+                    }
+                },
+                Role::Leader(flight) => {
+                    return Flown::Outcome(match next.run(call.clone()).await {
+                        Ok(answer) => Ok(self.keep(answer, key, flight, status)),
+                        Err(failure) => {
+                            flight.finish(Outcome::Failed(failure.clone()));
+                            Err(failure)
+                        }
+                    });
+                }
+            };
+        }
+    }
+
     /// A fresh entry's answer, counted as a hit and as what it saved.
     fn hit(&self, entry: &Entry, call: &Call) -> Answer {
         self.metrics.record_cache(CacheStatus::Hit);
@@ -184,4 +224,96 @@ fn from_entry(
         price: None,
     };
     Answer { reply: entry.reply(call.request.stream), provenance }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::time::Instant;
+    use tower::util::BoxCloneSyncService;
+    use tower::{Layer, ServiceExt};
+
+    use super::*;
+    use crate::config::{CacheBackend, CacheConfig};
+    use crate::pipeline::stage::StageLayer;
+
+    const PATIENCE: Duration = Duration::from_secs(5);
+    const HOUR: Duration = Duration::from_secs(3_600);
+
+    /// An upstream whose first call never ends (a stalled leader) and whose later calls answer
+    /// at once; it counts its calls.
+    fn stalling_upstream(calls: &Arc<AtomicUsize>) -> BoxCloneSyncService<Call, Answer, Failure> {
+        let calls = Arc::clone(calls);
+        BoxCloneSyncService::new(tower::service_fn(move |_call: Call| {
+            let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    std::future::pending::<()>().await;
+                }
+                let body =
+                    br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"mine"}}]}"#;
+                Ok(Answer {
+                    reply: Reply::Complete(bytes::Bytes::from_static(body)),
+                    provenance: Provenance::upstream(&Arc::from("p"), None, Duration::ZERO),
+                })
+            }
+        }))
+    }
+
+    fn call() -> Call {
+        let request = crate::openai::chat::ChatRequest::from_slice(
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
+        )
+        .unwrap();
+        Call {
+            request: Arc::new(request),
+            model: Arc::from("m"),
+            request_id: Arc::from("r"),
+            deadline: Instant::now() + HOUR,
+            cache: Default::default(),
+            scope: Arc::from(""),
+            usage_hook: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_follower_calls_the_upstream_itself_once_its_leader_outlasts_its_patience() {
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let config = CacheConfig {
+            backend: CacheBackend::Memory,
+            ttl: HOUR,
+            stale_ttl: HOUR,
+            max_entries: 100,
+            max_bytes: 1 << 20,
+            shared_across_keys: false,
+        };
+        let cache = Cache::from_config(&config, &metrics).unwrap().unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let stage = StageLayer::new(Caching::new(cache, Arc::clone(&metrics), PATIENCE))
+            .layer(stalling_upstream(&calls));
+        let stalled = tokio::spawn(stage.clone().oneshot(call()));
+        for _ in 0..100 {
+            if calls.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "the leader is calling");
+
+        let started = Instant::now();
+        let follower = tokio::time::timeout(PATIENCE * 2, stage.clone().oneshot(call()));
+        let answer = follower.await.expect("answered within twice its patience").unwrap();
+
+        assert_eq!(started.elapsed(), PATIENCE);
+        assert_eq!(answer.provenance.route, Route::Primary);
+        assert_eq!(answer.provenance.cache, CacheStatus::Miss);
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "its own call");
+        assert!(!metrics.render().contains("ballast_coalesced_requests_total{"));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let next = stage.clone().oneshot(call()).await.unwrap();
+        assert_eq!(next.provenance.cache, CacheStatus::Hit, "its answer was stored");
+        assert!(!stalled.is_finished());
+        stalled.abort();
+    }
 }

@@ -20,6 +20,7 @@ mod window;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
@@ -130,7 +131,8 @@ impl Pipeline {
             .as_deref()
             .map(|text| StageLayer::new(Degraded::new(Arc::clone(&name), text)));
         let caching = shared.cache.as_ref().filter(|_| model.cache).map(|cache| {
-            StageLayer::new(Caching::new(Arc::clone(cache), Arc::clone(&shared.metrics)))
+            let patience = follower_patience(model);
+            StageLayer::new(Caching::new(Arc::clone(cache), Arc::clone(&shared.metrics), patience))
         });
         let service = ServiceBuilder::new()
             .layer(StageLayer::new(Deadline))
@@ -148,6 +150,16 @@ impl Pipeline {
     pub async fn call(&self, call: Call) -> Result<Answer, Failure> {
         self.service.clone().oneshot(call).await
     }
+}
+
+/// How long a single-flight follower waits for its leader before it calls the upstream itself:
+/// the longest `first_byte` of the model's targets, the longest the gateway ever waits for an
+/// upstream to start answering. A follower's first byte is its leader's stored answer, so it
+/// is given as long as the leader's attempt could take to start, and no longer (without a
+/// bound it waited until `request_timeout` behind a slow or stalled stream). See docs/cache.md.
+fn follower_patience(model: &ModelConfig) -> Duration {
+    let first_bytes = model.targets.iter().map(|target| target.provider.timeouts.first_byte);
+    first_bytes.max().unwrap_or(crate::config::defaults::provider::TIMEOUTS.first_byte)
 }
 
 fn target_stack(

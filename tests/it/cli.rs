@@ -62,7 +62,7 @@ fn check_prints_the_route_table_of_a_valid_config() {
         "retry: 2 × backoff 250ms..8s",
         "breaker: open 30s after 5 failures",
         "gpt-4o-mini (routing ordered, cache on)",
-        "cache: memory (max_entries 100000), ttl 1d, stale_ttl 7d",
+        "cache: memory (max_entries 100000, max_bytes 256MiB), ttl 1d, stale_ttl 7d",
         "shutdown_grace 30s, workers 3",
     ] {
         assert!(text.contains(expected), "`{expected}` missing from:\n{text}");

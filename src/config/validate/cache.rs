@@ -2,11 +2,12 @@
 
 use yaml_serde::Value;
 
-use super::values::{duration, duration_or_zero};
+use super::values::{duration, duration_or_zero, size};
 use crate::config::defaults::bounds;
 use crate::config::defaults::cache as default;
 use crate::config::path::YamlPath;
 use crate::config::raw::RawCache;
+use crate::config::units::format_size;
 use crate::config::{CacheBackend, CacheConfig, ConfigProblem, redacted_url};
 
 pub(super) fn cache_config(
@@ -51,6 +52,7 @@ pub(super) fn cache_config(
                 .problem("must be at least 1 (use `backend: none` for no cache)"),
         );
     }
+    let max_bytes = max_bytes(&path.key("max_bytes"), raw.max_bytes, out);
     CacheConfig {
         backend,
         ttl: duration(&path.key("ttl"), raw.ttl, default::TTL, bounds::MAX_CACHE_TTL, out),
@@ -62,6 +64,21 @@ pub(super) fn cache_config(
             out,
         ),
         max_entries,
+        max_bytes,
         shared_across_keys: raw.shared_across_keys.unwrap_or(default::SHARED_ACROSS_KEYS),
     }
+}
+
+/// `max_bytes`: from one answer of the largest size stored up to `bounds::MAX_CACHE_BYTES`.
+fn max_bytes(path: &YamlPath, text: Option<String>, out: &mut Vec<ConfigProblem>) -> u64 {
+    let bytes = size(path, text, default::MAX_BYTES, out);
+    if (bounds::MIN_CACHE_BYTES..=bounds::MAX_CACHE_BYTES).contains(&bytes) {
+        return bytes;
+    }
+    out.push(path.problem(format!(
+        "must be from {} (the largest answer stored) to {}",
+        format_size(bounds::MIN_CACHE_BYTES),
+        format_size(bounds::MAX_CACHE_BYTES)
+    )));
+    default::MAX_BYTES
 }

@@ -105,6 +105,7 @@ models:
     assert_eq!(config.cache.ttl, Duration::from_secs(24 * 3_600));
     assert_eq!(config.cache.stale_ttl, Duration::from_secs(7 * 24 * 3_600));
     assert_eq!(config.cache.max_entries, 100_000);
+    assert_eq!(config.cache.max_bytes, 256 * 1024 * 1024);
     assert!(!config.cache.shared_across_keys);
     assert!(config.auth.is_none());
     assert!(config.pricing.is_empty());
@@ -273,4 +274,23 @@ fn a_body_budget_below_one_largest_body_is_a_problem() {
     assert!(zero[0].starts_with("server.max_body_bytes_in_flight: must be larger than zero"));
     let fine = config(&format!("server: {{ max_body_bytes_in_flight: 1GiB }}\n{MINIMAL}"));
     assert_eq!(fine.server.max_body_bytes_in_flight, 1 << 30);
+}
+
+#[test]
+fn the_memory_cache_size_is_read_as_a_size_and_bounded() {
+    let sized = |max_bytes: &str| format!("{MINIMAL}cache: {{ max_bytes: {max_bytes} }}\n");
+    assert_eq!(config(&sized("10MiB")).cache.max_bytes, 10 << 20);
+    assert_eq!(config(&sized("1MiB")).cache.max_bytes, 1 << 20);
+    assert_eq!(config(&sized("1073741824")).cache.max_bytes, 1 << 30);
+    for (max_bytes, message) in [
+        ("0", "cache.max_bytes: must be larger than zero"),
+        ("512KiB", "cache.max_bytes: must be from 1MiB (the largest answer stored) to 1024GiB"),
+        ("2048GiB", "cache.max_bytes: must be from 1MiB"),
+        ("lots", "cache.max_bytes: `lots` is not a size"),
+    ] {
+        let found = problems(&sized(max_bytes));
+        assert!(found.iter().any(|p| p.starts_with(message)), "{max_bytes}: {found:#?}");
+    }
+    let found = problems(&format!("{MINIMAL}cache: {{ max_entries: 0 }}\n"));
+    assert!(found.iter().any(|p| p.starts_with("cache.max_entries: must be at least 1")));
 }
