@@ -16,6 +16,8 @@ pub mod server {
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
     pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
     pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Client connections held at once, over every worker; beyond, new ones wait in the backlog.
+    pub const MAX_CONNECTIONS: usize = 10_000;
 
     /// One serving thread per CPU the process may use; a function because it is read at load.
     pub fn workers() -> usize {

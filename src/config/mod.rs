@@ -109,6 +109,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// A client has this long to send its request headers (slow-loris protection).
     pub header_timeout: Duration,
+    /// Client connections held at once on `listen`, over every worker (`server::Gateway::serve`).
+    pub max_connections: usize,
     /// Serving threads, each with its own runtime and upstream connections (`crate::workers`).
     pub workers: usize,
 }

@@ -80,6 +80,7 @@ pub struct RawServer {
     pub shutdown_grace: Option<String>,
     #[serde(default, deserialize_with = "text")]
     pub header_timeout: Option<String>,
+    pub max_connections: Option<u64>,
     pub workers: Option<u32>,
 }
 

@@ -55,6 +55,7 @@ models:
     assert_eq!(server.request_timeout, Duration::from_secs(300));
     assert_eq!(server.shutdown_grace, Duration::from_secs(30));
     assert_eq!(server.header_timeout, Duration::from_secs(10));
+    assert_eq!(server.max_connections, 10_000);
     assert_eq!(server.workers, crate::workers::default_count());
 
     for provider in &config.providers {
