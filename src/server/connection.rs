@@ -17,8 +17,9 @@
 //!   still open one `header_timeout` later. An idle HTTP/2 connection is so closed between one
 //!   and two `header_timeout`s after its last stream ended.
 //!
-//! The request path pays two relaxed atomic additions per HTTP/1 request, four per HTTP/2
-//! stream, and no allocation: the per-connection state ([`Activity`]) is allocated once.
+//! The request path pays one relaxed atomic add per HTTP/1 request and a few per HTTP/2 stream
+//! (its guard: a reference count and two counters), and no allocation: the per-connection
+//! state ([`Activity`]) is allocated once, at accept.
 
 use std::pin::{Pin, pin};
 use std::sync::Arc;
