@@ -92,6 +92,7 @@ async fn serve(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let open = config.auth.is_none();
+    crate::fd_limit::raise_and_log(config.server.max_connections);
     let gateway = Gateway::bind(config, args.listen).await?;
     let addr = gateway.local_addr()?;
     if open && !addr.ip().is_loopback() {
@@ -158,10 +159,13 @@ fn route_table(path: &Path, config: &Config) -> String {
     let mut text = format!("{}: OK\n\n", path.display());
     let _ = writeln!(
         text,
-        "server: listen {}, max_body_size {}, request_timeout {}, shutdown_grace {}, workers {}\n",
+        "server: listen {}, max_connections {}, max_body_size {}, request_timeout {}, \
+         header_timeout {}, shutdown_grace {}, workers {}\n",
         server.listen,
+        server.max_connections,
         format_size(server.max_body_size as u64),
         format_duration(server.request_timeout),
+        format_duration(server.header_timeout),
         format_duration(server.shutdown_grace),
         server.workers,
     );

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod fd_limit;
 pub mod server;
 pub mod state;
 pub mod telemetry;

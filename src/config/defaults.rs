@@ -19,6 +19,8 @@ pub mod server {
     pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
     /// 512 MiB: fifty bodies of the largest size, thousands of ordinary ones.
     pub const MAX_BODY_BYTES_IN_FLIGHT: u64 = 512 << 20;
+    /// Client connections held at once, over every worker; beyond, new ones wait in the backlog.
+    pub const MAX_CONNECTIONS: usize = 10_000;
 
     /// One serving thread per CPU the process may use; a function because it is read at load.
     pub fn workers() -> usize {

@@ -116,6 +116,8 @@ pub struct ServerConfig {
     /// Request-body bytes all requests together may hold while they are read and answered;
     /// beyond it a request is refused with 503 instead of read.
     pub max_body_bytes_in_flight: usize,
+    /// Client connections held at once on `listen`, over every worker (`server::Gateway::serve`).
+    pub max_connections: usize,
     /// Serving threads, each with its own runtime and upstream connections (`crate::workers`).
     pub workers: usize,
 }

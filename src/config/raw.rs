@@ -86,6 +86,7 @@ pub struct RawServer {
     pub body_timeout: Option<String>,
     #[serde(default, deserialize_with = "text")]
     pub max_body_bytes_in_flight: Option<String>,
+    pub max_connections: Option<u64>,
     pub workers: Option<u32>,
 }
 

@@ -1,6 +1,6 @@
 //! The HTTP edge: with `error.rs` (whose `GatewayError` is an axum response), the only module that
 //! knows axum. Handlers turn requests into `Call`s and `Answer`s into responses; `router.rs`
-//! assembles them with the edge layers, which `server.rs` serves.
+//! assembles them with the edge layers, which `server/` serves.
 
 pub mod body;
 pub mod cache_control;

@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# What the gateway serves (src/server.rs); probes and scrapes must name one of these.
+# What the gateway serves (src/http/router.rs); probes and scrapes must name one of these.
 SERVED_PATHS = {"/v1/chat/completions", "/v1/models", "/healthz", "/readyz", "/status", "/metrics"}
 
 try:

@@ -64,6 +64,8 @@ fn check_prints_the_route_table_of_a_valid_config() {
         "gpt-4o-mini (routing ordered, cache on)",
         "cache: memory (max_entries 100000, max_bytes 256MiB), ttl 1d, stale_ttl 7d",
         "shutdown_grace 30s, workers 3",
+        "max_connections 10000, max_body_size 10MiB",
+        "header_timeout 10s",
     ] {
         assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::support::{self, FakeUpstream, TestGateway, chat_request};
+use crate::support::{self, FakeUpstream, RawConnection, TestGateway, chat_request, h2};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -186,4 +186,180 @@ async fn a_flood_of_garbage_connections_leaves_the_gateway_healthy() {
     }
 
     still_healthy(&gateway).await;
+}
+
+// === Connections that hold a socket without a request (issue #18) ===
+
+/// `header_timeout: 300ms`: a closed connection must be closed by that timer, so no earlier than
+/// this, and no later than `CLOSED_BY`.
+const CUT_AFTER: Duration = Duration::from_millis(250);
+const CLOSED_BY: Duration = Duration::from_secs(2);
+
+fn assert_cut_by_the_header_timeout(closed: Option<Duration>, what: &str) {
+    assert!(closed.is_some(), "{what}: still open after {CLOSED_BY:?}");
+    assert!(
+        closed >= Some(CUT_AFTER),
+        "{what}: closed after {closed:?}, before the header timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = gateway(&upstream).await;
+    let mut idle = RawConnection::open(gateway.addr).await;
+
+    assert_cut_by_the_header_timeout(idle.closed_within(CLOSED_BY).await, "silent connection");
+    still_healthy(&gateway).await;
+}
+
+#[tokio::test]
+async fn a_partial_http2_preface_is_closed_after_the_header_timeout() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = gateway(&upstream).await;
+    let mut partial = RawConnection::open(gateway.addr).await;
+    // A prefix of the preface: the gateway cannot tell HTTP/1 from HTTP/2 yet.
+    partial.send(&h2::PREFACE[..16]).await;
+
+    assert_cut_by_the_header_timeout(partial.closed_within(CLOSED_BY).await, "partial preface");
+    still_healthy(&gateway).await;
+}
+
+#[tokio::test]
+async fn an_http2_connection_that_sends_no_request_is_closed_after_the_header_timeout() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = gateway(&upstream).await;
+    let mut h2c = RawConnection::open(gateway.addr).await;
+    h2c.send(&h2::handshake()).await;
+
+    let (frames, closed) = h2c.h2_frames_until_closed(CLOSED_BY).await;
+
+    assert_eq!(frames.first(), Some(&h2::SETTINGS), "the gateway spoke HTTP/2: {frames:?}");
+    assert_cut_by_the_header_timeout(closed, "h2c connection without a request");
+    still_healthy(&gateway).await;
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_sent_goaway_and_closed() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = gateway(&upstream).await;
+    let mut h2c = RawConnection::open(gateway.addr).await;
+    h2c.send(&h2::handshake()).await;
+    h2c.send(&h2::get("/healthz")).await;
+
+    // Idle from the answer on: GOAWAY within two header timeouts, then the close.
+    let (frames, closed) = h2c.h2_frames_until_closed(Duration::from_secs(3)).await;
+
+    let answer = frames.iter().position(|&kind| kind == h2::HEADERS);
+    let goaway = frames.iter().position(|&kind| kind == h2::GOAWAY);
+    assert!(answer.is_some() && goaway > answer, "an answer, then GOAWAY: {frames:?}");
+    let closed = closed.unwrap_or_else(|| panic!("still open after GOAWAY: {frames:?}"));
+    assert!(closed >= CUT_AFTER, "closed after {closed:?}, before the idle time");
+    still_healthy(&gateway).await;
+}
+
+#[tokio::test]
+async fn an_idle_http1_keep_alive_connection_is_closed_after_the_header_timeout() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = gateway(&upstream).await;
+    let mut kept = RawConnection::open(gateway.addr).await;
+    let status = kept.http1_get("/healthz", CLOSED_BY).await;
+    assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"));
+    let answered = tokio::time::Instant::now();
+
+    let closed = kept.closed_within(CLOSED_BY).await;
+
+    assert!(closed.is_some(), "an idle keep-alive connection is closed");
+    assert!(answered.elapsed() >= CUT_AFTER, "closed before the header timeout");
+    still_healthy(&gateway).await;
+}
+
+#[tokio::test]
+async fn beyond_max_connections_a_connection_waits_until_one_closes() {
+    let upstream = FakeUpstream::start().await;
+    // Two workers share the one limit; the header timeout is long enough not to cut the idle.
+    let config = support::openai_config(&upstream.base_url(), "").replace(
+        "shutdown_grace: 2s",
+        "shutdown_grace: 2s, header_timeout: 5s, max_connections: 4, workers: 2",
+    );
+    let gateway = TestGateway::start(&config).await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        // An answered request proves the connection was accepted; it then idles, kept alive.
+        let mut connection = RawConnection::open(gateway.addr).await;
+        let status = connection.http1_get("/healthz", CLOSED_BY).await;
+        assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"));
+        held.push(connection);
+    }
+
+    let mut extra = RawConnection::open(gateway.addr).await;
+    let waiting = extra.http1_get("/healthz", Duration::from_millis(500)).await;
+    assert_eq!(waiting, None, "a fifth connection is not served while four are open");
+
+    drop(held.pop());
+    let status = extra.response_head(CLOSED_BY).await;
+    assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"), "served once one closed");
+
+    drop(held);
+    drop(extra);
+    let response =
+        tokio::time::timeout(CLOSED_BY, gateway.client.get(gateway.url("/healthz")).send())
+            .await
+            .expect("answered within the bound")
+            .unwrap();
+    assert_eq!(response.status(), 200);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn idle_connections_do_not_hold_up_a_shutdown() {
+    let upstream = FakeUpstream::start().await;
+    let config = support::openai_config(&upstream.base_url(), "")
+        .replace("shutdown_grace: 2s", "shutdown_grace: 5s, header_timeout: 5s, workers: 2");
+    let gateway = TestGateway::start(&config).await;
+    let _silent = RawConnection::open(gateway.addr).await;
+    let mut partial = RawConnection::open(gateway.addr).await;
+    partial.send(&h2::PREFACE[..16]).await;
+    let mut kept = RawConnection::open(gateway.addr).await;
+    let status = kept.http1_get("/healthz", CLOSED_BY).await;
+    assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"));
+
+    let started = tokio::time::Instant::now();
+    gateway.stop().await;
+
+    // Well within the grace (5 s) and the header timeout (5 s): none of them was waited for.
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(kept.closed_within(CLOSED_BY).await.is_some(), "the idle keep-alive one is closed");
+}
+
+#[tokio::test]
+async fn a_full_public_listener_leaves_the_operator_listener_served() {
+    let upstream = FakeUpstream::start().await;
+    let config = support::openai_config(&upstream.base_url(), "").replace(
+        "shutdown_grace: 2s",
+        "shutdown_grace: 2s, header_timeout: 5s, max_connections: 2, metrics_listen: 127.0.0.1:0",
+    );
+    let parsed = ballast::config::from_yaml(&config, &|_| None).unwrap();
+    let gateway = ballast::server::Gateway::bind(parsed, None).await.unwrap();
+    let (public, operator) = (gateway.local_addr().unwrap(), gateway.operator_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(gateway.serve(async {
+        let _ = stopped.await;
+    }));
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut connection = RawConnection::open(public).await;
+        let status = connection.http1_get("/healthz", CLOSED_BY).await;
+        assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"));
+        held.push(connection);
+    }
+    let mut extra = RawConnection::open(public).await;
+    assert_eq!(extra.http1_get("/healthz", Duration::from_millis(300)).await, None, "full");
+
+    let mut scrape = RawConnection::open(operator).await;
+    let status = scrape.http1_get("/metrics", CLOSED_BY).await;
+
+    assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"), "the operator listener is apart");
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
 }

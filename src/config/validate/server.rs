@@ -1,4 +1,4 @@
-//! The `server` section: listeners, request limits and timeouts, serving threads.
+//! The `server` section: listeners, connection and request limits, timeouts, serving threads.
 
 use std::net::SocketAddr;
 
@@ -13,6 +13,9 @@ use crate::config::{ConfigProblem, ServerConfig};
 
 /// `server.workers` above this is a typo, not a machine.
 const MAX_WORKERS: u32 = 1024;
+/// `server.max_connections` above this is a typo: Linux lets no process hold more file
+/// descriptors than `fs.nr_open`, 1048576 by default, and each connection is one.
+const MAX_CONNECTIONS: u64 = 1_000_000;
 
 pub(super) fn server_config(
     path: &YamlPath,
@@ -63,6 +66,17 @@ pub(super) fn server_config(
             1
         }
     };
+    let max_connections = match raw.max_connections {
+        None => default::MAX_CONNECTIONS,
+        Some(count @ 1..=MAX_CONNECTIONS) => usize::try_from(count).unwrap_or(usize::MAX),
+        Some(count) => {
+            out.push(
+                path.key("max_connections")
+                    .problem(format!("{count} connections: must be from 1 to {MAX_CONNECTIONS}")),
+            );
+            default::MAX_CONNECTIONS
+        }
+    };
     ServerConfig {
         listen,
         metrics_listen,
@@ -99,6 +113,45 @@ pub(super) fn server_config(
         max_body_bytes_in_flight: usize::try_from(in_flight)
             .unwrap_or(usize::MAX)
             .min(usize::MAX >> 3),
+        max_connections,
         workers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{MINIMAL, config, problems};
+
+    #[test]
+    fn max_connections_defaults_to_specs_value_and_zero_or_absurd_values_are_refused() {
+        assert_eq!(config(MINIMAL).server.max_connections, 10_000);
+        let set = config(&format!("server: {{ max_connections: 4 }}\n{MINIMAL}"));
+        assert_eq!(set.server.max_connections, 4);
+        for (count, expected) in [
+            ("0", "server.max_connections: 0 connections: must be from 1 to 1000000"),
+            ("1000001", "server.max_connections: 1000001 connections: must be from 1 to 1000000"),
+        ] {
+            let found = problems(&format!("server: {{ max_connections: {count} }}\n{MINIMAL}"));
+            assert_eq!(found, [expected], "{count}");
+        }
+        let found = problems(&format!("server: {{ max_connections: -1 }}\n{MINIMAL}"));
+        assert!(found.iter().any(|p| p.starts_with("server.max_connections")), "{found:?}");
+    }
+
+    /// SPEC §2's `server` section, as written there, is a valid one.
+    #[test]
+    fn specs_example_server_section_is_accepted() {
+        let spec = "
+server:
+  listen: 127.0.0.1:8080
+  metrics_listen: null
+  max_connections: 10000
+  max_body_size: 10MiB
+  request_timeout: 300s
+  shutdown_grace: 30s
+";
+        let server = config(&format!("{spec}{MINIMAL}")).server;
+        assert_eq!(server.max_connections, 10_000);
+        assert_eq!(server.metrics_listen, None);
     }
 }

@@ -57,6 +57,7 @@ models:
     assert_eq!(server.header_timeout, Duration::from_secs(10));
     assert_eq!(server.body_timeout, Duration::from_secs(60));
     assert_eq!(server.max_body_bytes_in_flight, 512 << 20);
+    assert_eq!(server.max_connections, 10_000);
     assert_eq!(server.workers, crate::workers::default_count());
 
     for provider in &config.providers {

@@ -10,6 +10,7 @@
 mod config;
 mod gateway;
 mod process;
+mod raw;
 mod redis;
 mod reply;
 mod upstream;
@@ -23,6 +24,7 @@ pub use gateway::{
     streamed_text, tokens_counted,
 };
 pub use process::GatewayProcess;
+pub use raw::{RawConnection, h2};
 pub use redis::RedisServer;
 pub use reply::{Reply, StreamEnd, chunk_events, completion_body, json_fixture, sse_fixture};
 pub use upstream::FakeUpstream;

@@ -1,26 +1,39 @@
-//! The listeners: binding, the accept loop of each worker (hyper-util), graceful shutdown. The
-//! router they serve, with its edge layers, is `http::router`.
+//! The listeners: binding, the accept loop of each worker (hyper-util) under
+//! `server.max_connections`, graceful shutdown. One connection's life, its protocol settings
+//! and timers, is `connection`; the router it serves, with its edge layers, is `http::router`.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{Semaphore, TryAcquireError, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::http::router::{self, App};
 use crate::state::AppState;
 use crate::workers;
 
-/// The most a client's request head may take (hyper answers 431 beyond it).
-const MAX_HEADER_BYTES: usize = 64 << 10;
+mod connection;
+
+/// Connections held at once on `server.metrics_listen`, apart from `server.max_connections`,
+/// so that a flood of the public listener never locks the operator out of `/metrics`.
+const OPERATOR_MAX_CONNECTIONS: usize = 64;
+/// Connections the kernel completes and queues for `accept` while `server.max_connections` are
+/// open (or between two accepts); Linux caps it at `net.core.somaxconn` (4096 by default).
+const LISTEN_BACKLOG: u32 = 1024;
+/// After a failed `accept` (out of file descriptors, most often), the next try waits this long.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// While every connection permit is taken, a warning at most this often (per worker)...
+const FULL_WARNING_EVERY: Duration = Duration::from_secs(60);
+/// ...and while `accept` fails, at most this often.
+const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(1);
 /// After the shutdown grace, open streams get their error event; this long to flush it.
 const CUT_FLUSH: Duration = Duration::from_secs(1);
 
@@ -47,9 +60,9 @@ impl Gateway {
         let addr = listen.unwrap_or(config.server.listen);
         let operator_addr = config.server.metrics_listen;
         let state = AppState::new(config).map_err(StartError::Setup)?;
-        let listener = bind(addr).await?;
+        let listener = bind(addr)?;
         let operator_listener = match operator_addr {
-            Some(addr) => Some(bind(addr).await?),
+            Some(addr) => Some(bind(addr)?),
             None => None,
         };
         Ok(Self { listener, operator_listener, state })
@@ -76,15 +89,20 @@ impl Gateway {
         // Dropping this future (e.g. with the runtime that polls it) stops the other workers.
         let _stop_workers = stop.clone().drop_guard();
         let app = router::app(state.clone());
-        let (listener, workers) = spawn_workers(listener, &app, &state, &stop);
+        // One limit for every worker's accept loop on `listen`; the operator listener has its own.
+        let limit =
+            ConnectionLimit::new(state.config().server.max_connections, "server.max_connections");
+        let (listener, workers) = spawn_workers(listener, &app, &limit, &state, &stop);
         let main = async {
             if let Some(listener) = listener {
-                serve_listener(listener, app, &state, &stop).await;
+                serve_listener(listener, app, limit, &state, &stop).await;
             }
         };
         let operator = async {
             if let Some(listener) = operator_listener {
-                serve_listener(listener, router::operator_app(state.clone()), &state, &stop).await;
+                let app = router::operator_app(state.clone());
+                let limit = ConnectionLimit::new(OPERATOR_MAX_CONNECTIONS, "operator listener");
+                serve_listener(listener, app, limit, &state, &stop).await;
             }
         };
         let stopper = async {
@@ -105,6 +123,7 @@ impl Gateway {
 fn spawn_workers(
     listener: TcpListener,
     app: &App,
+    limit: &ConnectionLimit,
     state: &AppState,
     stop: &CancellationToken,
 ) -> (Option<TcpListener>, Vec<oneshot::Receiver<()>>) {
@@ -123,9 +142,10 @@ fn spawn_workers(
     for index in 1..count {
         let started = socket.try_clone().and_then(|socket| {
             let (app, state, stop) = (app.clone(), state.clone(), stop.clone());
+            let limit = limit.clone();
             workers::spawn(index, move || async move {
                 match TcpListener::from_std(socket) {
-                    Ok(listener) => serve_listener(listener, app, &state, &stop).await,
+                    Ok(listener) => serve_listener(listener, app, limit, &state, &stop).await,
                     Err(err) => tracing::error!(worker = index, error = %err, "cannot accept"),
                 }
             })
@@ -141,36 +161,111 @@ fn spawn_workers(
     (listener, workers)
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+/// Binds `addr` with a listen backlog of [`LISTEN_BACKLOG`] (std's and tokio's is 128).
+fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() };
+    socket
+        .and_then(|socket| {
+            // As std and tokio do: a restarted gateway can bind while old connections linger.
+            #[cfg(unix)]
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(LISTEN_BACKLOG)
+        })
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// The connections a listener may hold at once, shared by the workers that accept on it.
+#[derive(Clone)]
+struct ConnectionLimit {
+    permits: Arc<Semaphore>,
+    /// What sets it, for the log.
+    setting: &'static str,
+}
+
+impl ConnectionLimit {
+    fn new(count: usize, setting: &'static str) -> Self {
+        Self { permits: Arc::new(Semaphore::new(count)), setting }
+    }
+}
+
+/// At most one `true` per `period`: for warnings that could otherwise flood the log.
+struct Throttle {
+    period: Duration,
+    last: Option<Instant>,
+}
+
+impl Throttle {
+    fn new(period: Duration) -> Self {
+        Self { period, last: None }
+    }
+
+    fn due(&mut self) -> bool {
+        let due = self.last.is_none_or(|at| at.elapsed() >= self.period);
+        if due {
+            self.last = Some(Instant::now());
+        }
+        due
+    }
 }
 
 /// One listener's accept loop until `stop`, then its drain.
+///
+/// A connection is accepted only with a permit of `limit`, held until the connection closes:
+/// while all are taken, new connections wait in the kernel's backlog.
 async fn serve_listener(
     listener: TcpListener,
     app: App,
+    limit: ConnectionLimit,
     state: &AppState,
     stop: &CancellationToken,
 ) {
     let grace = state.config().server.shutdown_grace;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
     let header_timeout = state.config().server.header_timeout;
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .max_buf_size(MAX_HEADER_BYTES);
-    builder.http2().timer(TokioTimer::new());
-    let connections = GracefulShutdown::new();
+    let builder = connection::builder(header_timeout);
+    // This listener's connections: drained on `stop`, after the loop.
+    let connections = TaskTracker::new();
+    let drain = CancellationToken::new();
+    let mut full_warning = Throttle::new(FULL_WARNING_EVERY);
+    let mut accept_warning = Throttle::new(ACCEPT_WARNING_EVERY);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let permit = match Arc::clone(&limit.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::NoPermits) => {
+                if full_warning.due() {
+                    tracing::warn!(
+                        limit = limit.setting,
+                        "connection limit reached: new connections wait in the backlog \
+                         (logged at most once a minute per worker)"
+                    );
+                }
+                tokio::select! {
+                    permit = Arc::clone(&limit.permits).acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_closed) => break,
+                    },
+                    () = stop.cancelled() => break,
+                }
+            }
+            Err(TryAcquireError::Closed) => break,
+        };
+        let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok((stream, _peer)) => stream,
                 Err(err) => {
+                    drop(permit);
                     // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %err, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    if accept_warning.due() {
+                        tracing::warn!(
+                            error = %err,
+                            "accepting a connection failed; retrying every 50 ms \
+                             (logged at most once a second per worker)"
+                        );
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                        () = stop.cancelled() => break,
+                    }
                 }
             },
             () = stop.cancelled() => break,
@@ -178,21 +273,22 @@ async fn serve_listener(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(app.clone());
-        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-        let connection = connections.watch(connection);
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "connection ended with an error");
-            }
+        let activity = Arc::new(connection::Activity::default());
+        let service = connection::Service::new(app.clone(), Arc::clone(&activity));
+        let served = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let drain = drain.clone();
+        connections.spawn(async move {
+            connection::serve(served, activity, header_timeout, drain).await;
+            drop(permit);
         });
     }
     drop(listener);
     state.start_draining();
     let worker = workers::current();
     tracing::info!(worker, grace = ?grace, "shutting down: draining in-flight requests");
-    let drained = connections.shutdown();
-    let mut drained = std::pin::pin!(drained);
+    connections.close();
+    drain.cancel();
+    let mut drained = std::pin::pin!(connections.wait());
     tokio::select! {
         () = &mut drained => tracing::info!(worker, "all requests finished"),
         () = tokio::time::sleep(grace) => {
