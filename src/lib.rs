@@ -15,6 +15,7 @@ pub mod workers;
 pub mod auth;
 pub mod error;
 pub mod http;
+pub mod json;
 pub mod metrics;
 
 pub mod cache;

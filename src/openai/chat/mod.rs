@@ -5,7 +5,7 @@
 
 mod request;
 mod response;
-mod scan;
 
-pub use request::{ChatRequest, InvalidRequest};
+pub use crate::json::InvalidRequest;
+pub use request::ChatRequest;
 pub use response::{AssistantMessage, ChatCompletion, Choice, FunctionCall, ToolCall, Usage};

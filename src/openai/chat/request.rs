@@ -1,18 +1,16 @@
-//! The chat-completions request as the gateway reads it: checked, kept as the client's text.
-//!
-//! The request is kept as the client's JSON text so that fields the gateway does not know
-//! (vendor sampling parameters sent through the SDK's `extra_body`) reach the upstream unchanged.
-//! Only what the gateway itself needs is read out of it and checked; the whole body is parsed
-//! into values only when something needs them (the cache key, the mock and Anthropic
-//! providers), so an OpenAI-shaped passthrough never builds them.
-
-use std::ops::Range;
-use std::sync::OnceLock;
+//! The chat-completions request as the gateway reads it: a checked [`RawObject`] (kept as the
+//! client's text, so fields the gateway does not know, such as vendor sampling parameters sent
+//! through the SDK's `extra_body`, reach the upstream unchanged) and the few fields the gateway
+//! itself needs, read out of it and checked. The whole body is parsed into values only when
+//! something needs them (the mock and Anthropic providers, the token estimate), so an
+//! OpenAI-shaped passthrough never builds them.
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::scan::{Budget, MAX_MEMBERS, MAX_VALUES, ScanError, Shape, TooComplex};
+use crate::json::object::{invalid, missing};
+use crate::json::scan::Shape;
+use crate::json::{InvalidRequest, RawObject};
 
 /// A checked `POST /v1/chat/completions` body.
 #[derive(Clone, Debug)]
@@ -22,21 +20,8 @@ pub struct ChatRequest {
     pub stream: bool,
     /// `stream_options.include_usage`: the client wants the final usage chunk.
     pub include_usage: bool,
-    /// The body's bytes: an OpenAI-shaped upstream gets the client's values as they came.
-    raw: Bytes,
-    /// The top-level members, sorted by key, each with where its value lies in `raw`. A later
-    /// duplicate key wins, as it does in `body`.
-    fields: Vec<(String, Range<usize>)>,
-    /// The whole body parsed, made on first use. Private so that it cannot drift from `raw`.
-    body: OnceLock<Map<String, Value>>,
-}
-
-/// Why a request body was refused; `param` names the offending field.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InvalidRequest {
-    pub message: String,
-    pub param: Option<&'static str>,
-    pub code: &'static str,
+    /// The body as the client sent it: an OpenAI-shaped upstream gets its values as they came.
+    object: RawObject,
 }
 
 impl ChatRequest {
@@ -46,75 +31,16 @@ impl ChatRequest {
     }
 
     /// [`from_slice`](Self::from_slice), keeping `bytes` without a copy.
-    ///
-    /// The top-level members are located, then each is checked as strictly as parsing it into
-    /// values would (syntax, UTF-8, escapes, number range, nesting depth) without building them,
-    /// and only the few the gateway reads are parsed.
     pub fn from_bytes(bytes: Bytes) -> Result<Self, InvalidRequest> {
-        let mut budget = Budget::new();
-        let members = match budget.members(&bytes) {
-            Ok(members) => members,
-            Err(ScanError::TooComplex(bound)) => return Err(too_complex(bound)),
-            // Not an object of JSON values: say which (only on this path is the whole body
-            // checked again).
-            Err(ScanError::Json(err)) => {
-                return Err(match Budget::new().shape_of(&bytes) {
-                    Ok(_) if !err.is_syntax() && !err.is_eof() => {
-                        invalid(None, "invalid_type", "The request body must be a JSON object.")
-                    }
-                    Ok(_) => not_json(None, &err),
-                    Err(ScanError::Json(err)) => not_json(None, &err),
-                    Err(ScanError::TooComplex(bound)) => too_complex(bound),
-                });
-            }
-        };
-        let base = bytes.as_ptr() as usize;
-        let mut fields = Vec::with_capacity(members.len());
-        let mut messages = None;
-        // Every member is checked, a duplicate key's earlier values too: a parse into values
-        // reads those as well before the last one wins.
-        for (key, value) in members {
-            let text = value.get();
-            let shape = budget.shape(text).map_err(|err| match err {
-                ScanError::Json(err) => not_json(Some(&key), &err),
-                ScanError::TooComplex(bound) => too_complex(bound),
-            })?;
-            if key == "messages" {
-                messages = Some(shape);
-            }
-            // `value` borrows from `bytes`, so its text lies inside them.
-            let start = (text.as_ptr() as usize)
-                .checked_sub(base)
-                .filter(|start| start + text.len() <= bytes.len())
-                .ok_or_else(|| invalid(None, "invalid_json", "The request body is unreadable."))?;
-            fields.push((key, start..start + text.len()));
-        }
-        // Sorted by key (stably, so a duplicate's values stay in the order sent), then each
-        // duplicate key keeps its last value, as in `body`.
-        fields.sort_by(|(a, _), (b, _)| a.cmp(b));
-        fields.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                std::mem::swap(&mut later.1, &mut kept.1);
-            }
-            same
-        });
-        let mut request = Self {
-            model: String::new(),
-            stream: false,
-            include_usage: false,
-            raw: bytes,
-            fields,
-            body: OnceLock::new(),
-        };
-        request.model = match request.member("model")? {
+        let object = RawObject::from_bytes(bytes)?;
+        let model = match object.member("model")? {
             Some(Value::String(model)) if !model.is_empty() => model,
             Some(_) => {
                 return Err(invalid(Some("model"), "invalid_type", "`model` must be a string."));
             }
             None => return Err(missing("model")),
         };
-        match messages {
+        match object.shape("messages") {
             Some(Shape::Array { empty: false }) => {}
             Some(Shape::Array { empty: true }) => {
                 return Err(invalid(
@@ -132,7 +58,7 @@ impl ChatRequest {
             }
             None => return Err(missing("messages")),
         }
-        request.stream = match request.member("stream")? {
+        let stream = match object.member("stream")? {
             None | Some(Value::Null) => false,
             Some(Value::Bool(stream)) => stream,
             Some(_) => {
@@ -142,58 +68,38 @@ impl ChatRequest {
         for (key, max) in
             [("n", MAX_N), ("max_tokens", MAX_TOKENS), ("max_completion_tokens", MAX_TOKENS)]
         {
-            check_integer(request.member(key)?, key, 1, max)?;
+            check_integer(object.member(key)?, key, 1, max)?;
         }
-        request.include_usage = request.stream
-            && request
+        let include_usage = stream
+            && object
                 .member("stream_options")?
                 .and_then(|options| options.get("include_usage").and_then(Value::as_bool))
                 .unwrap_or(false);
-        Ok(request)
-    }
-
-    /// The JSON text of the top-level member `key`.
-    fn slice(&self, key: &str) -> Option<&[u8]> {
-        let index = self.fields.binary_search_by(|(name, _)| name.as_str().cmp(key)).ok()?;
-        self.raw.get(self.fields[index].1.clone())
-    }
-
-    /// The top-level member `key`, parsed (it was checked, so it parses).
-    fn member(&self, key: &str) -> Result<Option<Value>, InvalidRequest> {
-        self.slice(key)
-            .map(serde_json::from_slice)
-            .transpose()
-            .map_err(|err| not_json(Some(key), &err))
+        Ok(Self { model, stream, include_usage, object })
     }
 
     /// The top-level members as the client wrote them, sorted by key, each with its value's JSON
     /// text (a later duplicate key having won): what the cache key is computed from, so that it
     /// sees numbers as the client spelled them.
     pub fn members(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.fields
-            .iter()
-            .map(|(key, range)| (key.as_str(), self.raw.get(range.clone()).unwrap_or(b"null")))
+        self.object.members()
     }
 
     /// The whole body as the client sent it, parsed on first use.
     pub fn body(&self) -> &Map<String, Value> {
-        // Does not fail: `from_bytes` accepted the body by the same rules as this parse (both
-        // go through serde_json's `deserialize_any`); tests/it/properties/ and the fuzz target
-        // check that.
-        self.body.get_or_init(|| serde_json::from_slice(&self.raw).unwrap_or_default())
+        self.object.body()
     }
 
     /// Tests only: changes the parsed body (not the bytes an OpenAI upstream is sent), to build
     /// requests that parsing would refuse.
     #[cfg(test)]
     pub(crate) fn body_mut(&mut self) -> &mut Map<String, Value> {
-        self.body();
-        self.body.get_mut().expect("parsed just above")
+        self.object.body_mut()
     }
 
     /// The size of the body as the client sent it, in bytes.
     pub fn size(&self) -> usize {
-        self.raw.len()
+        self.object.size()
     }
 
     pub fn messages(&self) -> &[Value] {
@@ -201,36 +107,22 @@ impl ChatRequest {
     }
 
     /// The body for an OpenAI-shaped upstream: `model` replaced by the upstream's model name,
-    /// every other member written as the client's own text. Not encoded again, a long
-    /// conversation costs a copy instead of a character-by-character escape, and numbers keep
-    /// the client's exact spelling. A streamed request always asks for the final usage chunk
-    /// (`stream_options.include_usage: true`), which the gateway needs for accounting; the
-    /// client's other `stream_options` are kept.
+    /// every other member written as the client's own text (`RawObject::with_model`). A
+    /// streamed request always asks for the final usage chunk (`stream_options.include_usage:
+    /// true`), which the gateway needs for accounting; the client's other `stream_options` are
+    /// kept.
     pub fn for_upstream(&self, upstream_model: &str) -> Result<Vec<u8>, serde_json::Error> {
-        // Sized up front: growing a long conversation by doubling would copy it several times.
-        let mut out = Vec::with_capacity(self.raw.len() + upstream_model.len() + 48);
-        out.extend_from_slice(b"{\"model\":");
-        serde_json::to_writer(&mut out, upstream_model)?;
-        for (key, range) in &self.fields {
-            if key == "model" || (self.stream && key == "stream_options") {
-                continue;
-            }
-            out.push(b',');
-            serde_json::to_writer(&mut out, key)?;
-            out.push(b':');
-            out.extend_from_slice(self.raw.get(range.clone()).unwrap_or(b"null"));
+        if !self.stream {
+            return self.object.with_model(upstream_model, &[], b"");
         }
-        if self.stream {
-            let mut options = match self.member("stream_options") {
-                Ok(Some(Value::Object(options))) => options,
-                _ => Map::new(),
-            };
-            options.insert("include_usage".to_owned(), Value::Bool(true));
-            out.extend_from_slice(b",\"stream_options\":");
-            serde_json::to_writer(&mut out, &options)?;
-        }
-        out.push(b'}');
-        Ok(out)
+        let mut options = match self.object.member("stream_options") {
+            Ok(Some(Value::Object(options))) => options,
+            _ => Map::new(),
+        };
+        options.insert("include_usage".to_owned(), Value::Bool(true));
+        let mut extra = b",\"stream_options\":".to_vec();
+        serde_json::to_writer(&mut extra, &options)?;
+        self.object.with_model(upstream_model, &["stream_options"], &extra)
     }
 }
 
@@ -257,44 +149,10 @@ fn check_integer(
     }
 }
 
-/// The body, or its top-level `member`, is not JSON.
-fn not_json(member: Option<&str>, err: &serde_json::Error) -> InvalidRequest {
-    let place = member.map(|member| format!("in `{member}`, ")).unwrap_or_default();
-    InvalidRequest {
-        message: format!("The request body is not valid JSON: {place}{err}."),
-        param: None,
-        code: "invalid_json",
-    }
-}
-
-/// A body beyond a bound of `scan`: refused before any part of it is parsed into values.
-fn too_complex(bound: TooComplex) -> InvalidRequest {
-    let message = match bound {
-        TooComplex::Members => {
-            format!("The request body has an object with more than {MAX_MEMBERS} members.")
-        }
-        TooComplex::Values => {
-            format!("The request body holds more than {MAX_VALUES} JSON values.")
-        }
-    };
-    InvalidRequest { message, param: None, code: "request_too_complex" }
-}
-
-fn invalid(param: Option<&'static str>, code: &'static str, message: &str) -> InvalidRequest {
-    InvalidRequest { message: message.to_owned(), param, code }
-}
-
-fn missing(param: &'static str) -> InvalidRequest {
-    InvalidRequest {
-        message: format!("Missing required parameter: '{param}'."),
-        param: Some(param),
-        code: "missing_required_parameter",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::scan::{MAX_MEMBERS, MAX_VALUES};
 
     fn upstream_json(request: &ChatRequest, model: &str) -> Value {
         serde_json::from_slice(&request.for_upstream(model).unwrap()).unwrap()
@@ -359,9 +217,9 @@ mod tests {
         let request = ChatRequest::from_slice(body).unwrap();
         let upstream = upstream_json(&request, "b");
         assert_eq!(upstream["stream_options"], serde_json::json!({"x": 1, "include_usage": true}));
-        assert!(request.body.get().is_none(), "the passthrough built no values");
+        assert!(!request.object.is_parsed(), "the passthrough built no values");
         assert_eq!(request.messages()[0]["content"], "hi");
-        assert!(request.body.get().is_some());
+        assert!(request.object.is_parsed());
     }
 
     #[test]

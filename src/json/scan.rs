@@ -14,12 +14,12 @@ use serde_json::value::RawValue;
 /// The most members one object may have, duplicate keys counted. Far above any real request
 /// (a few dozen top-level members, schemas of hundreds of properties); a body of nothing but
 /// members would otherwise cost tens of bytes of memory per byte sent.
-pub(super) const MAX_MEMBERS: usize = 10_000;
+pub const MAX_MEMBERS: usize = 10_000;
 /// The most JSON values (scalars, arrays and objects, at any depth) one body may hold. A value
 /// parsed costs 32 bytes or more, and `[0,0,...]` spends two bytes of body on each: without this
 /// a 10 MiB body could become 160 MiB of values. Well above the largest real bodies (an
 /// embeddings request of 300,000 token ids).
-pub(super) const MAX_VALUES: usize = 500_000;
+pub const MAX_VALUES: usize = 500_000;
 
 /// Which bound a body went beyond.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,8 +137,8 @@ impl<'de> Visitor<'de> for MembersSeed<'_> {
 
 /// What a JSON value is, found while checking all of it as strictly as parsing it into a
 /// [`Value`](serde_json::Value) would, without building anything.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Shape {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
     Object,
     Array { empty: bool },
     Scalar,

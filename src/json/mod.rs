@@ -1,0 +1,8 @@
+//! JSON as the gateway reads clients' bodies: checked as strictly as a parse into values would,
+//! within bounds of what a parse may cost (`scan`), and kept as the client's own text
+//! (`object::RawObject`), whatever API the body is for. No I/O, nothing else of the crate.
+
+pub mod object;
+pub mod scan;
+
+pub use object::{InvalidRequest, RawObject};
