@@ -8,6 +8,7 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 
+use crate::anthropic::ErrorBody as AnthropicError;
 use crate::auth::AuthFailure;
 use crate::failure::{Failure, FailureClass, Refusal};
 use crate::openai::chat::InvalidRequest;
@@ -135,6 +136,34 @@ impl GatewayError {
     }
 }
 
+impl GatewayError {
+    /// The status and body of this error on the Messages routes (SPEC §3): Anthropic's shape
+    /// and types, for the same cases as OpenAI's. The statuses are the same but one: when every
+    /// target failed it is 529 `overloaded_error`, Anthropic's own status for it. An upstream's
+    /// client error keeps its status and message, its type named for the status.
+    pub fn anthropic(&self) -> (StatusCode, AnthropicError) {
+        let message = match self {
+            Self::UpstreamRejected(_, body) => body.error.message.clone(),
+            other => other.to_string(),
+        };
+        let (status, kind) = match self {
+            Self::UpstreamUnavailable { .. } | Self::Overloaded => (
+                StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                "overloaded_error",
+            ),
+            Self::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout_error"),
+            Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "api_error"),
+            // A body too slow to arrive is the client's fault, not a model's timeout.
+            Self::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "invalid_request_error"),
+            other => {
+                let status = other.status();
+                (status, crate::anthropic::error::kind_for_status(status.as_u16()))
+            }
+        };
+        (status, AnthropicError::new(kind, message))
+    }
+}
+
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -228,6 +257,58 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    #[test]
+    fn on_the_messages_routes_every_error_has_anthropics_type_and_all_failed_is_a_529() {
+        let limited = || crate::rate_limit::Limited {
+            retry_after: std::time::Duration::from_secs(1),
+            admission: Admission::default(),
+        };
+        let unavailable = GatewayError::UpstreamUnavailable {
+            provider: "p".to_owned(),
+            class: "server_error",
+            retry_after: None,
+        };
+        let upstream_404 = GatewayError::UpstreamRejected(
+            StatusCode::NOT_FOUND,
+            ErrorBody::new(
+                "invalid_request_error",
+                None,
+                None,
+                "no such model upstream".to_owned(),
+            ),
+        );
+        let cases = [
+            (GatewayError::Unauthorized(AuthFailure::Missing), 401, "authentication_error"),
+            (
+                GatewayError::ModelNotAllowed { key: "k".to_owned(), model: "m".to_owned() },
+                403,
+                "permission_error",
+            ),
+            (GatewayError::ModelNotFound("m".to_owned()), 404, "not_found_error"),
+            (GatewayError::RequestTooLarge { limit: 10 }, 413, "request_too_large"),
+            (GatewayError::RateLimited(limited()), 429, "rate_limit_error"),
+            (GatewayError::RequestExceedsLimit { estimated: 9, limit: 1 }, 429, "rate_limit_error"),
+            (GatewayError::UnsupportedMediaType, 415, "invalid_request_error"),
+            (unavailable, 529, "overloaded_error"),
+            (GatewayError::Overloaded, 529, "overloaded_error"),
+            (GatewayError::Timeout, 504, "timeout_error"),
+            (GatewayError::Internal, 500, "api_error"),
+            (upstream_404, 404, "not_found_error"),
+        ];
+        for (error, status, kind) in cases {
+            let (got, body) = error.anthropic();
+            assert_eq!((got.as_u16(), body.error.kind.as_str()), (status, kind), "{error:?}");
+            assert_eq!(body.kind, "error");
+            assert!(!body.error.message.is_empty());
+        }
+        let (_, body) = GatewayError::UpstreamRejected(
+            StatusCode::BAD_REQUEST,
+            ErrorBody::new("invalid_request_error", None, None, "bad tool".to_owned()),
+        )
+        .anthropic();
+        assert_eq!(body.error.message, "bad tool", "the upstream's words, not ours");
+    }
 
     #[test]
     fn a_refused_request_is_a_400_naming_the_unsupported_parameter() {

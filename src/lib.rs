@@ -26,4 +26,5 @@ pub mod providers;
 pub mod rate_limit;
 pub mod shared_redis;
 
+pub mod anthropic;
 pub mod openai;
