@@ -17,7 +17,7 @@ models:
 ";
 
 #[tokio::test]
-async fn models_lists_the_configured_names_in_openai_format() {
+async fn models_lists_the_configured_names_in_a_format_both_sdks_parse() {
     let gateway = TestGateway::start(TWO_MODELS).await;
 
     let body: Value =
@@ -31,7 +31,17 @@ async fn models_lists_the_configured_names_in_openai_format() {
         assert_eq!(model["object"], "model");
         assert!(model["created"].as_u64().unwrap() > 1_600_000_000);
         assert_eq!(model["owned_by"], "ballast");
+        // Anthropic's fields too: one list both SDKs' `models.list()` parse.
+        assert_eq!(model["type"], "model");
+        assert_eq!(model["display_name"], model["id"]);
+        let created_at = model["created_at"].as_str().unwrap();
+        assert!(created_at.len() == 20 && created_at.ends_with('Z'), "{created_at}");
     }
+    assert_eq!(body["has_more"], false);
+    assert_eq!(
+        (body["first_id"].as_str(), body["last_id"].as_str()),
+        (Some("fast"), Some("smart"))
+    );
 }
 
 #[tokio::test]
