@@ -1,5 +1,10 @@
-//! Anthropic Messages ⇄ OpenAI chat completions.
+//! Anthropic Messages ⇄ OpenAI chat completions: a Messages request for a chat target
+//! (`request`), and that target's answer back as a Message (`response`) or as Messages stream
+//! events (`stream`).
 
 pub mod request;
+pub mod response;
+pub mod stream;
 
 pub use request::{Translated, to_chat};
+pub use response::to_message;
