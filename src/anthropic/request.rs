@@ -10,7 +10,6 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::json::object::{invalid, missing};
-use crate::json::scan::Shape;
 use crate::json::{InvalidRequest, RawObject};
 
 /// Far above any model's output limit; larger values are mistakes or abuse.
@@ -36,72 +35,36 @@ impl MessagesRequest {
     /// [`from_slice`](Self::from_slice), keeping `bytes` without a copy.
     pub fn from_bytes(bytes: Bytes) -> Result<Self, InvalidRequest> {
         let object = RawObject::from_bytes(bytes)?;
-        let model = match object.member("model")? {
-            Some(Value::String(model)) if !model.is_empty() => model,
-            Some(_) => {
-                return Err(invalid(Some("model"), "invalid_type", "model: must be a string."));
-            }
-            None => return Err(missing("model")),
-        };
+        let model = object.required_string("model")?;
         let max_tokens = match object.member("max_tokens")? {
             Some(Value::Number(n)) => n.as_u64().filter(|n| *n <= MAX_TOKENS).ok_or_else(|| {
                 invalid(
                     Some("max_tokens"),
                     "invalid_value",
-                    &format!("max_tokens: must be an integer from 0 to {MAX_TOKENS}."),
+                    &format!("`max_tokens` must be an integer from 0 to {MAX_TOKENS}."),
                 )
             })?,
             Some(_) => {
                 return Err(invalid(
                     Some("max_tokens"),
                     "invalid_type",
-                    "max_tokens: must be an integer.",
+                    "`max_tokens` must be an integer.",
                 ));
             }
             None => return Err(missing("max_tokens")),
         };
-        match object.shape("messages") {
-            Some(Shape::Array { empty: false }) => {}
-            Some(Shape::Array { empty: true }) => {
-                return Err(invalid(
-                    Some("messages"),
-                    "invalid_value",
-                    "messages: must not be empty.",
-                ));
-            }
-            Some(_) => {
-                return Err(invalid(
-                    Some("messages"),
-                    "invalid_type",
-                    "messages: must be an array.",
-                ));
-            }
-            None => return Err(missing("messages")),
-        }
-        match object.shape("system") {
-            None | Some(Shape::Scalar | Shape::Array { .. }) => {}
-            Some(Shape::Object) => {
-                return Err(invalid(
-                    Some("system"),
-                    "invalid_type",
-                    "system: must be a string or an array of text blocks.",
-                ));
-            }
-        }
-        if matches!(object.member("system")?, Some(Value::Number(_) | Value::Bool(_))) {
+        object.required_array("messages")?;
+        if !matches!(
+            object.member("system")?,
+            None | Some(Value::Null | Value::String(_) | Value::Array(_))
+        ) {
             return Err(invalid(
                 Some("system"),
                 "invalid_type",
-                "system: must be a string or an array of text blocks.",
+                "`system` must be a string or an array of text blocks.",
             ));
         }
-        let stream = match object.member("stream")? {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(stream)) => stream,
-            Some(_) => {
-                return Err(invalid(Some("stream"), "invalid_type", "stream: must be a boolean."));
-            }
-        };
+        let stream = object.flag("stream")?;
         Ok(Self { model, stream, max_tokens, object })
     }
 

@@ -115,6 +115,42 @@ impl RawObject {
             .map_err(|err| not_json(Some(key), &err))
     }
 
+    /// The top-level member `key`, which must be there and be a non-empty string.
+    pub fn required_string(&self, key: &'static str) -> Result<String, InvalidRequest> {
+        match self.member(key)? {
+            Some(Value::String(text)) if !text.is_empty() => Ok(text),
+            Some(_) => {
+                Err(invalid(Some(key), "invalid_type", &format!("`{key}` must be a string.")))
+            }
+            None => Err(missing(key)),
+        }
+    }
+
+    /// Checks that the top-level member `key` is there and is a non-empty array.
+    pub fn required_array(&self, key: &'static str) -> Result<(), InvalidRequest> {
+        match self.shape(key) {
+            Some(Shape::Array { empty: false }) => Ok(()),
+            Some(Shape::Array { empty: true }) => {
+                Err(invalid(Some(key), "invalid_value", &format!("`{key}` must not be empty.")))
+            }
+            Some(_) => {
+                Err(invalid(Some(key), "invalid_type", &format!("`{key}` must be an array.")))
+            }
+            None => Err(missing(key)),
+        }
+    }
+
+    /// The top-level member `key` as a boolean: false when absent or null.
+    pub fn flag(&self, key: &'static str) -> Result<bool, InvalidRequest> {
+        match self.member(key)? {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(flag)) => Ok(flag),
+            Some(_) => {
+                Err(invalid(Some(key), "invalid_type", &format!("`{key}` must be a boolean.")))
+            }
+        }
+    }
+
     /// The top-level members as the client wrote them, sorted by key, each with its value's JSON
     /// text (a later duplicate key having won).
     pub fn members(&self) -> impl Iterator<Item = (&str, &[u8])> {

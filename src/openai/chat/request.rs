@@ -8,8 +8,6 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::json::object::{invalid, missing};
-use crate::json::scan::Shape;
 use crate::json::{InvalidRequest, RawObject};
 
 /// A checked `POST /v1/chat/completions` body.
@@ -33,38 +31,9 @@ impl ChatRequest {
     /// [`from_slice`](Self::from_slice), keeping `bytes` without a copy.
     pub fn from_bytes(bytes: Bytes) -> Result<Self, InvalidRequest> {
         let object = RawObject::from_bytes(bytes)?;
-        let model = match object.member("model")? {
-            Some(Value::String(model)) if !model.is_empty() => model,
-            Some(_) => {
-                return Err(invalid(Some("model"), "invalid_type", "`model` must be a string."));
-            }
-            None => return Err(missing("model")),
-        };
-        match object.shape("messages") {
-            Some(Shape::Array { empty: false }) => {}
-            Some(Shape::Array { empty: true }) => {
-                return Err(invalid(
-                    Some("messages"),
-                    "invalid_value",
-                    "`messages` must not be empty.",
-                ));
-            }
-            Some(_) => {
-                return Err(invalid(
-                    Some("messages"),
-                    "invalid_type",
-                    "`messages` must be an array.",
-                ));
-            }
-            None => return Err(missing("messages")),
-        }
-        let stream = match object.member("stream")? {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(stream)) => stream,
-            Some(_) => {
-                return Err(invalid(Some("stream"), "invalid_type", "`stream` must be a boolean."));
-            }
-        };
+        let model = object.required_string("model")?;
+        object.required_array("messages")?;
+        let stream = object.flag("stream")?;
         for (key, max) in
             [("n", MAX_N), ("max_tokens", MAX_TOKENS), ("max_completion_tokens", MAX_TOKENS)]
         {
