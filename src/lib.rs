@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod providers;
 pub mod rate_limit;
 pub mod shared_redis;
+pub mod throttle;
 pub mod translate;
 
 pub mod anthropic;

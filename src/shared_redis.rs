@@ -13,6 +13,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::time::Instant;
 
+use crate::throttle::Throttle;
+
 /// The most a Redis call may take before it counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_millis(100);
 const TRIP_AFTER: u32 = 5;
@@ -29,11 +31,10 @@ pub struct SharedRedis {
 #[derive(Debug)]
 pub struct RedisUnavailable;
 
-#[derive(Default)]
 struct Health {
     consecutive_errors: u32,
     skip_until: Option<Instant>,
-    last_logged: Option<Instant>,
+    failure_log: Throttle,
 }
 
 impl SharedRedis {
@@ -49,7 +50,11 @@ impl SharedRedis {
             .map_err(|err| format!("cannot set up the Redis connection: {err}"))?;
         Ok(Self {
             manager,
-            health: Mutex::new(Health::default()),
+            health: Mutex::new(Health {
+                consecutive_errors: 0,
+                skip_until: None,
+                failure_log: Throttle::new(LOG_EVERY),
+            }),
             reachable: AtomicBool::new(true),
         })
     }
@@ -85,9 +90,7 @@ impl SharedRedis {
                 if health.consecutive_errors >= TRIP_AFTER {
                     health.skip_until = Some(Instant::now() + TRIP_FOR);
                 }
-                let now = Instant::now();
-                if health.last_logged.is_none_or(|last| now.duration_since(last) >= LOG_EVERY) {
-                    health.last_logged = Some(now);
+                if health.failure_log.due() {
                     let error = match failed {
                         Ok(Err(err)) => err.to_string(),
                         _ => format!("no answer within {CALL_TIMEOUT:?}"),

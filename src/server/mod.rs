@@ -11,13 +11,13 @@ use std::time::Duration;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, TryAcquireError, oneshot};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::http::router::{self, App};
 use crate::state::AppState;
+use crate::throttle::Throttle;
 use crate::workers;
 
 mod connection;
@@ -186,26 +186,6 @@ struct ConnectionLimit {
 impl ConnectionLimit {
     fn new(count: usize, setting: &'static str) -> Self {
         Self { permits: Arc::new(Semaphore::new(count)), setting }
-    }
-}
-
-/// At most one `true` per `period`: for warnings that could otherwise flood the log.
-struct Throttle {
-    period: Duration,
-    last: Option<Instant>,
-}
-
-impl Throttle {
-    fn new(period: Duration) -> Self {
-        Self { period, last: None }
-    }
-
-    fn due(&mut self) -> bool {
-        let due = self.last.is_none_or(|at| at.elapsed() >= self.period);
-        if due {
-            self.last = Some(Instant::now());
-        }
-        due
     }
 }
 
