@@ -21,23 +21,12 @@ async fn openai_error(response: reqwest::Response, status: u16) -> Value {
     error
 }
 
-async fn post_raw(gateway: &TestGateway, body: impl Into<reqwest::Body>) -> reqwest::Response {
-    gateway
-        .client
-        .post(gateway.url("/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_body_that_is_not_json_is_a_400() {
     let upstream = FakeUpstream::start().await;
     let gateway = TestGateway::in_front_of(&upstream).await;
 
-    let error = openai_error(post_raw(&gateway, "{not json").await, 400).await;
+    let error = openai_error(gateway.post_raw("{not json").await, 400).await;
 
     assert_eq!(error["type"], "invalid_request_error");
     assert_eq!(error["code"], "invalid_json");

@@ -11,10 +11,8 @@
 
 use std::time::Duration;
 
-use crate::support::{self, FakeUpstream, TestGateway, chat_request};
+use crate::support::{self, FakeUpstream, RawConnection, TestGateway, chat_request};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 async fn gateway(upstream: &FakeUpstream, server: &str) -> TestGateway {
@@ -25,43 +23,24 @@ async fn gateway(upstream: &FakeUpstream, server: &str) -> TestGateway {
 
 /// Opens a connection and sends a request head announcing `length` body bytes, and `sent` of
 /// them.
-async fn start_request(gateway: &TestGateway, length: usize, sent: &[u8]) -> TcpStream {
-    let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
+async fn start_request(gateway: &TestGateway, length: usize, sent: &[u8]) -> RawConnection {
+    let mut connection = RawConnection::open(gateway.addr).await;
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
          content-length: {length}\r\n\r\n"
     );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(sent).await.unwrap();
-    stream
+    connection.send(head.as_bytes()).await;
+    connection.send(sent).await;
+    connection
 }
 
-/// The status line and body of the response on `stream`, within 5 s.
-async fn response(stream: &mut TcpStream) -> (String, String) {
-    let mut bytes = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), async {
-        let mut buffer = [0u8; 4096];
-        loop {
-            let n = stream.read(&mut buffer).await.unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            bytes.extend_from_slice(&buffer[..n]);
-            let text = String::from_utf8_lossy(&bytes);
-            if text.contains("\r\n\r\n") && text.trim_end().ends_with('}') {
-                break;
-            }
-        }
-    });
-    read.await.expect("an answer within 5 s");
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (head.to_owned(), body.to_owned())
+/// The head and body of the response on `connection`, within 5 s.
+async fn response(connection: &mut RawConnection) -> (String, String) {
+    connection.response(Duration::from_secs(5)).await.expect("an answer within 5 s")
 }
 
 fn error_code(body: &str) -> Value {
-    let start = body.find('{').unwrap_or(0);
-    serde_json::from_str::<Value>(&body[start..]).unwrap()["error"]["code"].clone()
+    serde_json::from_str::<Value>(body).unwrap()["error"]["code"].clone()
 }
 
 #[tokio::test]
@@ -97,11 +76,11 @@ async fn bodies_beyond_the_gateway_wide_budget_get_a_503_until_one_is_done() {
     // A small request still fits in what is left.
     assert_eq!(gateway.chat(&chat_request(false)).await.status(), 200);
     // The first body is finished (with junk: a 400), and its share comes back.
-    first.write_all(&vec![b' '; (48 << 10) - 1]).await.unwrap();
+    first.send(&vec![b' '; (48 << 10) - 1]).await;
     let (head, _) = response(&mut first).await;
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
     let mut fourth = start_request(&gateway, 48 << 10, b"{").await;
-    fourth.write_all(&vec![b' '; (48 << 10) - 1]).await.unwrap();
+    fourth.send(&vec![b' '; (48 << 10) - 1]).await;
     let (head, _) = response(&mut fourth).await;
     assert!(head.starts_with("HTTP/1.1 400"), "read, not refused: {head}");
     drop(second);
@@ -125,14 +104,7 @@ async fn a_body_that_would_parse_into_far_more_than_its_size_is_a_400_before_par
         ),
     ];
     for body in bodies {
-        let response = gateway
-            .client
-            .post(gateway.url("/v1/chat/completions"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = gateway.post_raw(body).await;
         assert_eq!(response.status(), 400);
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error"]["code"], "request_too_complex", "{error}");

@@ -54,6 +54,17 @@ impl TestGateway {
             .expect("gateway answers")
     }
 
+    /// POSTs `body`, as it is, to `/v1/chat/completions` as JSON (no key).
+    pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
     /// Signals shutdown and waits for `serve` to return.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {

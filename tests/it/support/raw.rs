@@ -12,6 +12,21 @@ use tokio::time::Instant;
 /// Reads of a socket in one wait, at most (each loop here is bounded in count and in time).
 const MAX_READS: usize = 10_000;
 
+/// Where an HTTP/1 head ends (its blank line), once it has.
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(4).position(|window| window == b"\r\n\r\n")
+}
+
+/// The `content-length` of an HTTP/1 head (0 without one).
+fn content_length(head: &[u8]) -> usize {
+    String::from_utf8_lossy(head)
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 pub struct RawConnection {
     stream: TcpStream,
     opened: Instant,
@@ -51,16 +66,41 @@ impl RawConnection {
 
     /// The status line of the response head that arrives within `bound`.
     pub async fn response_head(&mut self, bound: Duration) -> Option<String> {
+        let bytes = self.read_until(bound, |bytes| head_end(bytes).is_some()).await?;
+        let text = String::from_utf8_lossy(&bytes[..head_end(&bytes)?]).into_owned();
+        text.lines().next().map(str::to_owned)
+    }
+
+    /// The whole HTTP/1 response that arrives within `bound`: its head and its body (as long as
+    /// its `content-length` says).
+    pub async fn response(&mut self, bound: Duration) -> Option<(String, String)> {
+        let whole = |bytes: &[u8]| {
+            head_end(bytes)
+                .is_some_and(|end| bytes.len() >= end + 4 + content_length(&bytes[..end]))
+        };
+        let bytes = self.read_until(bound, whole).await?;
+        let end = head_end(&bytes)?;
+        let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+        let body = String::from_utf8_lossy(&bytes[end + 4..]).into_owned();
+        Some((head, body))
+    }
+
+    /// Reads until `done` holds for all read so far; none if the connection closed or `bound`
+    /// passed first.
+    async fn read_until(
+        &mut self,
+        bound: Duration,
+        done: impl Fn(&[u8]) -> bool,
+    ) -> Option<Vec<u8>> {
         let deadline = Instant::now() + bound;
-        let mut head = Vec::new();
+        let mut bytes = Vec::new();
         let mut buffer = [0u8; 4096];
         for _ in 0..MAX_READS {
-            if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                let text = String::from_utf8_lossy(&head[..end]).into_owned();
-                return text.lines().next().map(str::to_owned);
+            if done(&bytes) {
+                return Some(bytes);
             }
             match tokio::time::timeout_at(deadline, self.stream.read(&mut buffer)).await {
-                Ok(Ok(read @ 1..)) => head.extend_from_slice(&buffer[..read]),
+                Ok(Ok(read @ 1..)) => bytes.extend_from_slice(&buffer[..read]),
                 Err(_) | Ok(Ok(0) | Err(_)) => return None,
             }
         }
