@@ -9,11 +9,8 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::json::object::{invalid, missing};
+use crate::json::object::{MAX_OUTPUT_TOKENS, invalid, missing};
 use crate::json::{InvalidRequest, RawObject};
-
-/// Far above any model's output limit; larger values are mistakes or abuse.
-const MAX_TOKENS: u64 = 10_000_000;
 
 /// A checked `POST /v1/messages` body.
 #[derive(Clone, Debug)]
@@ -37,13 +34,15 @@ impl MessagesRequest {
         let object = RawObject::from_bytes(bytes)?;
         let model = object.required_string("model")?;
         let max_tokens = match object.member("max_tokens")? {
-            Some(Value::Number(n)) => n.as_u64().filter(|n| *n <= MAX_TOKENS).ok_or_else(|| {
-                invalid(
-                    Some("max_tokens"),
-                    "invalid_value",
-                    &format!("`max_tokens` must be an integer from 0 to {MAX_TOKENS}."),
-                )
-            })?,
+            Some(Value::Number(n)) => {
+                n.as_u64().filter(|n| *n <= MAX_OUTPUT_TOKENS).ok_or_else(|| {
+                    invalid(
+                        Some("max_tokens"),
+                        "invalid_value",
+                        &format!("`max_tokens` must be an integer from 0 to {MAX_OUTPUT_TOKENS}."),
+                    )
+                })?
+            }
             Some(_) => {
                 return Err(invalid(
                     Some("max_tokens"),

@@ -16,6 +16,10 @@ use serde_json::{Map, Value};
 
 use super::scan::{Budget, MAX_MEMBERS, MAX_VALUES, ScanError, Shape, TooComplex};
 
+/// The most output tokens a request of any API may ask for: far above any model's output limit,
+/// so a larger value is a mistake or abuse.
+pub const MAX_OUTPUT_TOKENS: u64 = 10_000_000;
+
 /// Why a request body was refused; `param` names the offending field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvalidRequest {

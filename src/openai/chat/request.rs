@@ -8,6 +8,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
+use crate::json::object::MAX_OUTPUT_TOKENS;
 use crate::json::{InvalidRequest, RawObject};
 
 /// A checked `POST /v1/chat/completions` body.
@@ -34,9 +35,11 @@ impl ChatRequest {
         let model = object.required_string("model")?;
         object.required_array("messages")?;
         let stream = object.flag("stream")?;
-        for (key, max) in
-            [("n", MAX_N), ("max_tokens", MAX_TOKENS), ("max_completion_tokens", MAX_TOKENS)]
-        {
+        for (key, max) in [
+            ("n", MAX_N),
+            ("max_tokens", MAX_OUTPUT_TOKENS),
+            ("max_completion_tokens", MAX_OUTPUT_TOKENS),
+        ] {
             check_integer(object.member(key)?, key, 1, max)?;
         }
         let include_usage = stream
@@ -97,8 +100,6 @@ impl ChatRequest {
 
 /// The most choices a request may ask for (OpenAI's own limit).
 const MAX_N: u64 = 128;
-/// Far above any model's output limit; larger values are mistakes or abuse.
-const MAX_TOKENS: u64 = 10_000_000;
 
 /// `value` (the member `key`), when present and not null, must be an integer in `min..=max`.
 fn check_integer(
