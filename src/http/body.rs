@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
 use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -47,17 +47,11 @@ impl BodyLimits {
         Self { max_size, timeout, budget: Arc::new(Semaphore::new(permits)) }
     }
 
-    /// The whole body of a request with `headers`, and its share of the budget.
-    pub async fn read(
-        &self,
-        headers: &HeaderMap,
-        body: Body,
-    ) -> Result<(Bytes, BodyHold), GatewayError> {
+    /// The whole body, and its share of the budget. A body of declared length (hyper's exact
+    /// size hint: its checked `Content-Length`) is judged and reserved before it is read.
+    pub async fn read(&self, body: Body) -> Result<(Bytes, BodyHold), GatewayError> {
         let deadline = Instant::now() + self.timeout;
-        let declared = headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<u64>().ok());
+        let declared = body.size_hint().exact();
         if declared.is_some_and(|length| length > self.max_size as u64) {
             return Err(self.too_large());
         }
@@ -159,17 +153,15 @@ mod tests {
         Body::from_stream(stream::iter(frames))
     }
 
-    fn length(n: usize) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(http::header::CONTENT_LENGTH, n.into());
-        headers
+    /// A body of undeclared length (no exact size hint), in one frame.
+    fn undeclared(bytes: Vec<u8>) -> Body {
+        Body::from_stream(stream::iter([Ok::<_, std::io::Error>(Bytes::from(bytes))]))
     }
 
     #[tokio::test]
     async fn a_body_in_several_frames_is_read_whole_and_its_share_given_back_on_drop() {
         let limits = limits(1 << 20, 8 * UNIT);
-        let (bytes, hold) =
-            limits.read(&HeaderMap::new(), chunked(&[b"{\"a\":", b"1", b"}"])).await.unwrap();
+        let (bytes, hold) = limits.read(chunked(&[b"{\"a\":", b"1", b"}"])).await.unwrap();
         assert_eq!(&bytes[..], b"{\"a\":1}");
         assert_eq!(limits.available(), 7 * UNIT, "a 7-byte body holds one unit");
         drop(hold);
@@ -180,22 +172,22 @@ mod tests {
     async fn bodies_beyond_the_budget_are_refused_until_a_share_comes_back() {
         let limits = limits(4 * UNIT, 4 * UNIT);
         let body = vec![b'x'; 3 * UNIT];
-        let (_, hold) = limits.read(&length(body.len()), Body::from(body.clone())).await.unwrap();
-        let refused = limits.read(&length(body.len()), Body::from(body.clone())).await;
+        let (_, hold) = limits.read(Body::from(body.clone())).await.unwrap();
+        let refused = limits.read(Body::from(body.clone())).await;
         assert!(matches!(refused, Err(GatewayError::Overloaded)));
-        let chunked_refused = limits.read(&HeaderMap::new(), Body::from(body.clone())).await;
+        let chunked_refused = limits.read(undeclared(body.clone())).await;
         assert!(matches!(chunked_refused, Err(GatewayError::Overloaded)));
         assert_eq!(limits.available(), UNIT, "refused bodies hold nothing");
         drop(hold);
-        assert!(limits.read(&length(body.len()), Body::from(body)).await.is_ok());
+        assert!(limits.read(Body::from(body)).await.is_ok());
     }
 
     #[tokio::test]
     async fn a_declared_length_over_the_limit_is_refused_before_reading() {
         let limits = limits(10, 4 * UNIT);
-        let refused = limits.read(&length(11), Body::from(vec![b'x'; 11])).await;
+        let refused = limits.read(Body::from(vec![b'x'; 11])).await;
         assert!(matches!(refused, Err(GatewayError::RequestTooLarge { limit: 10 })));
-        let undeclared = limits.read(&HeaderMap::new(), chunked(&[b"123456", b"78901"])).await;
+        let undeclared = limits.read(chunked(&[b"123456", b"78901"])).await;
         assert!(matches!(undeclared, Err(GatewayError::RequestTooLarge { limit: 10 })));
     }
 
@@ -205,7 +197,7 @@ mod tests {
         let frames = stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"{"))])
             .chain(stream::pending());
         let started = Instant::now();
-        let refused = limits.read(&HeaderMap::new(), Body::from_stream(frames)).await;
+        let refused = limits.read(Body::from_stream(frames)).await;
         assert!(matches!(refused, Err(GatewayError::BodyTimeout { .. })));
         assert_eq!(started.elapsed(), Duration::from_secs(5));
         assert_eq!(limits.available(), 1 << 20, "its share came back");

@@ -40,8 +40,7 @@ impl FromRequest<AppState> for ChatBody {
         {
             return Err(GatewayError::UnsupportedMediaType);
         }
-        let (parts, body) = req.into_parts();
-        let (bytes, hold) = state.body_limits().read(&parts.headers, body).await?;
+        let (bytes, hold) = state.body_limits().read(req.into_body()).await?;
         Ok(Self(ChatRequest::from_bytes(bytes)?, hold))
     }
 }
