@@ -185,11 +185,6 @@ impl RawObject {
         self.body.get_mut().expect("parsed just above")
     }
 
-    /// The size of the body as the client sent it, in bytes.
-    pub fn size(&self) -> usize {
-        self.raw.len()
-    }
-
     /// The object with `model` replaced by `upstream_model`, every other member not in `skip`
     /// written as the client's own text, then `extra` (written JSON members, each led by a
     /// comma), into a buffer sized up front. Not encoded again: a long conversation costs a copy

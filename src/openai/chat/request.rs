@@ -69,11 +69,6 @@ impl ChatRequest {
         self.object.body_mut()
     }
 
-    /// The size of the body as the client sent it, in bytes.
-    pub fn size(&self) -> usize {
-        self.object.size()
-    }
-
     pub fn messages(&self) -> &[Value] {
         self.body().get("messages").and_then(Value::as_array).map_or(&[], Vec::as_slice)
     }
