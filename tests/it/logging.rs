@@ -120,3 +120,41 @@ fn an_open_gateway_warns_when_it_listens_beyond_loopback() {
 
     assert!(lines.iter().any(|line| line.contains("no `auth` keys")), "{lines:#?}");
 }
+
+/// Out of process, so that no other test's thread shares the tracing callsites: the in-process
+/// version of this check depended on process-wide callsite caching and failed one run in ten.
+#[tokio::test]
+async fn a_request_with_a_thousand_invalid_tool_arguments_logs_one_line_that_counts_them() {
+    let upstream = FakeUpstream::scripted([support::Reply::json(
+        200,
+        &support::json_fixture("anthropic_message.json"),
+    )])
+    .await;
+    let gateway = GatewayProcess::start(&support::anthropic_config(&upstream, ""), &[]);
+    let calls: Vec<Value> = (0..1000)
+        .map(|i| {
+            json!({"id": format!("call_{i}"), "type": "function",
+                   "function": {"name": "f", "arguments": "not json"}})
+        })
+        .collect();
+    let body = json!({"model": "chat", "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": null, "tool_calls": calls},
+        {"role": "user", "content": "and?"},
+    ]});
+    let response = reqwest::Client::new()
+        .post(gateway.url("/v1/chat/completions"))
+        .bearer_auth(CLIENT_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap();
+
+    let logs = gateway.stop();
+    let warnings: Vec<&str> =
+        logs.lines().filter(|line| line.contains("are not JSON objects")).collect();
+    assert_eq!(warnings.len(), 1, "{logs}");
+    assert!(warnings[0].contains("\"count\":1000"), "{}", warnings[0]);
+}

@@ -210,52 +210,6 @@ mod tests {
     }
 
     /// Everything a `warn` subscriber wrote while `run` ran.
-    fn logged(run: impl FnOnce()) -> String {
-        #[derive(Clone, Default)]
-        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Buffer {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, run);
-        let bytes = buffer.0.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
-    }
-
-    #[test]
-    fn a_request_with_a_thousand_invalid_tool_arguments_logs_one_line_that_counts_them() {
-        let calls: Vec<Value> = (0..1000)
-            .map(|i| {
-                json!({"id": format!("call_{i}"), "type": "function",
-                            "function": {"name": "f", "arguments": "not json"}})
-            })
-            .collect();
-        let messages = json!([
-            {"role": "user", "content": "go"},
-            {"role": "assistant", "content": null, "tool_calls": calls},
-        ]);
-
-        let text = logged(|| {
-            let (_, turns) = translate(messages);
-            assert_eq!(turns[1]["content"][999]["input"], json!({}));
-        });
-
-        assert_eq!(text.lines().count(), 1, "{text}");
-        assert!(text.contains("count=1000"), "{text}");
-    }
-
     #[test]
     fn system_and_developer_turns_are_hoisted_wherever_they_are() {
         let (system, turns) = translate(json!([
