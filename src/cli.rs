@@ -50,9 +50,18 @@ struct WarmArgs {
     /// Store in this gateway key's cache space (needs `auth` keys in the config).
     #[arg(long, value_name = "NAME")]
     key_name: Option<String>,
-    /// A JSONL file: one chat-completions request body per line.
+    /// The API of the file's request bodies: chat completions, or Anthropic Messages.
+    #[arg(long, value_enum, default_value_t = WarmApi::Chat)]
+    api: WarmApi,
+    /// A JSONL file: one request body per line (chat completions, or `--api messages`).
     #[arg(value_name = "FILE.jsonl")]
     file: std::path::PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum WarmApi {
+    Chat,
+    Messages,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +131,10 @@ async fn warm(path: &Path, args: WarmArgs) -> ExitCode {
         &args.file,
         args.concurrency,
         args.key_name.as_deref(),
+        match args.api {
+            WarmApi::Chat => crate::dialect::Api::Chat,
+            WarmApi::Messages => crate::dialect::Api::Messages,
+        },
     )
     .await
     {

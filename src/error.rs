@@ -10,9 +10,10 @@ use http::{HeaderValue, StatusCode};
 
 use crate::anthropic::ErrorBody as AnthropicError;
 use crate::auth::AuthFailure;
-use crate::failure::{Failure, FailureClass, Refusal};
+use crate::failure::{Failure, FailureClass, Refusal, Rejection};
 use crate::openai::chat::InvalidRequest;
 use crate::openai::error::ErrorBody;
+use crate::outcome::Api;
 use crate::rate_limit::{Admission, Limited, Refused};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +50,10 @@ pub enum GatewayError {
     UnknownRoute { method: String, path: String },
     #[error("Method {method} is not allowed for {path}.")]
     MethodNotAllowed { method: String, path: String },
-    /// An upstream client error (400, 404, 413, 422...), passed on with its status and message.
-    #[error("{}", .1.error.message)]
-    UpstreamRejected(StatusCode, ErrorBody),
+    /// An upstream client error (400, 404, 413, 422...), passed on with its status and message
+    /// (and verbatim to a client of the upstream's own dialect).
+    #[error("{}", .0.error.error.message)]
+    UpstreamRejected(Box<Rejection>),
     /// A parameter the model's provider cannot carry: refused before any upstream call.
     #[error("{message}")]
     UnsupportedParameter { param: String, message: String },
@@ -88,10 +90,18 @@ impl GatewayError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Self::UpstreamRejected(status, _) => *status,
+            Self::UpstreamRejected(rejection) => rejection.status,
             Self::UpstreamUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The status on a route of `api` (on the Messages routes "every target failed" is a 529).
+    pub fn status_for(&self, api: Api) -> StatusCode {
+        match api {
+            Api::Chat => self.status(),
+            Api::Messages => self.anthropic().0,
         }
     }
 
@@ -124,7 +134,7 @@ impl GatewayError {
             Self::MethodNotAllowed { .. } => {
                 ("invalid_request_error", Some("method_not_allowed"), None)
             }
-            Self::UpstreamRejected(_, body) => return body.clone(),
+            Self::UpstreamRejected(rejection) => return rejection.error.clone(),
             Self::UnsupportedParameter { param, .. } => {
                 ("invalid_request_error", Some("unsupported_parameter"), Some(param.as_str()))
             }
@@ -143,7 +153,7 @@ impl GatewayError {
     /// client error keeps its status and message, its type named for the status.
     pub fn anthropic(&self) -> (StatusCode, AnthropicError) {
         let message = match self {
-            Self::UpstreamRejected(_, body) => body.error.message.clone(),
+            Self::UpstreamRejected(rejection) => rejection.error.error.message.clone(),
             other => other.to_string(),
         };
         let (status, kind) = match self {
@@ -166,8 +176,28 @@ impl GatewayError {
 
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let mut response = (status, Json(self.body())).into_response();
+        self.into_response_for(Api::Chat)
+    }
+}
+
+impl GatewayError {
+    /// The response on a route of `api`: OpenAI's shape on the OpenAI routes, Anthropic's on
+    /// the Messages routes (where an Anthropic upstream's own client error goes back verbatim),
+    /// with the same headers.
+    pub fn into_response_for(self, api: Api) -> Response {
+        let mut response = match (api, &self) {
+            (Api::Chat, _) => (self.status(), Json(self.body())).into_response(),
+            (Api::Messages, Self::UpstreamRejected(rejection))
+                if rejection.api == Api::Messages =>
+            {
+                let json = [(http::header::CONTENT_TYPE, "application/json")];
+                (rejection.status, json, rejection.body.clone()).into_response()
+            }
+            (Api::Messages, _) => {
+                let (status, body) = self.anthropic();
+                (status, Json(body)).into_response()
+            }
+        };
         if matches!(
             self,
             Self::UpstreamUnavailable { .. } | Self::Timeout | Self::RequestExceedsLimit { .. }
@@ -240,9 +270,7 @@ impl From<Failure> for GatewayError {
                 let Refusal { param, message } = *refusal;
                 Self::UnsupportedParameter { param, message }
             }
-            (FailureClass::ClientError, Some(upstream), None) => {
-                Self::UpstreamRejected(upstream.0, upstream.1)
-            }
+            (FailureClass::ClientError, Some(rejection), None) => Self::UpstreamRejected(rejection),
             (class, ..) => Self::UpstreamUnavailable {
                 provider: failure.provider.to_string(),
                 class: class.as_str(),
@@ -258,6 +286,12 @@ mod tests {
 
     use super::*;
 
+    fn rejected(status: StatusCode, message: &str) -> GatewayError {
+        let error = ErrorBody::new("invalid_request_error", None, None, message.to_owned());
+        let body = bytes::Bytes::from(serde_json::to_vec(&error).unwrap());
+        GatewayError::UpstreamRejected(Box::new(Rejection { status, error, body, api: Api::Chat }))
+    }
+
     #[test]
     fn on_the_messages_routes_every_error_has_anthropics_type_and_all_failed_is_a_529() {
         let limited = || crate::rate_limit::Limited {
@@ -269,15 +303,7 @@ mod tests {
             class: "server_error",
             retry_after: None,
         };
-        let upstream_404 = GatewayError::UpstreamRejected(
-            StatusCode::NOT_FOUND,
-            ErrorBody::new(
-                "invalid_request_error",
-                None,
-                None,
-                "no such model upstream".to_owned(),
-            ),
-        );
+        let upstream_404 = rejected(StatusCode::NOT_FOUND, "no such model upstream");
         let cases = [
             (GatewayError::Unauthorized(AuthFailure::Missing), 401, "authentication_error"),
             (
@@ -302,11 +328,7 @@ mod tests {
             assert_eq!(body.kind, "error");
             assert!(!body.error.message.is_empty());
         }
-        let (_, body) = GatewayError::UpstreamRejected(
-            StatusCode::BAD_REQUEST,
-            ErrorBody::new("invalid_request_error", None, None, "bad tool".to_owned()),
-        )
-        .anthropic();
+        let (_, body) = rejected(StatusCode::BAD_REQUEST, "bad tool").anthropic();
         assert_eq!(body.error.message, "bad tool", "the upstream's words, not ours");
     }
 

@@ -13,9 +13,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
 use crate::openai::error::ErrorBody;
+use crate::outcome::Api;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FailureClass {
@@ -48,7 +50,7 @@ pub struct Failure {
     /// For operators: what happened, without secrets or message contents.
     pub detail: String,
     /// The upstream's status and error body, kept for client errors that go back to the client.
-    pub upstream: Option<Box<(StatusCode, ErrorBody)>>,
+    pub upstream: Option<Box<Rejection>>,
     /// Set when the provider refused the request before sending it: what the client is told.
     pub refused: Option<Box<Refusal>>,
     /// When it is worth trying again: the upstream's `retry-after-ms` / `retry-after`, or the
@@ -58,6 +60,17 @@ pub struct Failure {
     pub attempts: u32,
     /// Time spent on those attempts and the backoff between them (not the gateway's overhead).
     pub upstream_time: Duration,
+}
+
+/// An upstream's client error: its status, its error as OpenAI's shape, and its own body, which
+/// a client of the upstream's own dialect gets verbatim (SPEC §4 "Dialects").
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    pub status: StatusCode,
+    pub error: ErrorBody,
+    pub body: Bytes,
+    /// The dialect of `body`: the API the upstream speaks.
+    pub api: Api,
 }
 
 /// A request a provider cannot carry, refused before any upstream call: the parameter (a path
@@ -141,7 +154,8 @@ impl Failure {
         failure.retry_after = retry_after(headers, SystemTime::now());
         if class == FailureClass::ClientError {
             let error = ErrorBody::from_upstream(body, "invalid_request_error");
-            failure.upstream = Some(Box::new((status, error)));
+            let body = Bytes::copy_from_slice(body);
+            failure.upstream = Some(Box::new(Rejection { status, error, body, api: Api::Chat }));
         }
         failure
     }
@@ -280,9 +294,10 @@ mod tests {
         let none = HeaderMap::new();
         let body = br#"{"error":{"message":"context too long","type":"invalid_request_error"}}"#;
         let client = Failure::from_status(&provider, StatusCode::BAD_REQUEST, &none, body);
-        let (status, error) = *client.upstream.unwrap();
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(error.error.message, "context too long");
+        let rejection = *client.upstream.unwrap();
+        assert_eq!(rejection.status, StatusCode::BAD_REQUEST);
+        assert_eq!(rejection.error.error.message, "context too long");
+        assert_eq!(&rejection.body[..], body, "kept verbatim too");
         let auth = Failure::from_status(
             &provider,
             StatusCode::UNAUTHORIZED,

@@ -13,7 +13,7 @@ use prometheus::{
 };
 
 use crate::failure::FailureClass;
-use crate::outcome::{CacheStatus, CircuitState, Route};
+use crate::outcome::{Api, CacheStatus, CircuitState, Route};
 
 /// From 5 ms to 5 min: cache hits, fast completions and minutes-long generations alike.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -50,7 +50,26 @@ pub struct Metrics {
     coalesced: IntCounterVec,
     cache_saved: CounterVec,
     overhead: Histogram,
+    translation_drops: IntCounterVec,
 }
+
+/// The `field` values of `ballast_translation_drops_total`: the hints a translation knows by
+/// name. Anything else it left out (a member newer than the gateway, an Anthropic-only tool)
+/// is counted as `other` or `server_tool`, since label values never come from request content.
+const DROPPED_FIELDS: [&str; 12] = [
+    "thinking",
+    "context_management",
+    "top_k",
+    "service_tier",
+    "cache_control",
+    "defer_loading",
+    "strict",
+    "input_examples",
+    "eager_input_streaming",
+    "allowed_callers",
+    "output_config.effort",
+    "container",
+];
 
 impl QualityFlag {
     fn as_str(self) -> &'static str {
@@ -95,12 +114,12 @@ impl Metrics {
             requests: counter(
                 "ballast_requests_total",
                 "Client requests by how they were answered.",
-                &["model", "route", "status"],
+                &["api", "model", "route", "status"],
             )?,
             request_duration: histogram(
                 "ballast_request_duration_seconds",
                 "Client request duration, to the last byte.",
-                &["model", "route", "stream"],
+                &["api", "model", "route", "stream"],
                 LATENCY_BUCKETS,
             )?,
             time_to_first_token: histogram(
@@ -190,6 +209,11 @@ impl Metrics {
                 registry.register(Box::new(metric.clone()))?;
                 metric
             },
+            translation_drops: counter(
+                "ballast_translation_drops_total",
+                "Hints and unforced built-in tools left out of a translated request.",
+                &["api", "provider", "field"],
+            )?,
             registry,
         };
         Ok(metrics)
@@ -207,18 +231,36 @@ impl Metrics {
     /// One client request: `route` is how it was answered, none when it was not (`error`).
     pub fn record_request(
         &self,
+        api: Api,
         model: &str,
         route: Option<Route>,
         status: u16,
         stream: bool,
         elapsed: Duration,
     ) {
-        let route = route.map_or("error", Route::as_str);
-        self.requests.with_label_values(&[model, route, &status.to_string()]).inc();
+        let (api, route) = (api.as_str(), route.map_or("error", Route::as_str));
+        self.requests.with_label_values(&[api, model, route, &status.to_string()]).inc();
         let stream = if stream { "true" } else { "false" };
         self.request_duration
-            .with_label_values(&[model, route, stream])
+            .with_label_values(&[api, model, route, stream])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// What a translation for `provider` left out of an answered request, by name (`dropped`
+    /// as `x-ballast-dropped` shows it; the label is one of a closed set).
+    pub fn record_translation_drops(&self, api: Api, provider: &str, dropped: &[String]) {
+        for name in dropped {
+            let field = if let Some(known) = DROPPED_FIELDS.iter().find(|known| **known == name) {
+                known
+            } else if name.starts_with("tools.") {
+                "server_tool"
+            } else if name.starts_with("metadata.") {
+                "metadata"
+            } else {
+                "other"
+            };
+            self.translation_drops.with_label_values(&[api.as_str(), provider, field]).inc();
+        }
     }
 
     pub fn record_first_token(&self, model: &str, provider: &str, elapsed: Duration) {

@@ -1,9 +1,29 @@
-//! The closed vocabularies ballast reports: how a request was answered (`Route`), what the cache
-//! did (`CacheStatus`) and where a provider's circuit stands (`CircuitState`).
+//! The closed vocabularies ballast reports: which client API a request spoke (`Api`), how it was
+//! answered (`Route`), what the cache did (`CacheStatus`) and where a provider's circuit stands
+//! (`CircuitState`).
 //!
 //! One enum per fact, shared by the pipeline that decides it, the headers and `/status` that show
 //! it and `metrics.rs` that counts it, so a value cannot be spelled two ways. It is a leaf module
 //! (it imports nothing of the crate), which lets `metrics.rs` take these types without a cycle.
+
+/// A client API (SPEC §4 "Dialects"): the route a request came in on, and the dialect an upstream
+/// speaks natively. The `api` label of SPEC §5.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Api {
+    /// OpenAI chat completions.
+    Chat,
+    /// Anthropic Messages.
+    Messages,
+}
+
+impl Api {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Messages => "messages",
+        }
+    }
+}
 
 /// How the answer was obtained (SPEC §3 `x-ballast-route`, the `route` label of SPEC §5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

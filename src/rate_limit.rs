@@ -16,10 +16,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::auth::Caller;
-use crate::openai::chat::ChatRequest;
 use crate::shared_redis::SharedRedis;
 
 const WINDOW: Duration = Duration::from_secs(60);
@@ -258,9 +257,9 @@ const MEDIA_PARTS: [&str; 5] = ["image_url", "input_image", "input_audio", "file
 /// (message text, tool definitions and arguments, names...), plus [`MEDIA_PART_TOKENS`] for each
 /// media part, whose own bytes are skipped. Only made for callers with a `tokens_per_minute`
 /// limit, since it parses the whole body.
-pub fn estimate_prompt_tokens(request: &ChatRequest) -> u64 {
+pub fn estimate_prompt_tokens(body: &Map<String, Value>) -> u64 {
     let (mut text, mut media) = (0u64, 0u64);
-    let mut pending: Vec<&Value> = request.body().values().collect();
+    let mut pending: Vec<&Value> = body.values().collect();
     // An explicit stack: the body's nesting is bounded by the parser, but recursion is not needed.
     while let Some(value) = pending.pop() {
         match value {
@@ -329,7 +328,11 @@ mod tests {
     #[test]
     fn the_estimate_counts_text_and_a_fixed_amount_per_image_not_its_bytes() {
         let request = |body: &serde_json::Value| {
-            estimate_prompt_tokens(&ChatRequest::from_slice(body.to_string().as_bytes()).unwrap())
+            estimate_prompt_tokens(
+                crate::openai::chat::ChatRequest::from_slice(body.to_string().as_bytes())
+                    .unwrap()
+                    .body(),
+            )
         };
         let image = format!("data:image/png;base64,{}", "A".repeat(1_000_000));
         let with_image = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": [

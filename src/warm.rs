@@ -1,6 +1,6 @@
-//! `ballast warm`: pre-computes answers. Each line of a JSONL file is a chat-completions request
-//! body, sent through the same pipeline as live traffic, so its answer lands in the shared cache
-//! (Redis) where every replica finds it.
+//! `ballast warm`: pre-computes answers. Each line of a JSONL file is a request body of one API
+//! (chat completions, or Messages with `--api messages`), sent through the same pipeline as
+//! live traffic, so its answer lands in the shared cache (Redis) where every replica finds it.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -10,8 +10,10 @@ use futures_util::{StreamExt, stream};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::time::Instant;
 
+use crate::anthropic::MessagesRequest;
 use crate::auth::Caller;
 use crate::config::{CacheBackend, Config};
+use crate::dialect::{Api, Messages, Request};
 use crate::openai::chat::ChatRequest;
 use crate::outcome::CacheStatus;
 use crate::pipeline::{CachePolicy, Call};
@@ -55,6 +57,7 @@ pub async fn run(
     file: &Path,
     concurrency: usize,
     key_name: Option<&str>,
+    api: Api,
 ) -> Result<Summary, WarmError> {
     match config.cache.backend {
         CacheBackend::Redis { .. } => {}
@@ -79,7 +82,7 @@ pub async fn run(
             let (state, caller) = (state.clone(), caller.clone());
             let progress = progress.clone();
             async move {
-                let outcome = warm_one(&state, caller.as_ref(), line, timeout).await;
+                let outcome = warm_one(&state, caller.as_ref(), api, line, timeout).await;
                 progress.inc(1);
                 (number, outcome)
             }
@@ -122,16 +125,22 @@ fn warmed_for(state: &AppState, key_name: Option<&str>) -> Result<Option<Caller>
 async fn warm_one(
     state: &AppState,
     caller: Option<&Caller>,
+    api: Api,
     line: &str,
     timeout: std::time::Duration,
 ) -> Result<CacheStatus, String> {
-    let request = ChatRequest::from_slice(line.as_bytes()).map_err(|invalid| invalid.message)?;
-    if let Some(caller) = caller.filter(|caller| !caller.may_use(&request.model)) {
-        return Err(format!("key `{}` may not use model `{}`", caller.name, request.model));
+    let bytes = line.as_bytes();
+    let request = match api {
+        Api::Chat => ChatRequest::from_slice(bytes).map(Request::Chat),
+        Api::Messages => MessagesRequest::from_slice(bytes)
+            .map(|request| Request::Messages(Messages::new(request, Vec::new()))),
     }
-    let pipeline = state
-        .pipeline(&request.model)
-        .ok_or_else(|| format!("unknown model `{}`", request.model))?;
+    .map_err(|invalid| invalid.message)?;
+    let model = request.model();
+    if let Some(caller) = caller.filter(|caller| !caller.may_use(model)) {
+        return Err(format!("key `{}` may not use model `{model}`", caller.name));
+    }
+    let pipeline = state.pipeline(model).ok_or_else(|| format!("unknown model `{model}`"))?;
     let call = Call {
         request: Arc::new(request),
         model: Arc::clone(pipeline.model()),

@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(!request.model.is_empty());
     assert!(!request.messages().is_empty());
-    let key = cache_key("fuzz", &request);
+    let key = cache_key("fuzz", &request.clone().into());
     assert!(key.starts_with(&format!("ballast:{KEY_VERSION}:")));
     let upstream = request.for_upstream("m");
     assert!(upstream.is_ok(), "an accepted request must serialise: {upstream:?}");

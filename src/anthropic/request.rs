@@ -31,6 +31,16 @@ impl MessagesRequest {
 
     /// [`from_slice`](Self::from_slice), keeping `bytes` without a copy.
     pub fn from_bytes(bytes: Bytes) -> Result<Self, InvalidRequest> {
+        Self::parse(bytes, true)
+    }
+
+    /// A `POST /v1/messages/count_tokens` body: a Messages request without `max_tokens`
+    /// (reported as 0 when absent).
+    pub fn for_counting(bytes: Bytes) -> Result<Self, InvalidRequest> {
+        Self::parse(bytes, false)
+    }
+
+    fn parse(bytes: Bytes, needs_max_tokens: bool) -> Result<Self, InvalidRequest> {
         let object = RawObject::from_bytes(bytes)?;
         let model = object.required_string("model")?;
         let max_tokens = match object.member("max_tokens")? {
@@ -50,7 +60,8 @@ impl MessagesRequest {
                     "`max_tokens` must be an integer.",
                 ));
             }
-            None => return Err(missing("max_tokens")),
+            None if needs_max_tokens => return Err(missing("max_tokens")),
+            None => 0,
         };
         object.required_array("messages")?;
         if !matches!(

@@ -1,6 +1,8 @@
-//! `Entry`: a stored answer. It keeps the completion as JSON (for whole-answer requests) and,
-//! when it was streamed, the chunks as they came (for stream requests, replayed with their
-//! original granularity), so streamed and whole requests share one entry.
+//! `Entry`: a stored answer, in its request's dialect (a `chat.completion` or a Message; the
+//! cache key tells the dialects apart, so an entry does not say which it is). It keeps the whole
+//! answer as JSON (for whole-answer requests) and, when it was streamed, the stream's event
+//! data as they came (for stream requests, replayed with their original granularity), so
+//! streamed and whole requests share one entry.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -9,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::config::Price;
+use crate::dialect::{Api, messages};
 use crate::openai::chat::ChatCompletion;
 use crate::openai::stream::chunks_of;
 use crate::providers::Reply;
@@ -24,42 +27,62 @@ pub struct Entry {
     pub provider: String,
     /// What producing it cost upstream, for `ballast_cache_saved_usd_total`.
     pub cost_usd: f64,
-    /// The `chat.completion` JSON.
+    /// The whole answer's JSON: a `chat.completion` or a Message.
     pub completion: String,
-    /// The chunks it was streamed as, usage chunk included; none when it came whole.
+    /// The chunks (or Messages events) it was streamed as, usage chunk included; none when it
+    /// came whole.
     pub chunks: Option<Vec<String>>,
 }
 
 impl Entry {
     /// An entry for a whole answer; none when the body is not a completion. Its cost comes from
     /// the answer's usage at `price`.
-    pub fn from_completion(body: &[u8], provider: &str, price: Option<Price>) -> Option<Self> {
+    pub fn from_completion(
+        api: Api,
+        body: &[u8],
+        provider: &str,
+        price: Option<Price>,
+    ) -> Option<Self> {
         let text = std::str::from_utf8(body).ok()?;
         if text.len() > MAX_ENTRY_BYTES {
             return None;
         }
         let parsed: Value = serde_json::from_str(text).ok()?;
-        parsed.get("choices")?.as_array()?;
+        let is_answer = match api {
+            Api::Chat => parsed["choices"].is_array(),
+            Api::Messages => messages::is_message(&parsed),
+        };
+        if !is_answer {
+            return None;
+        }
         Some(Self {
             stored_at_ms: unix_ms(),
             provider: provider.to_owned(),
-            cost_usd: cost_of(&parsed, price),
+            cost_usd: cost_of(api, &parsed, price),
             completion: text.to_owned(),
             chunks: None,
         })
     }
 
     /// An entry for a complete stream (its terminal event arrived); none when too large.
-    pub fn from_chunks(chunks: Vec<String>, provider: &str, price: Option<Price>) -> Option<Self> {
+    pub fn from_chunks(
+        api: Api,
+        chunks: Vec<String>,
+        provider: &str,
+        price: Option<Price>,
+    ) -> Option<Self> {
         let size: usize = chunks.iter().map(String::len).sum();
         if size > MAX_ENTRY_BYTES / 2 {
             return None;
         }
-        let completion = assemble(&chunks)?;
+        let completion = match api {
+            Api::Chat => assemble(&chunks)?,
+            Api::Messages => messages::assemble(&chunks)?,
+        };
         Some(Self {
             stored_at_ms: unix_ms(),
             provider: provider.to_owned(),
-            cost_usd: cost_of(&completion, price),
+            cost_usd: cost_of(api, &completion, price),
             completion: completion.to_string(),
             chunks: Some(chunks),
         })
@@ -84,13 +107,16 @@ impl Entry {
 
     /// The answer as a client wants it: the completion, or the stream (usage chunk included;
     /// the HTTP edge removes it for clients that did not ask).
-    pub fn reply(&self, stream: bool) -> Reply {
+    pub fn reply(&self, api: Api, stream: bool) -> Reply {
         if !stream {
             return Reply::Complete(self.completion.clone().into_bytes().into());
         }
-        let chunks = match &self.chunks {
-            Some(chunks) => chunks.clone(),
-            None => serde_json::from_str::<ChatCompletion>(&self.completion)
+        let chunks = match (&self.chunks, api) {
+            (Some(chunks), _) => chunks.clone(),
+            (None, Api::Messages) => serde_json::from_str::<Value>(&self.completion)
+                .map(|message| messages::events_of(&message))
+                .unwrap_or_default(),
+            (None, Api::Chat) => serde_json::from_str::<ChatCompletion>(&self.completion)
                 .map(|completion| {
                     chunks_of(&completion, true)
                         .iter()
@@ -202,13 +228,17 @@ fn append(target: &mut Value, text: &str) {
     }
 }
 
-/// What a completion cost upstream: its `usage` at `price` (0 without a price).
-fn cost_of(completion: &Value, price: Option<Price>) -> f64 {
+/// What an answer cost upstream: its `usage` at `price` (0 without a price).
+fn cost_of(api: Api, answer: &Value, price: Option<Price>) -> f64 {
     let Some(price) = price else { return 0.0 };
-    let tokens = |name: &str| {
-        completion.pointer(&format!("/usage/{name}")).and_then(Value::as_u64).unwrap_or(0)
-    };
-    price.cost(tokens("prompt_tokens"), tokens("completion_tokens"))
+    let tokens = |name: &str| answer["usage"][name].as_u64().unwrap_or(0);
+    match api {
+        Api::Chat => price.cost(tokens("prompt_tokens"), tokens("completion_tokens")),
+        Api::Messages => {
+            let input = ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"];
+            price.cost(input.iter().map(|name| tokens(name)).sum(), tokens("output_tokens"))
+        }
+    }
 }
 
 fn unix_ms() -> u64 {
@@ -236,9 +266,13 @@ mod tests {
             chunk(json!({}), json!("stop")),
             json!({"id": "c1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}).to_string(),
         ];
-        let entry =
-            Entry::from_chunks(chunks.clone(), "p", Some(Price { input: 1.0, output: 2.0 }))
-                .unwrap();
+        let entry = Entry::from_chunks(
+            Api::Chat,
+            chunks.clone(),
+            "p",
+            Some(Price { input: 1.0, output: 2.0 }),
+        )
+        .unwrap();
         let completion: Value = serde_json::from_str(&entry.completion).unwrap();
         assert_eq!(completion["choices"][0]["message"]["content"], "Hello");
         assert_eq!(completion["choices"][0]["message"]["role"], "assistant");
@@ -272,9 +306,10 @@ mod tests {
             ),
             chunk(json!({}), json!("tool_calls")),
         ];
-        let completion: Value =
-            serde_json::from_str(&Entry::from_chunks(chunks, "p", None).unwrap().completion)
-                .unwrap();
+        let completion: Value = serde_json::from_str(
+            &Entry::from_chunks(Api::Chat, chunks, "p", None).unwrap().completion,
+        )
+        .unwrap();
         let call = &completion["choices"][0]["message"]["tool_calls"][0];
         assert_eq!(call["id"], "call_1");
         assert_eq!(call["function"]["name"], "get");
@@ -284,8 +319,8 @@ mod tests {
 
     #[test]
     fn only_completions_are_stored() {
-        assert!(Entry::from_completion(b"{\"error\":{}}", "p", None).is_none());
-        assert!(Entry::from_completion(b"not json", "p", None).is_none());
-        assert!(Entry::from_completion(br#"{"choices":[]}"#, "p", None).is_some());
+        assert!(Entry::from_completion(Api::Chat, b"{\"error\":{}}", "p", None).is_none());
+        assert!(Entry::from_completion(Api::Chat, b"not json", "p", None).is_none());
+        assert!(Entry::from_completion(Api::Chat, br#"{"choices":[]}"#, "p", None).is_some());
     }
 }

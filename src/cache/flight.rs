@@ -146,7 +146,10 @@ mod tests {
     }
 
     fn entry() -> Arc<Entry> {
-        Arc::new(Entry::from_completion(br#"{"choices":[]}"#, "p", None).unwrap())
+        Arc::new(
+            Entry::from_completion(crate::dialect::Api::Chat, br#"{"choices":[]}"#, "p", None)
+                .unwrap(),
+        )
     }
 
     #[tokio::test(start_paused = true)]

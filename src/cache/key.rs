@@ -8,19 +8,38 @@
 //! above 2^64), and the member order of a Structured Outputs schema
 //! (`response_format.json_schema.schema`), where property order is the order the model
 //! generates the properties in. The canonical text is written from the client's own bytes
-//! (`ChatRequest::members`) as they are read, not from a parsed `Value` (a parsed number has lost
+//! (`ChatRequest::members`, `MessagesRequest::members`) as they are read, not from a parsed `Value` (a parsed number has lost
 //! its spelling, and a tree of values costs many times the text). The hash is BLAKE3 (cryptographic: a crafted collision would serve one request
 //! another's answer). The key carries a format version: a change of normalisation or entry
 //! format bumps it, and old entries are simply never read again.
 
-use crate::openai::chat::ChatRequest;
+use crate::dialect::Request;
 
 /// Bump when normalisation or the stored entry format changes.
 pub const KEY_VERSION: &str = "v2";
-const IGNORED: [&str; 3] = ["stream", "stream_options", "user"];
+/// What does not change a chat answer.
+const CHAT_IGNORED: [&str; 3] = ["stream", "stream_options", "user"];
+/// What does not change a Messages answer (`metadata` holds only `user_id`).
+const MESSAGES_IGNORED: [&str; 2] = ["stream", "metadata"];
 
-/// `ballast:v2:<64 hex>` for `request` in the cache space `scope`.
-pub fn cache_key(scope: &str, request: &ChatRequest) -> String {
+/// The key of `request` in the cache space `scope`: `ballast:v2:<64 hex>` for chat (as before
+/// there were other APIs), `ballast:v2:messages:<64 hex>` for Messages, so that the entries of
+/// two APIs never answer each other (SPEC §4: entries are per dialect).
+pub fn cache_key(scope: &str, request: &Request) -> String {
+    match request {
+        Request::Chat(chat) => keyed(scope, "", chat.members(), &CHAT_IGNORED),
+        Request::Messages(messages) => {
+            keyed(scope, "messages:", messages.request.members(), &MESSAGES_IGNORED)
+        }
+    }
+}
+
+fn keyed<'a>(
+    scope: &str,
+    api: &str,
+    members: impl Iterator<Item = (&'a str, &'a [u8])>,
+    ignored: &[&str],
+) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(scope.as_bytes());
     hasher.update(b"\0{");
@@ -28,8 +47,8 @@ pub fn cache_key(scope: &str, request: &ChatRequest) -> String {
     let mut canonical = Vec::with_capacity(256);
     let mut first = true;
     // Already sorted by key, a later duplicate having won.
-    for (key, text) in request.members() {
-        if IGNORED.contains(&key) {
+    for (key, text) in members {
+        if ignored.contains(&key) {
             continue;
         }
         canonical.clear();
@@ -39,7 +58,7 @@ pub fn cache_key(scope: &str, request: &ChatRequest) -> String {
         first = false;
         write_string(key, &mut canonical);
         canonical.push(b':');
-        let place = if key == "response_format" { Place::ResponseFormat } else { Place::Plain };
+        let place = Place::top(key);
         let mark = canonical.len();
         if Reader::new(text).value(place, &mut canonical).is_none() {
             // Not reached: the body was checked as JSON. The client's text still keys it.
@@ -49,7 +68,7 @@ pub fn cache_key(scope: &str, request: &ChatRequest) -> String {
         hasher.update(&canonical);
     }
     hasher.update(b"}");
-    format!("ballast:{KEY_VERSION}:{}", hasher.finalize().to_hex())
+    format!("ballast:{KEY_VERSION}:{api}{}", hasher.finalize().to_hex())
 }
 
 /// Where a value sits, for the one subtree whose member order is kept.
@@ -60,16 +79,33 @@ enum Place {
     ResponseFormat,
     /// `response_format.json_schema`.
     JsonSchema,
-    /// `response_format.json_schema.schema` and everything in it: order kept.
+    /// Messages' top-level `output_config`.
+    OutputConfig,
+    /// `output_config.format`.
+    OutputFormat,
+    /// `response_format.json_schema.schema` (or Messages' `output_config.format.schema`) and
+    /// everything in it: order kept.
     Schema,
 }
 
 impl Place {
+    /// The place of the top-level member `key`.
+    fn top(key: &str) -> Place {
+        match key {
+            "response_format" => Place::ResponseFormat,
+            "output_config" => Place::OutputConfig,
+            _ => Place::Plain,
+        }
+    }
+
     /// The place of the member `key` of an object at `self`.
     fn member(self, key: &str) -> Place {
         match (self, key) {
             (Place::ResponseFormat, "json_schema") => Place::JsonSchema,
-            (Place::JsonSchema, "schema") | (Place::Schema, _) => Place::Schema,
+            (Place::OutputConfig, "format") => Place::OutputFormat,
+            (Place::JsonSchema | Place::OutputFormat, "schema") | (Place::Schema, _) => {
+                Place::Schema
+            }
             _ => Place::Plain,
         }
     }
@@ -261,8 +297,39 @@ fn write_string(text: &str, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
+    use crate::anthropic::MessagesRequest;
+    use crate::dialect::Messages;
+    use crate::openai::chat::ChatRequest;
+
     fn key(scope: &str, body: &str) -> String {
-        cache_key(scope, &ChatRequest::from_slice(body.as_bytes()).unwrap())
+        cache_key(scope, &Request::Chat(ChatRequest::from_slice(body.as_bytes()).unwrap()))
+    }
+
+    fn messages_key(body: &str) -> String {
+        let request = MessagesRequest::from_slice(body.as_bytes()).unwrap();
+        cache_key("", &Request::Messages(Messages::new(request, Vec::new())))
+    }
+
+    #[test]
+    fn a_messages_request_has_a_key_of_its_own_that_ignores_stream_and_metadata() {
+        let body = r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+        let same = r#"{"messages":[{"role":"user","content":"hi"}],"stream":true,"max_tokens":5,
+            "model":"m","metadata":{"user_id":"u"}}"#;
+        assert!(messages_key(body).starts_with("ballast:v2:messages:"));
+        assert_eq!(messages_key(body), messages_key(same));
+        let chat = r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+        assert_ne!(messages_key(body), key("", chat));
+        let schema = |order: &str| {
+            format!(
+                r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":"hi"}}],
+                "output_config":{{"format":{{"type":"json_schema","schema":{order}}}}}}}"#
+            )
+        };
+        assert_ne!(
+            messages_key(&schema(r#"{"b":1,"a":2}"#)),
+            messages_key(&schema(r#"{"a":2,"b":1}"#)),
+            "a schema's member order is the order the model writes them in"
+        );
     }
 
     /// Entries stored under `v2` keys stay readable only while the same request gives the same

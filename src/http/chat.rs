@@ -1,6 +1,4 @@
-//! `POST /v1/chat/completions`: checked body → `Call` → the model's pipeline → JSON or SSE.
-
-use std::sync::Arc;
+//! `POST /v1/chat/completions`: the checked body, as a chat request, to `handle`.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -8,12 +6,9 @@ use http::HeaderMap;
 use tokio::time::Instant;
 
 use super::extract::{Authenticated, ChatBody};
-use super::record::RequestRecord;
-use super::{cache_control, request_id, respond};
-use crate::auth::Caller;
-use crate::error::{GatewayError, rate_limit_headers};
-use crate::pipeline::{Call, Spent, UsageHook};
-use crate::rate_limit::{Admission, estimate_prompt_tokens};
+use super::handle::handle;
+use crate::dialect::Request;
+use crate::error::GatewayError;
 use crate::state::AppState;
 
 pub async fn chat_completions(
@@ -23,90 +18,5 @@ pub async fn chat_completions(
     // Held to the end: the body's bytes count against the gateway's budget until then.
     ChatBody(request, _body_hold): ChatBody,
 ) -> Result<Response, GatewayError> {
-    let started = Instant::now();
-    if let Some(caller) = caller.as_ref().filter(|caller| !caller.may_use(&request.model)) {
-        return Err(GatewayError::ModelNotAllowed {
-            key: caller.name.to_string(),
-            model: request.model,
-        });
-    }
-    let pipeline = state
-        .pipeline(&request.model)
-        .ok_or_else(|| GatewayError::ModelNotFound(request.model.clone()))?;
-    let admission = match &caller {
-        Some(caller) => {
-            // Estimating parses the whole body: only a token limit needs it.
-            let limits_tokens = caller.rate_limit.is_some_and(|l| l.tokens_per_minute.is_some());
-            let estimate = if limits_tokens { estimate_prompt_tokens(&request) } else { 0 };
-            Some(state.limiter().admit(caller, estimate).await?)
-        }
-        None => None,
-    };
-    // The request span's fields make the one log line per request (see `http::router::app`).
-    let model = Arc::clone(pipeline.model());
-    let span = tracing::Span::current();
-    span.record("model", &*model);
-    let metrics = state.metrics();
-    let mut record = RequestRecord::new(metrics, &model, request.stream, started);
-    let request_id = request_id::of(&headers);
-    let (stream, include_usage) = (request.stream, request.include_usage);
-    let scope = state.cache_scope(caller.as_ref().map(|caller| &caller.name));
-    let usage_hook = caller
-        .clone()
-        .zip(admission)
-        .map(|(caller, admission)| settle_hook(&state, caller, admission));
-    let call = Call {
-        request: Arc::new(request),
-        model: Arc::clone(&model),
-        request_id: Arc::from(request_id),
-        deadline: started + state.config().server.request_timeout,
-        cache: cache_control::policy(&headers),
-        scope,
-        usage_hook,
-    };
-    match pipeline.call(call).await {
-        Ok(answer) => {
-            let provenance = &answer.provenance;
-            span.record("provider", provenance.provider.as_deref().unwrap_or("-"));
-            span.record("route", provenance.route.as_str());
-            span.record("attempts", provenance.attempts);
-            span.record("cache", provenance.cache.as_str());
-            let elapsed = started.elapsed();
-            metrics.record_overhead(elapsed.saturating_sub(provenance.upstream_time));
-            if let (true, Some(provider)) = (stream, &provenance.provider) {
-                metrics.record_first_token(&model, provider, elapsed);
-            }
-            record.answered(Some(provenance.route), 200);
-            let mut response =
-                respond::answer(answer, include_usage, request_id, state.streams_cut(), record);
-            if let Some(admission) = &admission {
-                rate_limit_headers(response.headers_mut(), admission);
-            }
-            Ok(response)
-        }
-        Err(failure) => {
-            tracing::warn!(failure = %failure, "no upstream answer");
-            span.record("route", "error");
-            span.record("attempts", failure.attempts);
-            let error = GatewayError::from(failure);
-            record.answered(None, error.status().as_u16());
-            Err(error)
-        }
-    }
-}
-
-/// Settles the caller's token count with what the answer cost, off the request path.
-fn settle_hook(state: &AppState, caller: Caller, admission: Admission) -> UsageHook {
-    let limiter = Arc::clone(state.limiter());
-    Arc::new(move |spent| {
-        let actual = match spent {
-            Spent::Reported { prompt, completion } => prompt.saturating_add(completion),
-            Spent::Streamed { completion } => admission.estimated_tokens.saturating_add(completion),
-        };
-        // Called when a stream is dropped too, which can happen as a runtime shuts down: then
-        // there is nothing left to settle for, and spawning would panic.
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        let (limiter, caller) = (Arc::clone(&limiter), caller.clone());
-        runtime.spawn(async move { limiter.settle(&caller, &admission, actual).await });
-    })
+    handle(&state, &headers, caller, Request::Chat(request), Instant::now()).await
 }

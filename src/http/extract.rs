@@ -1,7 +1,8 @@
-//! Extractors with OpenAI-shaped rejections: `Authenticated` (the gateway key → 401) and
+//! Extractors (their rejections are `GatewayError`s, OpenAI-shaped unless a route shapes them): `Authenticated` (the gateway key → 401) and
 //! `ChatBody` (the body read within the limits of `http::body` → 413/408/503, checked → 400).
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use bytes::Bytes;
 use http::request::Parts;
 
 use super::body::BodyHold;
@@ -35,14 +36,20 @@ impl FromRequest<AppState> for ChatBody {
     type Rejection = GatewayError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some(content_type) = req.headers().get(http::header::CONTENT_TYPE)
-            && !is_json(content_type.to_str().unwrap_or(""))
-        {
-            return Err(GatewayError::UnsupportedMediaType);
-        }
-        let (bytes, hold) = state.body_limits().read(req.into_body()).await?;
+        let (bytes, hold) = json_body(req, state).await?;
         Ok(Self(ChatRequest::from_bytes(bytes)?, hold))
     }
+}
+
+/// A request's JSON body, read within the limits of `http::body`: a body that says it is not
+/// JSON is a 415 before it is read.
+pub async fn json_body(req: Request, state: &AppState) -> Result<(Bytes, BodyHold), GatewayError> {
+    if let Some(content_type) = req.headers().get(http::header::CONTENT_TYPE)
+        && !is_json(content_type.to_str().unwrap_or(""))
+    {
+        return Err(GatewayError::UnsupportedMediaType);
+    }
+    state.body_limits().read(req.into_body()).await
 }
 
 /// `application/json` or any `+json` type, with or without parameters.

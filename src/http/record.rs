@@ -8,10 +8,11 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
-use crate::outcome::Route;
+use crate::outcome::{Api, Route};
 
 pub struct RequestRecord {
     metrics: Arc<Metrics>,
+    api: Api,
     model: Arc<str>,
     stream: bool,
     started: Instant,
@@ -20,10 +21,17 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
-    pub fn new(metrics: &Arc<Metrics>, model: &Arc<str>, stream: bool, started: Instant) -> Self {
+    pub fn new(
+        metrics: &Arc<Metrics>,
+        api: Api,
+        model: &Arc<str>,
+        stream: bool,
+        started: Instant,
+    ) -> Self {
         metrics.inflight().inc();
         Self {
             metrics: Arc::clone(metrics),
+            api,
             model: Arc::clone(model),
             stream,
             started,
@@ -42,7 +50,7 @@ impl Drop for RequestRecord {
         self.metrics.inflight().dec();
         if let Some((route, status)) = self.outcome {
             let elapsed = self.started.elapsed();
-            self.metrics.record_request(&self.model, route, status, self.stream, elapsed);
+            self.metrics.record_request(self.api, &self.model, route, status, self.stream, elapsed);
         }
     }
 }

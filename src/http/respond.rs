@@ -1,9 +1,13 @@
-//! `Answer` → HTTP response: JSON or SSE, with the `x-ballast-*` headers.
+//! `Answer` → HTTP response: JSON or SSE in the route's dialect, with the `x-ballast-*` headers.
 //!
-//! A stream is forwarded chunk by chunk as the upstream sends it. It ends with `data: [DONE]`
-//! only when the upstream reached its terminal event; a stream that breaks ends with an OpenAI
-//! error event and no `[DONE]`, so SDKs raise instead of accepting a truncated answer. Dropping
-//! the response (client gone) drops the upstream stream, which cancels the upstream request.
+//! A stream is forwarded chunk by chunk as the upstream sends it. Chat: `data:` lines, ending
+//! with `data: [DONE]` only when the upstream reached its terminal event; a stream that breaks
+//! ends with an OpenAI error event and no `[DONE]`. Messages: each event named by its `type`
+//! (`event: message_start` ...), ending after `message_stop`; a break ends it with `event:
+//! error` and no `message_stop`. Either way SDKs raise instead of accepting a truncated answer.
+//! A quiet stream gets keep-alives: SSE comments for chat, `ping` events for Messages (as
+//! Anthropic sends). Dropping the response (client gone) drops the upstream stream, which
+//! cancels the upstream request.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,16 +20,26 @@ use http::header::CONTENT_TYPE;
 use tokio_util::sync::CancellationToken;
 
 use super::record::RequestRecord;
+use crate::anthropic::ErrorBody as AnthropicError;
+use crate::dialect::{Api, messages};
 use crate::openai::error::ErrorBody;
 use crate::openai::stream::{DONE, is_usage_only};
 use crate::pipeline::{Answer, Provenance};
 use crate::providers::{ChunkStream, Reply};
 
+/// How a route writes its streams.
+#[derive(Clone, Copy)]
+pub struct Framing {
+    pub api: Api,
+    /// Chat's `stream_options.include_usage`: whether the usage-only chunk is sent.
+    pub include_usage: bool,
+}
+
 /// The response for `answer`. `record` is dropped (and so recorded) when the answer is done:
 /// here for a whole answer, at the stream's end for a stream.
 pub fn answer(
     answer: Answer,
-    include_usage: bool,
+    framing: Framing,
     request_id: &str,
     streams_cut: &CancellationToken,
     record: RequestRecord,
@@ -33,14 +47,13 @@ pub fn answer(
     let mut response = match answer.reply {
         Reply::Complete(body) => ([(CONTENT_TYPE, "application/json")], body).into_response(),
         Reply::Stream(chunks) => {
-            let events = sse_events(
-                chunks,
-                include_usage,
-                Arc::from(request_id),
-                streams_cut.clone(),
-                record,
-            );
-            let mut response = Sse::new(events).keep_alive(KeepAlive::default()).into_response();
+            let events =
+                sse_events(chunks, framing, Arc::from(request_id), streams_cut.clone(), record);
+            let keep_alive = match framing.api {
+                Api::Chat => KeepAlive::default(),
+                Api::Messages => KeepAlive::default().event(named(PING.to_owned())),
+            };
+            let mut response = Sse::new(events).keep_alive(keep_alive).into_response();
             // Tells nginx-style proxies in front not to buffer the stream.
             response.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
             response
@@ -67,7 +80,7 @@ fn set_provenance(response: &mut Response, provenance: &Provenance) {
 /// upstream broke off or the shutdown grace ran out.
 fn sse_events(
     chunks: ChunkStream,
-    include_usage: bool,
+    framing: Framing,
     request_id: Arc<str>,
     streams_cut: CancellationToken,
     record: RequestRecord,
@@ -82,32 +95,68 @@ fn sse_events(
                     biased;
                     () = streams_cut.cancelled() => {
                         tracing::warn!(request_id = %request_id, "shutdown grace passed; ending an open stream");
-                        return Some((Ok(error_event("gateway_shutting_down",
+                        return Some((Ok(error_event(framing.api, "gateway_shutting_down",
                             "The gateway is shutting down and ended this stream.")), None));
                     }
                     next = chunks.next() => next,
                 };
                 // The gateway always asks upstreams for the usage chunk; only those who asked get it.
                 match next {
-                    Some(Ok(data)) if !include_usage && is_usage_only(&data) => continue,
+                    Some(Ok(data))
+                        if framing.api == Api::Chat
+                            && !framing.include_usage
+                            && is_usage_only(&data) =>
+                    {
+                        continue;
+                    }
                     other => break other,
                 }
             };
             match event {
-                Some(Ok(data)) => Some((Ok(Event::default().data(data)), Some((chunks, record)))),
+                Some(Ok(data)) => {
+                    let event = match framing.api {
+                        Api::Chat => Event::default().data(data),
+                        Api::Messages => named(data),
+                    };
+                    Some((Ok(event), Some((chunks, record))))
+                }
+                // Messages streams end with their last event, `message_stop`.
+                None if framing.api == Api::Messages => None,
                 None => Some((Ok(Event::default().data(DONE)), None)),
                 Some(Err(failure)) => {
                     tracing::warn!(request_id = %request_id, failure = %failure, "upstream stream broke off");
                     let message =
                         "The upstream provider's stream broke off before it was complete.";
-                    Some((Ok(error_event("upstream_stream_error", message)), None))
+                    Some((Ok(error_event(framing.api, "upstream_stream_error", message)), None))
                 }
             }
         }
     })
 }
 
-fn error_event(code: &str, message: &str) -> Event {
-    let body = ErrorBody::new("api_error", Some(code), None, message.to_owned());
-    Event::default().data(serde_json::to_string(&body).unwrap_or_default())
+/// The event that ends a broken stream: chat's error chunk, or Messages' `error` event.
+fn error_event(api: Api, code: &str, message: &str) -> Event {
+    match api {
+        Api::Chat => {
+            let body = ErrorBody::new("api_error", Some(code), None, message.to_owned());
+            Event::default().data(serde_json::to_string(&body).unwrap_or_default())
+        }
+        Api::Messages => {
+            let body = AnthropicError::new("api_error", message.to_owned());
+            named(serde_json::to_string(&body).unwrap_or_default())
+        }
+    }
 }
+
+/// A Messages event: named by its data's `type`, as the SDKs dispatch on the name.
+fn named(data: String) -> Event {
+    let event = Event::default();
+    // A name with a line break would end the line early (axum refuses one).
+    let event = match messages::event_name(&data) {
+        Some(name) if !name.contains(['\r', '\n']) => event.event(name),
+        _ => event,
+    };
+    event.data(data)
+}
+
+const PING: &str = r#"{"type": "ping"}"#;

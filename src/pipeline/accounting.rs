@@ -14,16 +14,20 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 
 use super::call::{Spent, UsageHook};
 use super::observe::{Observer, observe};
 use crate::config::Price;
+use crate::dialect::Api;
 use crate::metrics::{Metrics, QualityFlag};
 use crate::openai::chat::Usage;
 use crate::providers::ChunkStream;
 
 /// Where an answer's numbers go.
 pub struct Accounting {
+    /// The dialect of the answer (the request's).
+    pub api: Api,
     pub metrics: Arc<Metrics>,
     /// The configured model alias.
     pub model: Arc<str>,
@@ -44,6 +48,8 @@ struct Observed {
     has_content: bool,
     truncated: bool,
     filtered: bool,
+    /// A Messages stream's prompt tokens, from `message_start` until `message_delta`.
+    prompt: u64,
 }
 
 #[derive(Deserialize)]
@@ -143,9 +149,13 @@ impl<'de> Deserialize<'de> for NonEmpty {
 }
 
 impl Accounting {
-    /// Accounts a whole `chat.completion` body.
+    /// Accounts a whole answer: a `chat.completion` or a Message.
     pub fn complete(&self, body: &[u8]) {
-        if let Some(seen) = Observed::completion(body) {
+        let seen = match self.api {
+            Api::Chat => Observed::completion(body),
+            Api::Messages => Observed::message(body),
+        };
+        if let Some(seen) = seen {
             self.record(&seen);
             if seen.usage.is_some() {
                 self.settle(&seen);
@@ -196,7 +206,12 @@ struct StreamAccounting {
 
 impl Observer for StreamAccounting {
     fn chunk(&mut self, chunk: &str) {
-        self.seen.chunk(chunk);
+        match self.accounting.api {
+            Api::Chat => {
+                self.seen.chunk(chunk);
+            }
+            Api::Messages => self.seen.event(chunk),
+        }
     }
 
     fn ended(self) {
@@ -259,6 +274,78 @@ impl Observed {
     }
 }
 
+/// What accounting reads of a Message and of Messages events.
+impl Observed {
+    /// What a whole Message shows; none when it is not one.
+    fn message(body: &[u8]) -> Option<Self> {
+        let message: Value = serde_json::from_slice(body).ok()?;
+        if message["type"] != "message" {
+            return None;
+        }
+        let mut seen = Self::default();
+        let usage = &message["usage"];
+        seen.usage = Some((input_tokens(usage), usage["output_tokens"].as_u64().unwrap_or(0)));
+        seen.has_content = message["content"].as_array().is_some_and(|blocks| !blocks.is_empty());
+        seen.stop_reason(message["stop_reason"].as_str());
+        Some(seen)
+    }
+
+    /// Takes in one Messages event: the prompt from `message_start`, content and streamed text
+    /// from the deltas, the stop reason and final usage from `message_delta`.
+    fn event(&mut self, data: &str) {
+        let Ok(event) = serde_json::from_str::<Value>(data) else { return };
+        match event["type"].as_str() {
+            Some("message_start") => {
+                let usage = &event["message"]["usage"];
+                self.usage = None;
+                self.prompt = input_tokens(usage);
+            }
+            Some("content_block_start") => {
+                let block = &event["content_block"];
+                self.has_content |= block["type"] != "text";
+                self.streamed += block["name"].as_str().map_or(0, |name| name.len() as u64);
+            }
+            Some("content_block_delta") => {
+                let delta = &event["delta"];
+                let text = ["text", "partial_json", "thinking"]
+                    .iter()
+                    .find_map(|field| delta[*field].as_str())
+                    .unwrap_or("");
+                self.has_content |= !text.is_empty();
+                self.streamed += text.len() as u64;
+            }
+            Some("message_delta") => {
+                self.stop_reason(event["delta"]["stop_reason"].as_str());
+                let usage = &event["usage"];
+                if usage.is_object() {
+                    if usage["input_tokens"].is_u64() {
+                        self.prompt = input_tokens(usage);
+                    }
+                    let completion = usage["output_tokens"].as_u64().unwrap_or(0);
+                    self.usage = Some((self.prompt, completion));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn stop_reason(&mut self, reason: Option<&str>) {
+        match reason {
+            Some("max_tokens" | "model_context_window_exceeded") => self.truncated = true,
+            Some("refusal") => self.filtered = true,
+            _ => {}
+        }
+    }
+}
+
+/// Every input token of an Anthropic usage: uncached, written to and read from the cache.
+fn input_tokens(usage: &Value) -> u64 {
+    ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
+        .iter()
+        .filter_map(|field| usage[*field].as_u64())
+        .fold(0, u64::saturating_add)
+}
+
 /// Bytes of the function names and arguments in a chunk's `tool_calls`.
 fn tool_call_text(tool_calls: &serde_json::Value) -> u64 {
     let calls = tool_calls.as_array().map_or(&[][..], Vec::as_slice);
@@ -290,7 +377,8 @@ mod tests {
                 streamed: 0,
                 has_content: true,
                 truncated: false,
-                filtered: false
+                filtered: false,
+                prompt: 0,
             }
         );
         assert!(!seen(r#"{"message":{"content":""},"finish_reason":"stop"}"#).has_content);
@@ -305,6 +393,27 @@ mod tests {
         assert!(seen(r#"{"message":{"content":""},"finish_reason":"content_filter"}"#).filtered);
         assert!(!seen(r#"{"message":{"content":"x"},"finish_reason":"something_new"}"#).truncated);
         assert_eq!(Observed::completion(b"not json"), None);
+    }
+
+    #[test]
+    fn reads_usage_content_and_stop_reasons_from_a_message_and_its_events() {
+        let body = br#"{"type":"message","content":[{"type":"text","text":"hi"}],"stop_reason":"max_tokens",
+            "usage":{"input_tokens":3,"cache_read_input_tokens":10,"output_tokens":4}}"#;
+        let seen = Observed::message(body).unwrap();
+        assert_eq!((seen.usage, seen.has_content, seen.truncated), (Some((13, 4)), true, true));
+        assert_eq!(Observed::message(br#"{"type":"error"}"#), None);
+        let mut streamed = Observed::default();
+        for event in [
+            r#"{"type":"message_start","message":{"usage":{"input_tokens":9,"output_tokens":1}}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"refusal"},"usage":{"output_tokens":6}}"#,
+        ] {
+            assert!(streamed.usage.is_none(), "usage comes with message_delta");
+            streamed.event(event);
+        }
+        assert_eq!((streamed.usage, streamed.streamed), (Some((9, 6)), 5));
+        assert!(streamed.has_content && streamed.filtered);
     }
 
     #[test]
@@ -328,7 +437,8 @@ mod tests {
                 streamed: 2,
                 has_content: true,
                 truncated: true,
-                filtered: false
+                filtered: false,
+                prompt: 0,
             }
         );
         // vLLM-style usage chunks carry `choices: null`.
@@ -350,6 +460,7 @@ mod tests {
             Arc::new(move |cost| spent.lock().unwrap().push(cost))
         };
         let accounting = Accounting {
+            api: Api::Chat,
             metrics: Arc::new(Metrics::new().unwrap()),
             model: Arc::from("m"),
             provider: Arc::from("p"),

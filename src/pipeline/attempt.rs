@@ -38,7 +38,7 @@ impl Attempt {
     /// Makes the attempt for `call`.
     pub async fn run(self: Arc<Self>, call: Call) -> Result<Answer, Failure> {
         let provider = &self.provider;
-        let (limit, which) = if call.request.stream {
+        let (limit, which) = if call.request.stream() {
             (provider.timeouts.first_byte, "first_byte")
         } else {
             (provider.timeouts.total, "total")
@@ -64,6 +64,7 @@ impl Attempt {
             failure
         })?;
         let accounting = Accounting {
+            api: call.request.api(),
             metrics: Arc::clone(&self.metrics),
             model: Arc::clone(&call.model),
             provider: Arc::clone(&provider.name),
@@ -77,7 +78,8 @@ impl Attempt {
             }
             Reply::Stream(chunks) => Reply::Stream(accounting.stream(chunks)),
         };
-        let provenance = Provenance::upstream(&provider.name, self.price, elapsed);
+        let mut provenance = Provenance::upstream(&provider.name, self.price, elapsed);
+        provenance.dropped = call.request.dropped_for(provider.native()).to_vec();
         Ok(Answer { reply, provenance })
     }
 }

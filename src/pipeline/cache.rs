@@ -17,6 +17,7 @@ use super::observe::{Observer, observe};
 use super::stage::{Inner, Next, Stage};
 use crate::cache::{self, Cache, Entry, Flight, Lookup, Outcome, Role};
 use crate::config::Price;
+use crate::dialect::Api;
 use crate::failure::Failure;
 use crate::metrics::Metrics;
 use crate::outcome::{CacheStatus, Route};
@@ -126,7 +127,9 @@ impl Caching {
                 },
                 Role::Leader(flight) => {
                     return Flown::Outcome(match next.run(call.clone()).await {
-                        Ok(answer) => Ok(self.keep(answer, key, flight, status)),
+                        Ok(answer) => {
+                            Ok(self.keep(answer, key, flight, status, call.request.api()))
+                        }
                         Err(failure) => {
                             flight.finish(Outcome::Failed(failure.clone()));
                             Err(failure)
@@ -145,13 +148,22 @@ impl Caching {
     }
 
     /// Stores a fresh answer (a stream once it is complete) and hands it on.
-    fn keep(&self, mut answer: Answer, key: String, flight: Flight, status: CacheStatus) -> Answer {
+    fn keep(
+        &self,
+        mut answer: Answer,
+        key: String,
+        flight: Flight,
+        status: CacheStatus,
+        api: Api,
+    ) -> Answer {
         answer.provenance.cache = status;
         let provider = answer.provenance.provider.clone().unwrap_or_else(|| Arc::from(""));
         let price = answer.provenance.price;
         answer.reply = match answer.reply {
             Reply::Complete(body) => {
-                if let Some(entry) = Entry::from_completion(&body, &provider, price).map(Arc::new) {
+                if let Some(entry) =
+                    Entry::from_completion(api, &body, &provider, price).map(Arc::new)
+                {
                     self.cache.store_later(key, Arc::clone(&entry));
                     flight.finish(Outcome::Stored(entry));
                 }
@@ -159,6 +171,7 @@ impl Caching {
             }
             Reply::Stream(chunks) => {
                 let copy = StreamCopy {
+                    api,
                     cache: Arc::clone(&self.cache),
                     key,
                     flight,
@@ -177,6 +190,7 @@ impl Caching {
 /// A copy of a stream as it passes, stored once the upstream's terminal event came. A broken or
 /// dropped stream is never stored; dropping its flight releases the followers.
 struct StreamCopy {
+    api: Api,
     cache: Arc<Cache>,
     key: String,
     flight: Flight,
@@ -198,7 +212,7 @@ impl Observer for StreamCopy {
         if self.size > cache::MAX_ENTRY_BYTES {
             return;
         }
-        if let Some(entry) = Entry::from_chunks(self.kept, &self.provider, self.price) {
+        if let Some(entry) = Entry::from_chunks(self.api, self.kept, &self.provider, self.price) {
             let entry = Arc::new(entry);
             self.cache.store_later(self.key, Arc::clone(&entry));
             self.flight.finish(Outcome::Stored(entry));
@@ -222,8 +236,9 @@ fn from_entry(
         cache,
         age: Some(entry.age()),
         price: None,
+        dropped: Vec::new(),
     };
-    Answer { reply: entry.reply(call.request.stream), provenance }
+    Answer { reply: entry.reply(call.request.api(), call.request.stream()), provenance }
 }
 
 #[cfg(test)]
@@ -267,7 +282,7 @@ mod tests {
         )
         .unwrap();
         Call {
-            request: Arc::new(request),
+            request: Arc::new(crate::dialect::Request::Chat(request)),
             model: Arc::from("m"),
             request_id: Arc::from("r"),
             deadline: Instant::now() + HOUR,

@@ -6,15 +6,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::Price;
+use crate::dialect::Request;
 use crate::failure::Failure;
-use crate::openai::chat::ChatRequest;
 use crate::outcome::{CacheStatus, Route};
 use crate::providers::Reply;
 
 /// One client request on its way through the pipeline.
 #[derive(Clone)]
 pub struct Call {
-    pub request: Arc<ChatRequest>,
+    /// The client's request, in the API it came in on.
+    pub request: Arc<Request>,
     /// The configured model alias the request names: the `model` label of every metric.
     pub model: Arc<str>,
     /// Sent upstream as `x-request-id` for correlation.
@@ -77,6 +78,8 @@ pub struct Provenance {
     /// The price of the upstream model that produced a fresh answer, when the pricing table has
     /// it: what the cache records an entry's cost at.
     pub price: Option<Price>,
+    /// What a translation for the answering target left out (`x-ballast-dropped`).
+    pub dropped: Vec<String>,
 }
 
 impl Provenance {
@@ -90,6 +93,7 @@ impl Provenance {
             cache: CacheStatus::Off,
             age: None,
             price,
+            dropped: Vec::new(),
         }
     }
 
@@ -104,6 +108,7 @@ impl Provenance {
             cache: CacheStatus::Off,
             age: None,
             price: None,
+            dropped: Vec::new(),
         }
     }
 }

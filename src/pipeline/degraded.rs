@@ -1,5 +1,6 @@
 //! `Degraded`: when every target failed, answer with the model's `degraded_response`: a
-//! well-formed completion (or SSE stream) carrying that text, `x-ballast-route: degraded`.
+//! well-formed answer in the request's dialect (a completion or a Message, whole or streamed)
+//! carrying that text, `x-ballast-route: degraded`.
 //! Only for upstream-class failures: a client error or the deadline pass through. The stage is
 //! in a model's stack only when the model has a `degraded_response`.
 
@@ -11,6 +12,7 @@ use serde_json::Value;
 
 use super::call::{Answer, Call, Provenance};
 use super::stage::{Inner, Next, Stage};
+use crate::dialect::{Request, messages};
 use crate::failure::Failure;
 use crate::openai::chat::{AssistantMessage, ChatCompletion, Choice, Usage};
 use crate::openai::stream::chunks_of;
@@ -46,6 +48,15 @@ impl Stage for Degraded {
 }
 
 fn degraded_reply(call: &Call, layer: &Degraded) -> Reply {
+    if let Request::Messages(_) = &*call.request {
+        let message = messages::degraded(&layer.model, &layer.text);
+        return if call.request.stream() {
+            let events = messages::events_of(&message).into_iter().map(Ok);
+            Reply::Stream(stream::iter(events).boxed())
+        } else {
+            Reply::Complete(message.to_string().into_bytes().into())
+        };
+    }
     let n = call.request.body().get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 128);
     let message = AssistantMessage {
         role: "assistant".to_owned(),
@@ -69,8 +80,8 @@ fn degraded_reply(call: &Call, layer: &Degraded) -> Reply {
         choices,
         usage: Usage::new(0, 0),
     };
-    if call.request.stream {
-        let chunks = chunks_of(&completion, call.request.include_usage)
+    if call.request.stream() {
+        let chunks = chunks_of(&completion, true)
             .into_iter()
             .map(|chunk| Ok(serde_json::to_string(&chunk).unwrap_or_default()));
         Reply::Stream(stream::iter(chunks).boxed())

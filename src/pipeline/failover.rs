@@ -14,6 +14,7 @@ use super::call::{Answer, Call};
 use super::health::ProviderHealth;
 use super::routing::{self, Candidate};
 use crate::config::Routing;
+use crate::dialect::Api;
 use crate::failure::{Failure, FailureClass};
 use crate::metrics::Metrics;
 use crate::outcome::Route;
@@ -26,6 +27,8 @@ pub struct Target {
     pub stack: TargetStack,
     pub health: Arc<ProviderHealth>,
     pub weight: f64,
+    /// The API its provider speaks: a request of another is translated, or refused.
+    pub native: Api,
 }
 
 impl Candidate for Target {
@@ -58,10 +61,29 @@ impl Failover {
         Self { model, routing, targets, budget, metrics }
     }
 
-    /// Walks the targets in routing order for `call`.
+    /// Walks the targets in routing order for `call`, skipping those that cannot carry it
+    /// (SPEC §4: a constraint their translation has no place for); a request that no target
+    /// can carry is refused before any call. A request that offers what only its own dialect
+    /// runs goes to the targets of that dialect first.
     pub async fn run(self: Arc<Self>, call: Call) -> Result<Answer, Failure> {
         self.budget.deposit();
-        let order = routing::order(self.routing, &self.targets, &mut routing::random_unit());
+        let mut order = routing::order(self.routing, &self.targets, &mut routing::random_unit());
+        let api = call.request.api();
+        let mut refusal = None;
+        order.retain(|&index| match call.request.refusal_for(self.targets[index].native) {
+            Some(refused) => {
+                refusal.get_or_insert_with(|| refused.clone());
+                false
+            }
+            None => true,
+        });
+        if let (true, Some(refusal)) = (order.is_empty(), refusal) {
+            return Err(Failure::refused(&Arc::from(""), refusal));
+        }
+        if call.request.prefers_native() {
+            // Stable: the routing order holds within each group.
+            order.sort_by_key(|&index| self.targets[index].native != api);
+        }
         let mut attempts = 0;
         let mut upstream_time = Duration::ZERO;
         let mut failures = Vec::new();

@@ -41,6 +41,7 @@ use stage::StageLayer;
 
 use crate::cache::Cache;
 use crate::config::{ModelConfig, Price, ProviderConfig, RetryPolicy};
+use crate::dialect::{Api, Messages};
 use crate::failure::Failure;
 use crate::metrics::Metrics;
 use crate::providers::Provider;
@@ -76,6 +77,15 @@ pub struct Shared {
 pub struct Pipeline {
     model: Arc<str>,
     service: BoxCloneSyncService<Call, Answer, Failure>,
+    /// The targets that count Messages tokens themselves (Anthropic), in configured order.
+    counters: Arc<[Counter]>,
+    metrics: Arc<Metrics>,
+}
+
+/// A target asked for `count_tokens`.
+struct Counter {
+    provider: Arc<Provider>,
+    model: String,
 }
 
 impl Pipeline {
@@ -110,13 +120,19 @@ impl Pipeline {
     ) -> Option<Self> {
         let name: Arc<str> = Arc::from(model.name.as_str());
         let mut targets = Vec::with_capacity(model.targets.len());
+        let mut counters = Vec::new();
         for target in &model.targets {
             let upstream = upstreams.get(&target.provider.name)?;
+            if upstream.provider.native() == Api::Messages {
+                let provider = Arc::clone(&upstream.provider);
+                counters.push(Counter { provider, model: target.model.clone() });
+            }
             let price = pricing.get(&target.model).copied();
             targets.push(Target {
                 stack: target_stack(upstream, &target.model, price, shared),
                 health: Arc::clone(&upstream.health),
                 weight: target.weight,
+                native: upstream.provider.native(),
             });
         }
         let failover = Arc::new(Failover::new(
@@ -139,7 +155,12 @@ impl Pipeline {
             .option_layer(degraded)
             .option_layer(caching)
             .service_fn(move |call| Arc::clone(&failover).run(call));
-        Some(Self { model: name, service: BoxCloneSyncService::new(service) })
+        Some(Self {
+            model: name,
+            service: BoxCloneSyncService::new(service),
+            counters: counters.into(),
+            metrics: Arc::clone(&shared.metrics),
+        })
     }
 
     /// The configured alias this pipeline serves: the `model` of its `Call`s and metrics.
@@ -149,6 +170,37 @@ impl Pipeline {
 
     pub async fn call(&self, call: Call) -> Result<Answer, Failure> {
         self.service.clone().oneshot(call).await
+    }
+
+    /// `count_tokens` for `messages` from the model's Anthropic targets, in configured order,
+    /// each attempt bounded by its provider's `total`: the first answer and who gave it; none
+    /// when the model has no such target or none answered (then the gateway estimates).
+    pub async fn count_tokens(
+        &self,
+        messages: &Messages,
+        request_id: &str,
+    ) -> Option<(bytes::Bytes, Arc<str>)> {
+        for counter in self.counters.iter() {
+            let provider = &counter.provider;
+            let started = tokio::time::Instant::now();
+            let attempt = provider.count_tokens(messages, &counter.model, request_id);
+            let result = match tokio::time::timeout(provider.timeouts.total, attempt).await {
+                Ok(Some(result)) => result,
+                Ok(None) => continue,
+                Err(_) => Err(Failure::new(
+                    crate::failure::FailureClass::Timeout,
+                    &provider.name,
+                    "total timeout passed",
+                )),
+            };
+            let class = result.as_ref().err().map(|failure| failure.class);
+            self.metrics.record_upstream(&provider.name, class, started.elapsed());
+            match result {
+                Ok(body) => return Some((body, Arc::clone(&provider.name))),
+                Err(failure) => tracing::warn!(failure = %failure, "count_tokens failed upstream"),
+            }
+        }
+        None
     }
 }
 

@@ -197,7 +197,7 @@ mod tests {
         )
         .unwrap();
         Call {
-            request: Arc::new(request),
+            request: Arc::new(crate::dialect::Request::Chat(request)),
             model: Arc::from("m"),
             request_id: Arc::from("r"),
             deadline: Instant::now() + timeout,

@@ -10,6 +10,7 @@ mod azure;
 mod mock;
 mod openai;
 pub mod sse;
+mod translated;
 mod transport;
 
 use std::sync::Arc;
@@ -20,14 +21,17 @@ use futures_util::{StreamExt, stream};
 
 use self::transport::{Connect, Transport};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
+use crate::dialect::{Api, Messages, Request};
 use crate::failure::{Failure, FailureClass};
 use crate::openai::chat::ChatRequest;
 
-/// What an upstream answered, once it has answered well enough to commit to.
+/// What an upstream answered, once it has answered well enough to commit to, in the dialect of
+/// the request it answers (a `chat.completion` or a Message).
 pub enum Reply {
-    /// A whole `chat.completion` JSON body.
+    /// A whole answer's JSON body.
     Complete(bytes::Bytes),
-    /// `chat.completion.chunk` JSON payloads. The first one has already arrived; the stream
+    /// The `data:` payloads of the answer's SSE events (`chat.completion.chunk`s, or Messages
+    /// events, which are named by their `type`). The first one has already arrived; the stream
     /// ends cleanly after the upstream's terminal event, or with one `Err` when it broke.
     Stream(ChunkStream),
 }
@@ -80,9 +84,62 @@ impl Provider {
         Ok(Self { name, timeouts: config.timeouts, backend })
     }
 
-    /// Sends one attempt for `request`, naming `model` upstream. For a stream, returns once
-    /// the first chunk has arrived, so that a failure before it can still be failed over.
+    /// The API this provider speaks: a request of another is translated to it and back.
+    pub fn native(&self) -> Api {
+        match self.backend {
+            Backend::Anthropic(_) => Api::Messages,
+            Backend::OpenAi(_) | Backend::Azure(_) | Backend::Mock(_) => Api::Chat,
+        }
+    }
+
+    /// Sends one attempt for `request`, naming `model` upstream, and returns the answer in the
+    /// request's own dialect: same dialect as the provider's is a passthrough, another is
+    /// translated both ways (`translated.rs`). For a stream, returns once the first chunk has
+    /// arrived, so that a failure before it can still be failed over.
     pub async fn send(
+        &self,
+        request: &Request,
+        model: &str,
+        request_id: &str,
+    ) -> Result<Reply, Failure> {
+        let sent = match (request, &self.backend) {
+            (Request::Chat(chat), _) => self.send_chat(chat, model, request_id).await,
+            (Request::Messages(messages), Backend::Anthropic(backend)) => {
+                backend.send_messages(messages, model, request_id).await
+            }
+            (Request::Messages(messages), _) => {
+                let chat = messages
+                    .as_chat()
+                    .map_err(|refusal| Failure::refused(&self.name, refusal.clone()))?;
+                let reply = self.send_chat(&chat.request, model, request_id).await?;
+                translated::messages_from_chat(reply, messages, chat, &self.name).await
+            }
+        };
+        sent.map_err(|mut failure| {
+            if let Some(rejection) = failure.upstream.as_mut() {
+                rejection.api = self.native();
+            }
+            failure
+        })
+    }
+
+    /// Counts `messages`' input tokens upstream, naming `model`: the upstream's answer; none
+    /// when this provider has no token counting of its own (every kind but Anthropic).
+    pub async fn count_tokens(
+        &self,
+        messages: &Messages,
+        model: &str,
+        request_id: &str,
+    ) -> Option<Result<bytes::Bytes, Failure>> {
+        match &self.backend {
+            Backend::Anthropic(backend) => {
+                Some(backend.count_tokens(messages, model, request_id).await)
+            }
+            Backend::OpenAi(_) | Backend::Azure(_) | Backend::Mock(_) => None,
+        }
+    }
+
+    async fn send_chat(
         &self,
         request: &ChatRequest,
         model: &str,
@@ -98,17 +155,37 @@ impl Provider {
 }
 
 /// Waits for a stream's first chunk and returns the stream with that chunk put back in front.
-async fn first_chunk_ready(provider: &Arc<str>, mut chunks: ChunkStream) -> Result<Reply, Failure> {
-    match chunks.next().await {
-        Some(Ok(first)) => {
-            Ok(Reply::Stream(stream::once(async { Ok(first) }).chain(chunks).boxed()))
+async fn first_chunk_ready(provider: &Arc<str>, chunks: ChunkStream) -> Result<Reply, Failure> {
+    content_ready(provider, chunks, |_| true).await
+}
+
+/// Waits for a stream's first chunk that `carries_content` (SPEC §4 "Streams never lie": the
+/// opening events wait with it) and returns the stream with what it held put back in front. A
+/// stream that fails or ends before is a failed attempt, which nothing has reached the client of.
+async fn content_ready(
+    provider: &Arc<str>,
+    mut chunks: ChunkStream,
+    carries_content: fn(&str) -> bool,
+) -> Result<Reply, Failure> {
+    let mut held = Vec::new();
+    loop {
+        match chunks.next().await {
+            Some(Ok(chunk)) => {
+                let ready = carries_content(&chunk);
+                held.push(Ok(chunk));
+                if ready {
+                    return Ok(Reply::Stream(stream::iter(held).chain(chunks).boxed()));
+                }
+            }
+            Some(Err(failure)) => return Err(failure),
+            None => {
+                return Err(Failure::new(
+                    FailureClass::ServerError,
+                    provider,
+                    "upstream stream ended before its first content",
+                ));
+            }
         }
-        Some(Err(failure)) => Err(failure),
-        None => Err(Failure::new(
-            FailureClass::ServerError,
-            provider,
-            "upstream stream ended before its first chunk",
-        )),
     }
 }
 

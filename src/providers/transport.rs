@@ -76,6 +76,19 @@ impl Transport {
         stream: bool,
         request_id: &str,
     ) -> Result<Response, Failure> {
+        self.post_with(url, body, stream, request_id, &[]).await
+    }
+
+    /// [`post`](Self::post), with `forwarded` headers of the client's, each in place of a
+    /// configured header of its name (an Anthropic target's `anthropic-version`).
+    pub(super) async fn post_with(
+        &self,
+        url: impl IntoUrl,
+        body: Vec<u8>,
+        stream: bool,
+        request_id: &str,
+        forwarded: &[(HeaderName, HeaderValue)],
+    ) -> Result<Response, Failure> {
         // Static values: no copy per request.
         let json = HeaderValue::from_static("application/json");
         let accept =
@@ -88,7 +101,9 @@ impl Transport {
             .header(ACCEPT, accept)
             .header(X_REQUEST_ID, request_id)
             .body(body);
-        for (name, value) in self.credential.iter().chain(&self.headers) {
+        let configured =
+            self.headers.iter().filter(|(name, _)| forwarded.iter().all(|(own, _)| own != name));
+        for (name, value) in self.credential.iter().chain(forwarded).chain(configured) {
             builder = builder.header(name, value);
         }
         let response =

@@ -98,7 +98,9 @@ mod tests {
 
     /// An entry holding about `bytes` bytes, stored `age` ago.
     fn entry(bytes: usize, age: Duration) -> Arc<Entry> {
-        let mut entry = Entry::from_completion(br#"{"choices":[]}"#, "p", None).unwrap();
+        let mut entry =
+            Entry::from_completion(crate::dialect::Api::Chat, br#"{"choices":[]}"#, "p", None)
+                .unwrap();
         entry.completion.push_str(&" ".repeat(bytes));
         entry.stored_at_ms -= u64::try_from(age.as_millis()).unwrap();
         Arc::new(entry)

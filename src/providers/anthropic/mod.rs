@@ -10,12 +10,14 @@
 //! through [`StreamState`] (§8.6), which always ends with the usage chunk the gateway's
 //! accounting reads.
 //!
-//! The files follow the direction of each translation. OpenAI → Anthropic: `request.rs` (the
+//! Messages requests are a passthrough (`passthrough.rs`). The other files follow the direction
+//! of each translation. OpenAI → Anthropic: `request.rs` (the
 //! body's parameters and tools) and `turns.rs` (the conversation). Anthropic → OpenAI:
 //! `response.rs` (whole answers, finish reasons, usage) and `stream.rs` (events). `wire.rs`
 //! holds the Messages API's own shapes, which belong to neither direction, so that the reverse
 //! translations (Messages API clients in front of OpenAI upstreams) can share them.
 
+mod passthrough;
 mod request;
 mod response;
 mod stream;
@@ -41,6 +43,7 @@ const ANTHROPIC_VERSION: &str = "2023-06-01";
 pub(super) struct Anthropic {
     transport: Transport,
     url: reqwest::Url,
+    count_url: reqwest::Url,
     default_max_tokens: u32,
 }
 
@@ -56,6 +59,7 @@ impl Anthropic {
         Ok(Self {
             transport: connect(Some(credential), headers)?,
             url: endpoint(&settings.base_url, "v1/messages")?,
+            count_url: endpoint(&settings.base_url, "v1/messages/count_tokens")?,
             default_max_tokens: settings.default_max_tokens,
         })
     }

@@ -38,7 +38,7 @@ fn key_of(scope: &str, json: &[u8]) -> Result<String, TestCaseError> {
     let request = ChatRequest::from_slice(json).map_err(|err| {
         TestCaseError::fail(format!("{err:?} for {}", String::from_utf8_lossy(json)))
     })?;
-    Ok(cache_key(scope, &request))
+    Ok(cache_key(scope, &request.into()))
 }
 
 proptest! {

@@ -36,7 +36,7 @@ fn check_parsing(bytes: &[u8]) -> Result<(), TestCaseError> {
     prop_assert_eq!(Some(request.model.as_str()), request.body()["model"].as_str());
     prop_assert_eq!(request.stream, request.body().get("stream") == Some(&Value::Bool(true)));
     prop_assert!(!request.messages().is_empty());
-    let key = cache_key("scope", &request);
+    let key = cache_key("scope", &request.clone().into());
     prop_assert!(key.starts_with("ballast:v2:"));
     let upstream =
         request.for_upstream("m").map_err(|err| TestCaseError::fail(format!("{err}: {shown}")))?;
