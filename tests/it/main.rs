@@ -20,6 +20,7 @@ mod failover;
 mod hostile_input;
 mod http_surface;
 mod logging;
+mod messages;
 mod metrics;
 mod properties;
 mod request_bodies;

@@ -54,6 +54,27 @@ impl TestGateway {
             .expect("gateway answers")
     }
 
+    /// A POST to `path` (a Messages route, e.g. `/v1/messages/count_tokens`) as the Anthropic SDK
+    /// starts one: `anthropic-version: 2023-06-01`, no key (add `x-api-key` or a bearer token),
+    /// no body, and a 10 s limit on the whole exchange, body included.
+    pub fn anthropic_post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .header("anthropic-version", "2023-06-01")
+            .timeout(Duration::from_secs(10))
+    }
+
+    /// POSTs `body` to `/v1/messages` as the Anthropic SDK does: the client's own key as
+    /// `x-api-key`, `anthropic-version: 2023-06-01` (see [`TestGateway::anthropic_post`]).
+    pub async fn messages(&self, body: &Value) -> reqwest::Response {
+        self.anthropic_post("/v1/messages")
+            .header("x-api-key", CLIENT_KEY)
+            .json(body)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
     /// POSTs `body`, as it is, to `/v1/chat/completions` as JSON (no key).
     pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
         self.client
@@ -113,11 +134,40 @@ pub fn sse_data(body: &str) -> Vec<String> {
 
 /// Reads a whole streamed answer and returns its `data:` payloads.
 pub async fn read_stream(response: reqwest::Response) -> Vec<String> {
-    let text = tokio::time::timeout(Duration::from_secs(10), response.text())
+    sse_data(&read_body(response).await)
+}
+
+/// The events of an SSE body as Anthropic names them: `(event, data)` for each event, in order
+/// (the `event:` line's value, empty when there is none, and the `data:` lines joined by a
+/// newline). Comment-only events (keep-alives, `:` lines) are left out.
+pub fn sse_events(body: &str) -> Vec<(String, String)> {
+    let field = |line: &str, name: &str| {
+        line.strip_prefix(name).map(|value| value.strip_prefix(' ').unwrap_or(value).to_owned())
+    };
+    body.replace("\r\n", "\n")
+        .split("\n\n")
+        .filter_map(|event| {
+            let mut name = None;
+            let mut data = Vec::new();
+            for line in event.lines() {
+                if let Some(value) = field(line, "event:") {
+                    name = Some(value);
+                } else if let Some(value) = field(line, "data:") {
+                    data.push(value);
+                }
+            }
+            (name.is_some() || !data.is_empty())
+                .then(|| (name.unwrap_or_default(), data.join("\n")))
+        })
+        .collect()
+}
+
+/// Reads a whole streamed answer (within 10 s) and returns its text.
+pub async fn read_body(response: reqwest::Response) -> String {
+    tokio::time::timeout(Duration::from_secs(10), response.text())
         .await
         .expect("stream ends within 10 s")
-        .expect("stream body reads");
-    sse_data(&text)
+        .expect("stream body reads")
 }
 
 /// The content text carried by chat-completion chunks.

@@ -20,8 +20,8 @@ pub use config::{
     two_targets_config,
 };
 pub use gateway::{
-    TestGateway, chat_request, chat_request_with_usage, metric_sum, read_stream, sse_data,
-    streamed_text, tokens_counted,
+    TestGateway, chat_request, chat_request_with_usage, metric_sum, read_body, read_stream,
+    sse_data, sse_events, streamed_text, tokens_counted,
 };
 pub use process::GatewayProcess;
 pub use raw::{RawConnection, h2};

@@ -82,6 +82,16 @@ impl Reply {
         format!("event: {}\ndata: {data}", data["type"].as_str().unwrap_or("unknown"))
     }
 
+    /// A `text/event-stream` answer of Anthropic events, one per JSON `data` (each named by its
+    /// `type`, as [`Reply::anthropic_event`] writes it), at once, ending as `end` says.
+    pub fn anthropic_stream(events: &[Value], end: StreamEnd) -> Self {
+        Self::Events {
+            events: events.iter().map(Self::anthropic_event).collect(),
+            gap: Duration::ZERO,
+            end,
+        }
+    }
+
     /// An Anthropic error answer: `{"type":"error","error":{"type","message"}}`.
     pub fn anthropic_error(status: u16, kind: &str, message: &str) -> Self {
         Self::json(

@@ -22,7 +22,10 @@ pub struct Recorded {
     pub path: String,
     /// Lower-cased names.
     pub headers: Vec<(String, String)>,
+    /// The body parsed as JSON (`Null` when it is not JSON).
     pub body: Value,
+    /// The body byte for byte as it arrived, for tests of what a passthrough leaves untouched.
+    pub bytes: Vec<u8>,
 }
 
 impl Recorded {
@@ -290,9 +293,9 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Re
         }
         buffer.extend_from_slice(&chunk[..read]);
     }
-    let body =
-        serde_json::from_slice(&buffer[body_start..body_start + length]).unwrap_or(Value::Null);
+    let bytes = buffer[body_start..body_start + length].to_vec();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     buffer.drain(..body_start + length);
     let at = tokio::time::Instant::now();
-    Some(Recorded { at, method, path, headers, body })
+    Some(Recorded { at, method, path, headers, body, bytes })
 }
