@@ -5,8 +5,17 @@ The gateway runs once per session on a config written here. Its models:
 * ``demo-fast`` and ``demo-smart``: the built-in offline ``mock`` provider.
 * ``fake-ok``, ``fake-500``, ``fake-cut``: an ``openai``-kind provider each, pointed at the fake
   upstream below under a path that picks its behaviour (a normal answer, HTTP 500, or a stream
-  cut after two chunks). The fake upstream records every request it gets, so tests can count
-  them and look at what the gateway sent.
+  cut after two chunks).
+* ``fake-tool``: an ``openai``-kind provider whose fake answers a user turn with a
+  ``get_weather`` tool call and a ``tool`` turn with text (scenario ``tool``).
+* ``anth-ok``, ``anth-overloaded``: an ``anthropic``-kind provider each, on fake scenarios that
+  speak Anthropic's Messages API at ``/SCENARIO/v1/messages`` and ``.../count_tokens``: a normal
+  Message (or its SSE events when ``stream`` is true), or HTTP 529 ``overloaded_error``.
+* ``anth-failover``: an overloaded ``anthropic`` target (scenario ``anth-overloaded-fo``, its own
+  provider so its hits are counted apart), then the mock.
+
+The fake upstream records every request it gets, so tests can count them and look at what the
+gateway sent. Every provider on it makes one attempt per request (``max_retries: 0``).
 
 Everything listens on loopback only, and every wait is bounded.
 """
@@ -36,14 +45,39 @@ CLIENT_KEY = "client-key"
 UPSTREAM_KEY = "upstream-key"
 
 # The models the config below defines, in the order it lists them.
-CONFIGURED_MODELS = ("demo-fast", "demo-smart", "fake-ok", "fake-500", "fake-cut")
+CONFIGURED_MODELS = (
+    "demo-fast",
+    "demo-smart",
+    "fake-ok",
+    "fake-500",
+    "fake-cut",
+    "fake-tool",
+    "anth-ok",
+    "anth-overloaded",
+    "anth-failover",
+)
 
 # What the `cut` upstream streams before it drops the connection.
 CUT_STREAM_WORDS = ("Hello", " there")
 
+# The `tool` scenario (OpenAI dialect): a user turn last gets this tool call, a `tool` turn last
+# gets TOOL_FINAL_TEXT. Its arguments stream in the two pieces of TOOL_ARGUMENT_PIECES.
+TOOL_NAME = "get_weather"
+TOOL_CALL_ID = "call_fake_weather_01"
+TOOL_ARGUMENTS = {"location": "San Francisco, CA", "unit": "celsius"}
+TOOL_ARGUMENT_PIECES = ('{"location": "San Francisco, CA",', ' "unit": "celsius"}')
+TOOL_FINAL_TEXT = "It is 15 degrees and foggy in San Francisco."
+
+# The `anth-*` scenarios (Anthropic dialect).
+ANTH_TEXT_DELTAS = ("Anthropic fake", " says hi.")
+ANTH_MESSAGE_ID = "msg_fake_anth_ok_01"
+ANTH_USAGE = {"input_tokens": 11, "output_tokens": 5}
+ANTH_COUNT_TOKENS = 42
+ANTH_OVERLOADED_MESSAGE = "The fake Anthropic upstream is overloaded on purpose."
+
 
 # --------------------------------------------------------------------------------------------
-# Fake OpenAI-compatible upstream
+# Fake upstream: OpenAI-compatible scenarios and Anthropic Messages ones
 # --------------------------------------------------------------------------------------------
 
 
@@ -57,7 +91,8 @@ class UpstreamRequest:
 
 @dataclass
 class FakeUpstream:
-    """A stdlib HTTP server whose first path segment picks the behaviour: ok, fail500, cut."""
+    """A stdlib HTTP server whose first path segment picks the behaviour: ok, fail500, cut,
+    tool (OpenAI dialect), anth-ok, anth-overloaded, anth-overloaded-fo (Anthropic dialect)."""
 
     server: ThreadingHTTPServer
     requests: list[UpstreamRequest] = field(default_factory=list)
@@ -68,7 +103,12 @@ class FakeUpstream:
         return self.server.server_address[1]
 
     def base_url(self, scenario: str) -> str:
+        """An `openai`-kind provider's base URL (with `/v1`) for `scenario`."""
         return f"http://127.0.0.1:{self.port}/{scenario}/v1"
+
+    def anthropic_base_url(self, scenario: str) -> str:
+        """An `anthropic`-kind provider's base URL (no `/v1`: the provider adds it)."""
+        return f"http://127.0.0.1:{self.port}/{scenario}"
 
     def record(self, request: UpstreamRequest) -> None:
         with self.lock:
@@ -89,6 +129,68 @@ def _chunk(model: str, delta: dict, finish_reason: str | None = None) -> dict:
             {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
         ],
     }
+
+
+def anth_ok_message(model: str) -> bytes:
+    """The `anth-ok` scenario's non-streamed answer, exactly as it goes on the wire."""
+    message = {
+        "id": ANTH_MESSAGE_ID,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": "".join(ANTH_TEXT_DELTAS)}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": ANTH_USAGE,
+    }
+    return json.dumps(message).encode()
+
+
+def anth_ok_events(model: str) -> list[bytes]:
+    """The `anth-ok` scenario's streamed answer: one `event:`/`data:` pair per item, as sent."""
+    start = {
+        "id": ANTH_MESSAGE_ID,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": ANTH_USAGE["input_tokens"], "output_tokens": 1},
+    }
+    events = [
+        ("message_start", {"type": "message_start", "message": start}),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ),
+        *(
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": t},
+                },
+            )
+            for t in ANTH_TEXT_DELTAS
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": ANTH_USAGE["output_tokens"]},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return [f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events]
 
 
 def _make_handler(upstream_ref: list[FakeUpstream]):
@@ -115,8 +217,12 @@ def _make_handler(upstream_ref: list[FakeUpstream]):
                     body=body,
                 )
             )
+            if scenario.startswith("anth-"):
+                return self._anthropic(scenario, parts[1:], body)
             if parts[1:] != ["v1", "chat", "completions"]:
                 return self._json(404, {"error": {"message": "no such path", "type": "x"}})
+            if scenario == "tool":
+                return self._tool(body)
             if scenario == "ok":
                 return self._ok(body)
             if scenario == "fail500":
@@ -179,6 +285,99 @@ def _make_handler(upstream_ref: list[FakeUpstream]):
                 },
             )
 
+        def _anthropic(self, scenario: str, path: list[str], body: dict) -> None:
+            """Anthropic's Messages API: `anth-ok` answers, `anth-overloaded*` is 529."""
+            if path not in (["v1", "messages"], ["v1", "messages", "count_tokens"]):
+                return self._anthropic_not_found("no such path")
+            if scenario.startswith("anth-overloaded"):
+                error = {"type": "overloaded_error", "message": ANTH_OVERLOADED_MESSAGE}
+                return self._json(529, {"type": "error", "error": error})
+            if scenario != "anth-ok":
+                return self._anthropic_not_found("unknown scenario")
+            if path[-1] == "count_tokens":
+                return self._json(200, {"input_tokens": ANTH_COUNT_TOKENS})
+            model = body.get("model", "")
+            if not body.get("stream"):
+                return self._raw(200, "application/json", anth_ok_message(model))
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("cache-control", "no-cache")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for event in anth_ok_events(model):
+                self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def _anthropic_not_found(self, message: str) -> None:
+            error = {"type": "not_found_error", "message": message}
+            self._json(404, {"type": "error", "error": error})
+
+        def _tool(self, body: dict) -> None:
+            """An OpenAI upstream that calls `get_weather`, then answers the tool's result."""
+            model = body.get("model", "")
+            messages = body.get("messages") or [{}]
+            answered = messages[-1].get("role") == "tool"
+            if body.get("stream"):
+                if answered:
+                    deltas = [({"role": "assistant", "content": ""}, None),
+                              ({"content": TOOL_FINAL_TEXT}, None), ({}, "stop")]
+                else:
+                    first, second = TOOL_ARGUMENT_PIECES
+                    call = {"index": 0, "id": TOOL_CALL_ID, "type": "function",
+                            "function": {"name": TOOL_NAME, "arguments": first}}
+                    deltas = [
+                        ({"role": "assistant", "content": None, "tool_calls": [call]}, None),
+                        ({"tool_calls": [{"index": 0, "function": {"arguments": second}}]}, None),
+                        ({}, "tool_calls"),
+                    ]
+                events = [_chunk(model, delta, finish) for delta, finish in deltas]
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    usage = {"prompt_tokens": 20, "completion_tokens": 9, "total_tokens": 29}
+                    events.append({**_chunk(model, {}), "choices": [], "usage": usage})
+                data = b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events)
+                return self._raw(200, "text/event-stream", data + b"data: [DONE]\n\n")
+            if answered:
+                message = {"role": "assistant", "content": TOOL_FINAL_TEXT}
+                finish = "stop"
+            else:
+                message = {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": TOOL_CALL_ID,
+                            "type": "function",
+                            "function": {
+                                "name": TOOL_NAME,
+                                "arguments": json.dumps(TOOL_ARGUMENTS),
+                            },
+                        }
+                    ],
+                }
+                finish = "tool_calls"
+            self._json(
+                200,
+                {
+                    "id": "chatcmpl-fake-tool",
+                    "object": "chat.completion",
+                    "created": 1_700_000_000,
+                    "model": model,
+                    "choices": [
+                        {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+                    ],
+                    "usage": {"prompt_tokens": 20, "completion_tokens": 9, "total_tokens": 29},
+                },
+            )
+
+        def _raw(self, status: int, content_type: str, data: bytes) -> None:
+            self.send_response(status)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
         def _cut(self, body: dict) -> None:
             """Two content chunks in chunked framing, then the socket closes: no `[DONE]`, no
             terminating zero-length chunk. What an upstream that dies mid-answer looks like."""
@@ -231,6 +430,15 @@ def _gateway_config(upstream: FakeUpstream) -> str:
             f"api_key: {UPSTREAM_KEY}, timeouts: {timeouts}, retry: {{ max_retries: 0 }} }}"
         )
 
+    def anthropic_provider(scenario: str) -> str:
+        return (
+            f"{{ kind: anthropic, base_url: '{upstream.anthropic_base_url(scenario)}', "
+            f"api_key: {UPSTREAM_KEY}, timeouts: {timeouts}, retry: {{ max_retries: 0 }}, "
+            # The overloaded ones fail on every call: their circuits must stay closed all session
+            # so that each test sees its request reach them.
+            "circuit_breaker: { consecutive_failures: 100000, open_for: 1s } }"
+        )
+
     return f"""\
 server: {{ listen: 127.0.0.1:0, request_timeout: 30s, shutdown_grace: 2s }}
 # Off for these tests: they count what reaches the upstream. test_cache.py turns it on.
@@ -240,6 +448,10 @@ providers:
   upstream-ok: {openai_provider("ok")}
   upstream-500: {openai_provider("fail500")}
   upstream-cut: {openai_provider("cut")}
+  upstream-tool: {openai_provider("tool")}
+  anthropic-ok: {anthropic_provider("anth-ok")}
+  anthropic-overloaded: {anthropic_provider("anth-overloaded")}
+  anthropic-overloaded-fo: {anthropic_provider("anth-overloaded-fo")}
 models:
   demo-fast:
     targets: [ {{ provider: mock, model: mock-small }} ]
@@ -251,6 +463,16 @@ models:
     targets: [ {{ provider: upstream-500, model: upstream-model-500 }} ]
   fake-cut:
     targets: [ {{ provider: upstream-cut, model: upstream-model-cut }} ]
+  fake-tool:
+    targets: [ {{ provider: upstream-tool, model: upstream-model-tool }} ]
+  anth-ok:
+    targets: [ {{ provider: anthropic-ok, model: claude-upstream-ok }} ]
+  anth-overloaded:
+    targets: [ {{ provider: anthropic-overloaded, model: claude-upstream-overloaded }} ]
+  anth-failover:
+    targets:
+      - {{ provider: anthropic-overloaded-fo, model: claude-upstream-overloaded }}
+      - {{ provider: mock, model: mock-failover }}
 """
 
 

@@ -1,7 +1,7 @@
 """The official `anthropic` Python SDK, unmodified, pointed at the real gateway binary.
 
-What an Anthropic-SDK application can use today: the model list (one list both SDKs parse,
-SPEC §3). `/v1/messages` itself is issue #13's next step.
+The model list (one list both SDKs parse, SPEC §3). `/v1/messages` and its `count_tokens` are in
+test_anthropic_messages.py.
 """
 
 from __future__ import annotations
