@@ -89,9 +89,10 @@ impl MessagesRequest {
         self.object.body()
     }
 
-    /// The body for an Anthropic upstream: the client's own, with `model` replaced.
+    /// The body for an Anthropic upstream: the client's own bytes, with `model`'s value
+    /// replaced.
     pub fn for_upstream(&self, upstream_model: &str) -> Result<Vec<u8>, serde_json::Error> {
-        self.object.with_model(upstream_model, &[], b"")
+        self.object.with_model_in_place(upstream_model)
     }
 }
 

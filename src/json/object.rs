@@ -37,6 +37,8 @@ pub struct RawObject {
     fields: Vec<Field>,
     /// The whole body parsed, made on first use. Private so that it cannot drift from `raw`.
     body: OnceLock<Map<String, Value>>,
+    /// A key was sent more than once.
+    duplicates: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -86,6 +88,7 @@ impl RawObject {
         // Sorted by key (stably, so a duplicate's values stay in the order sent), then each
         // duplicate key keeps its last value, as in `body`.
         fields.sort_by(|a, b| a.key.cmp(&b.key));
+        let sent = fields.len();
         fields.dedup_by(|later, kept| {
             let same = later.key == kept.key;
             if same {
@@ -93,7 +96,8 @@ impl RawObject {
             }
             same
         });
-        Ok(Self { raw: bytes, fields, body: OnceLock::new() })
+        let duplicates = fields.len() < sent;
+        Ok(Self { raw: bytes, fields, body: OnceLock::new(), duplicates })
     }
 
     fn field(&self, key: &str) -> Option<&Field> {
@@ -183,6 +187,23 @@ impl RawObject {
     pub(crate) fn body_mut(&mut self) -> &mut Map<String, Value> {
         self.body();
         self.body.get_mut().expect("parsed just above")
+    }
+
+    /// The client's bytes exactly, but for `model`'s value, which is `upstream_model`: what a
+    /// passthrough sends. A body that names a key twice is written as
+    /// [`with_model`](Self::with_model) does instead (sorted, each key once), so that no
+    /// upstream can read a `model` other than `upstream_model`.
+    pub fn with_model_in_place(&self, upstream_model: &str) -> Result<Vec<u8>, serde_json::Error> {
+        let Some(at) =
+            self.field("model").map(|field| field.at.clone()).filter(|_| !self.duplicates)
+        else {
+            return self.with_model(upstream_model, &[], b"");
+        };
+        let mut out = Vec::with_capacity(self.raw.len() + upstream_model.len());
+        out.extend_from_slice(&self.raw[..at.start]);
+        serde_json::to_writer(&mut out, upstream_model)?;
+        out.extend_from_slice(&self.raw[at.end..]);
+        Ok(out)
     }
 
     /// The object with `model` replaced by `upstream_model`, every other member not in `skip`
@@ -276,5 +297,21 @@ mod tests {
             r#"{"model":"up","seed":12345678901234567890,"x":{"y":1.0},"extra":true}"#
         );
         assert!(!object.is_parsed(), "nothing was parsed into values");
+    }
+
+    #[test]
+    fn with_model_in_place_keeps_every_byte_but_the_models_value_unless_a_key_repeats() {
+        let sent = br#"{ "max_tokens" : 5, "model":"alias" ,"z":[1e2, 0.10]}"#;
+        let object = RawObject::from_bytes(Bytes::from_static(sent)).unwrap();
+        let written = object.with_model_in_place("up").unwrap();
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            r#"{ "max_tokens" : 5, "model":"up" ,"z":[1e2, 0.10]}"#
+        );
+        let twice =
+            RawObject::from_bytes(Bytes::from_static(br#"{"model":"a","x":1,"model":"b"}"#))
+                .unwrap();
+        let written = String::from_utf8(twice.with_model_in_place("up").unwrap()).unwrap();
+        assert_eq!(written, r#"{"model":"up","x":1}"#, "no other model reaches the upstream");
     }
 }

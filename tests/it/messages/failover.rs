@@ -89,7 +89,7 @@ async fn a_failing_openai_target_fails_over_to_an_anthropic_target_that_passes_t
     assert_eq!(header(&response, "x-ballast-provider"), "backup");
     assert_eq!(header(&response, "x-ballast-route"), "failover");
     assert_eq!(response.json::<Value>().await.unwrap(), message, "the upstream's Message");
-    assert_eq!(first.requests()[0].path, "/v1/chat/completions");
+    assert!(first.requests()[0].path.ends_with("/chat/completions"));
     let to_claude = &claude.requests()[0];
     assert_eq!(to_claude.path, "/v1/messages");
     let mut expected = messages_request(false);

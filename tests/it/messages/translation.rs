@@ -320,7 +320,8 @@ async fn hints_an_openai_target_cannot_express_are_dropped_named_and_counted() {
     assert_eq!(tools[0]["function"]["name"], "Read");
 
     let metrics = within(gateway.metrics()).await;
-    for field in ["thinking", "context_management", "defer_loading", "tools.web_search"] {
+    // A tool's name is request content: its label is the closed `server_tool`.
+    for field in ["thinking", "context_management", "defer_loading", "server_tool"] {
         let labels = [("api", "messages"), ("provider", "up"), ("field", field)];
         assert_eq!(
             metric_sum(&metrics, "ballast_translation_drops_total", &labels),
