@@ -72,6 +72,37 @@ async fn warm_fills_the_shared_cache_so_requests_are_hits_while_the_upstream_is_
 }
 
 #[tokio::test]
+async fn warm_with_api_messages_fills_messages_entries_and_no_chat_ones() {
+    let redis = RedisServer::start().await;
+    let upstream = FakeUpstream::start().await;
+    let cache = format!("cache: {{ backend: redis, redis_url: '{}' }}", redis.url());
+    let config = openai_config(&upstream.base_url(), "").replace(NO_CACHE, &cache);
+    let messages = |content: &str| {
+        json!({"model": "chat", "max_tokens": 64,
+               "messages": [{"role": "user", "content": content}]})
+    };
+    let lines = [messages("first question").to_string(), messages("second question").to_string()];
+
+    let (code, out) = warm_with(&config, &lines.join("\n"), &["--api", "messages"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("2 stored, 0 already fresh, 0 failed"), "{out}");
+    let (code, out) = warm_with(&config, &lines.join("\n"), &["--api", "messages"]).await;
+    assert!(out.contains("0 stored, 2 already fresh, 0 failed"), "{out}");
+    assert_eq!(upstream.hits(), 2);
+
+    upstream.fallback(Reply::error(503, "down"));
+    let gateway = TestGateway::start(&config).await;
+    let response = gateway.messages(&messages("first question")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-ballast-cache"], "hit");
+    let message: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(message["type"], "message", "stored as a Message");
+    let chat = gateway.chat(&request("first question", false)).await;
+    assert_ne!(chat.status(), 200, "no chat entry was warmed, and the upstream is down");
+    assert_eq!(upstream.hits(), 2 + 1, "only the chat request reached the upstream");
+}
+
+#[tokio::test]
 async fn warm_refuses_the_memory_backend() {
     let upstream = FakeUpstream::start().await;
     let config =

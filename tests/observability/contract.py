@@ -10,13 +10,17 @@ import re
 METRICS = {
     "ballast_requests_total": (
         "counter",
-        {"model", "route", "status"},
-        {"route": {"cache", "primary", "failover", "stale", "degraded", "error"}},
+        {"api", "model", "route", "status"},
+        {
+            "api": {"chat", "messages"},
+            "route": {"cache", "primary", "failover", "stale", "degraded", "error"},
+        },
     ),
     "ballast_request_duration_seconds": (
         "histogram",
-        {"model", "route", "stream"},
+        {"api", "model", "route", "stream"},
         {
+            "api": {"chat", "messages"},
             "route": {"cache", "primary", "failover", "stale", "degraded", "error"},
             "stream": {"true", "false"},
         },
@@ -61,6 +65,11 @@ METRICS = {
     "ballast_coalesced_requests_total": ("counter", {"model"}, {}),
     "ballast_cache_saved_usd_total": ("counter", {"model"}, {}),
     "ballast_overhead_seconds": ("histogram", set(), {}),
+    "ballast_translation_drops_total": (
+        "counter",
+        {"api", "provider", "field"},
+        {"api": {"chat", "messages"}},
+    ),
 }
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
