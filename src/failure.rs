@@ -170,6 +170,12 @@ impl Failure {
         failure
     }
 
+    /// The request body for the upstream could not be written (not expected: it was read as
+    /// JSON): a client error, made without a call.
+    pub fn unencodable(provider: &Arc<str>, err: &serde_json::Error) -> Self {
+        Self::new(FailureClass::ClientError, provider, format!("cannot encode: {err}"))
+    }
+
     /// The upstream could not be reached or its answer could not be read.
     pub fn from_reqwest(provider: &Arc<str>, err: &reqwest::Error) -> Self {
         let class = if err.is_connect() {

@@ -52,9 +52,7 @@ where
     T: FnMut(String) -> Option<String> + Send + 'static,
 {
     let name = &transport.name;
-    let body = request.for_upstream(model).map_err(|err| {
-        Failure::new(FailureClass::ClientError, name, format!("cannot encode: {err}"))
-    })?;
+    let body = request.for_upstream(model).map_err(|err| Failure::unencodable(name, &err))?;
     let response = transport.post(url, body, request.stream, request_id).await?;
     if request.stream {
         let chunks = sse::chat_chunks(Arc::clone(name), response.bytes_stream(), tidy);

@@ -73,9 +73,7 @@ impl Anthropic {
         let name = &self.transport.name;
         let body = to_messages(request, model, self.default_max_tokens)
             .map_err(|refusal| Failure::refused(name, refusal))?;
-        let body = serde_json::to_vec(&body).map_err(|err| {
-            Failure::new(FailureClass::ClientError, name, format!("cannot encode: {err}"))
-        })?;
+        let body = serde_json::to_vec(&body).map_err(|err| Failure::unencodable(name, &err))?;
         let response =
             self.transport.post(self.url.clone(), body, request.stream, request_id).await?;
         if request.stream {

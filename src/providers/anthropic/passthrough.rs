@@ -28,9 +28,7 @@ impl Anthropic {
     ) -> Result<Reply, Failure> {
         let name = &self.transport.name;
         let request = &messages.request;
-        let body = request.for_upstream(model).map_err(|err| {
-            Failure::new(FailureClass::ClientError, name, format!("cannot encode: {err}"))
-        })?;
+        let body = request.for_upstream(model).map_err(|err| Failure::unencodable(name, &err))?;
         let response = self
             .transport
             .post_with(self.url.clone(), body, request.stream, request_id, &messages.forwarded)
@@ -73,9 +71,8 @@ impl Anthropic {
         request_id: &str,
     ) -> Result<Bytes, Failure> {
         let name = &self.transport.name;
-        let body = messages.request.for_upstream(model).map_err(|err| {
-            Failure::new(FailureClass::ClientError, name, format!("cannot encode: {err}"))
-        })?;
+        let body =
+            messages.request.for_upstream(model).map_err(|err| Failure::unencodable(name, &err))?;
         let response = self
             .transport
             .post_with(self.count_url.clone(), body, false, request_id, &messages.forwarded)
