@@ -87,6 +87,7 @@ async fn warm_with_api_messages_fills_messages_entries_and_no_chat_ones() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("2 stored, 0 already fresh, 0 failed"), "{out}");
     let (code, out) = warm_with(&config, &lines.join("\n"), &["--api", "messages"]).await;
+    assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("0 stored, 2 already fresh, 0 failed"), "{out}");
     assert_eq!(upstream.hits(), 2);
 
