@@ -143,3 +143,29 @@ async fn a_stream_whose_anthropic_upstream_fails_before_content_fails_over_to_on
         }
     }
 }
+
+#[tokio::test]
+async fn a_request_offering_a_server_tool_goes_to_the_anthropic_target_first() {
+    let openai = FakeUpstream::start().await;
+    let message = json_fixture("anthropic_message.json");
+    let claude = FakeUpstream::scripted([Reply::json(200, &message)]).await;
+    let config = targets_config(&[
+        ("first", "openai", &openai, "gpt-x"),
+        ("claude", "anthropic", &claude, "claude-x"),
+    ]);
+    let gateway = TestGateway::start(&config).await;
+    let mut request = messages_request(false);
+    request["tools"] = json!([{"type": "web_search_20250305", "name": "web_search"}]);
+
+    let response = gateway.messages(&request).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-ballast-provider"), "claude", "the tool runs natively there");
+    assert_eq!(header(&response, "x-ballast-route"), "primary", "first in this request's order");
+    assert_eq!((openai.hits(), claude.hits()), (0, 1));
+
+    // Without one, the configured order holds.
+    let plain = gateway.messages(&messages_request(false)).await;
+    assert_eq!(header(&plain, "x-ballast-provider"), "first");
+    assert_eq!((openai.hits(), claude.hits()), (1, 1));
+}
