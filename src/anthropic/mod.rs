@@ -7,6 +7,8 @@
 pub mod count_tokens;
 pub mod error;
 pub mod request;
+pub mod usage;
 
 pub use error::ErrorBody;
 pub use request::MessagesRequest;
+pub use usage::Usage;

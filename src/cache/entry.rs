@@ -10,6 +10,7 @@ use futures_util::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::anthropic::Usage;
 use crate::config::Price;
 use crate::dialect::{Api, messages};
 use crate::openai::chat::ChatCompletion;
@@ -235,8 +236,8 @@ fn cost_of(api: Api, answer: &Value, price: Option<Price>) -> f64 {
     match api {
         Api::Chat => price.cost(tokens("prompt_tokens"), tokens("completion_tokens")),
         Api::Messages => {
-            let input = ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"];
-            price.cost(input.iter().map(|name| tokens(name)).sum(), tokens("output_tokens"))
+            let usage = Usage::of(&answer["usage"]);
+            price.cost(usage.input(), usage.output())
         }
     }
 }

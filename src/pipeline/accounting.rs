@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::call::{Spent, UsageHook};
 use super::observe::{Observer, observe};
+use crate::anthropic::Usage as MessagesUsage;
 use crate::config::Price;
 use crate::dialect::Api;
 use crate::metrics::{Metrics, QualityFlag};
@@ -48,8 +49,8 @@ struct Observed {
     has_content: bool,
     truncated: bool,
     filtered: bool,
-    /// A Messages stream's prompt tokens, from `message_start` until `message_delta`.
-    prompt: u64,
+    /// A Messages stream's counts so far: `message_start`'s, updated by each `message_delta`.
+    counts: MessagesUsage,
 }
 
 #[derive(Deserialize)]
@@ -283,8 +284,8 @@ impl Observed {
             return None;
         }
         let mut seen = Self::default();
-        let usage = &message["usage"];
-        seen.usage = Some((input_tokens(usage), usage["output_tokens"].as_u64().unwrap_or(0)));
+        let usage = MessagesUsage::of(&message["usage"]);
+        seen.usage = Some((usage.input(), usage.output()));
         seen.has_content = message["content"].as_array().is_some_and(|blocks| !blocks.is_empty());
         seen.stop_reason(message["stop_reason"].as_str());
         Some(seen)
@@ -296,9 +297,8 @@ impl Observed {
         let Ok(event) = serde_json::from_str::<Value>(data) else { return };
         match event["type"].as_str() {
             Some("message_start") => {
-                let usage = &event["message"]["usage"];
                 self.usage = None;
-                self.prompt = input_tokens(usage);
+                self.counts = MessagesUsage::of(&event["message"]["usage"]);
             }
             Some("content_block_start") => {
                 let block = &event["content_block"];
@@ -316,13 +316,9 @@ impl Observed {
             }
             Some("message_delta") => {
                 self.stop_reason(event["delta"]["stop_reason"].as_str());
-                let usage = &event["usage"];
-                if usage.is_object() {
-                    if usage["input_tokens"].is_u64() {
-                        self.prompt = input_tokens(usage);
-                    }
-                    let completion = usage["output_tokens"].as_u64().unwrap_or(0);
-                    self.usage = Some((self.prompt, completion));
+                if event["usage"].is_object() {
+                    self.counts.update(MessagesUsage::of(&event["usage"]));
+                    self.usage = Some((self.counts.input(), self.counts.output()));
                 }
             }
             _ => {}
@@ -336,14 +332,6 @@ impl Observed {
             _ => {}
         }
     }
-}
-
-/// Every input token of an Anthropic usage: uncached, written to and read from the cache.
-fn input_tokens(usage: &Value) -> u64 {
-    ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
-        .iter()
-        .filter_map(|field| usage[*field].as_u64())
-        .fold(0, u64::saturating_add)
 }
 
 /// Bytes of the function names and arguments in a chunk's `tool_calls`.
@@ -378,7 +366,7 @@ mod tests {
                 has_content: true,
                 truncated: false,
                 filtered: false,
-                prompt: 0,
+                counts: MessagesUsage::default(),
             }
         );
         assert!(!seen(r#"{"message":{"content":""},"finish_reason":"stop"}"#).has_content);
@@ -438,7 +426,7 @@ mod tests {
                 has_content: true,
                 truncated: true,
                 filtered: false,
-                prompt: 0,
+                counts: MessagesUsage::default(),
             }
         );
         // vLLM-style usage chunks carry `choices: null`.

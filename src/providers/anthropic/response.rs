@@ -63,17 +63,10 @@ pub(super) fn finish_reason(stop_reason: Option<&str>) -> &'static str {
     }
 }
 
-/// OpenAI's usage: the prompt is every input token, cache writes and reads included. The sums
-/// saturate: the numbers are the upstream's, and a hostile one must not wrap them (release
-/// builds) or panic (debug builds).
+/// OpenAI's usage: the prompt is every input token, cache writes and reads included.
 pub(super) fn openai_usage(usage: &MessagesUsage) -> Value {
     let cached = usage.cache_read_input_tokens.unwrap_or(0);
-    let prompt = usage
-        .input_tokens
-        .unwrap_or(0)
-        .saturating_add(usage.cache_creation_input_tokens.unwrap_or(0))
-        .saturating_add(cached);
-    let completion = usage.output_tokens.unwrap_or(0);
+    let (prompt, completion) = (usage.input(), usage.output());
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,

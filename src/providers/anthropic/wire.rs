@@ -10,16 +10,7 @@ use serde_json::Value;
 /// The image types Anthropic accepts in base64 sources.
 pub(super) const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
 
-/// Anthropic's token counts of a message (OpenAI's are [`crate::openai::chat::Usage`]):
-/// `message_start` carries the input ones, `message_delta` the output so far. Any of them may
-/// be absent.
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct MessagesUsage {
-    pub(super) input_tokens: Option<u64>,
-    pub(super) output_tokens: Option<u64>,
-    pub(super) cache_creation_input_tokens: Option<u64>,
-    pub(super) cache_read_input_tokens: Option<u64>,
-}
+pub(super) use crate::anthropic::Usage as MessagesUsage;
 
 /// A content block of an answer.
 #[derive(Deserialize)]
@@ -121,37 +112,11 @@ pub(super) struct ErrorInfo {
     pub(super) kind: String,
 }
 
-impl MessagesUsage {
-    /// Takes every count `later` has (`message_delta` counts are cumulative).
-    pub(super) fn update(&mut self, later: MessagesUsage) {
-        self.input_tokens = later.input_tokens.or(self.input_tokens);
-        self.output_tokens = later.output_tokens.or(self.output_tokens);
-        self.cache_creation_input_tokens =
-            later.cache_creation_input_tokens.or(self.cache_creation_input_tokens);
-        self.cache_read_input_tokens =
-            later.cache_read_input_tokens.or(self.cache_read_input_tokens);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn a_later_usage_replaces_only_the_counts_it_has() {
-        let mut usage: MessagesUsage = serde_json::from_value(
-            json!({"input_tokens": 25, "output_tokens": 1, "cache_read_input_tokens": 5}),
-        )
-        .unwrap();
-        usage.update(serde_json::from_value(json!({"output_tokens": 42})).unwrap());
-        assert_eq!(
-            (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens),
-            (Some(25), Some(42), Some(5))
-        );
-        assert_eq!(usage.cache_creation_input_tokens, None);
-    }
 
     #[test]
     fn unknown_blocks_deltas_and_events_are_read_as_their_catch_all() {
