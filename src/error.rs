@@ -101,7 +101,7 @@ impl GatewayError {
     pub fn status_for(&self, api: Api) -> StatusCode {
         match api {
             Api::Chat => self.status(),
-            Api::Messages => self.anthropic().0,
+            Api::Messages => self.anthropic_status().0,
         }
     }
 
@@ -156,7 +156,13 @@ impl GatewayError {
             Self::UpstreamRejected(rejection) => rejection.error.error.message.clone(),
             other => other.to_string(),
         };
-        let (status, kind) = match self {
+        let (status, kind) = self.anthropic_status();
+        (status, AnthropicError::new(kind, message))
+    }
+
+    /// The status and Anthropic error type of this error on the Messages routes.
+    fn anthropic_status(&self) -> (StatusCode, &'static str) {
+        match self {
             Self::UpstreamUnavailable { .. } | Self::Overloaded => (
                 StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
                 "overloaded_error",
@@ -169,8 +175,7 @@ impl GatewayError {
                 let status = other.status();
                 (status, crate::anthropic::error::kind_for_status(status.as_u16()))
             }
-        };
-        (status, AnthropicError::new(kind, message))
+        }
     }
 }
 

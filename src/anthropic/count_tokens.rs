@@ -3,7 +3,8 @@
 //! is not public. Counted: every string of `system`, `messages` and `tools` (texts, tool inputs
 //! and results, names, descriptions, schemas' strings), each object key of tool inputs and
 //! schemas, [`MEDIA_TOKENS`] per image or document, and [`PER_MESSAGE`] per turn. An estimate,
-//! marked as such (`x-ballast-estimate: true`); the tokenizer is loaded once, on first use.
+//! marked as such (`x-ballast-estimate: true`); the tokenizer is loaded once, on first use (not
+//! at start-up: it holds tens of MiB that a gateway whose clients never count would carry).
 
 use std::sync::OnceLock;
 
@@ -33,11 +34,6 @@ pub fn estimate(request: &MessagesRequest) -> Option<u64> {
     let turns = body.get("messages").and_then(Value::as_array).map_or(0, Vec::len) as u64;
     let tokens = bpe.encode_ordinary(&text).len() as u64;
     Some(tokens + media * MEDIA_TOKENS + turns * PER_MESSAGE)
-}
-
-/// Loads the tokenizer now rather than on the first count (about 0.1 s).
-pub fn preload() {
-    let _ = tokenizer();
 }
 
 fn tokenizer() -> Option<&'static CoreBPE> {

@@ -13,7 +13,7 @@ use super::{cache_control, request_id, respond};
 use crate::auth::Caller;
 use crate::dialect::Request;
 use crate::error::{GatewayError, rate_limit_headers};
-use crate::pipeline::{Call, Spent, UsageHook};
+use crate::pipeline::{Call, Pipeline, Spent, UsageHook};
 use crate::rate_limit::{Admission, estimate_prompt_tokens};
 use crate::state::AppState;
 
@@ -27,15 +27,7 @@ pub async fn handle(
     started: Instant,
 ) -> Result<Response, GatewayError> {
     let api = request.api();
-    if let Some(caller) = caller.as_ref().filter(|caller| !caller.may_use(request.model())) {
-        return Err(GatewayError::ModelNotAllowed {
-            key: caller.name.to_string(),
-            model: request.model().to_owned(),
-        });
-    }
-    let pipeline = state
-        .pipeline(request.model())
-        .ok_or_else(|| GatewayError::ModelNotFound(request.model().to_owned()))?;
+    let pipeline = pipeline_for(state, caller.as_ref(), request.model())?;
     let admission = match &caller {
         Some(caller) => {
             // Estimating parses the whole body: only a token limit needs it.
@@ -108,6 +100,21 @@ pub async fn handle(
             Err(error)
         }
     }
+}
+
+/// The pipeline of `model`, when it exists and `caller`'s key may use it.
+pub fn pipeline_for<'a>(
+    state: &'a AppState,
+    caller: Option<&Caller>,
+    model: &str,
+) -> Result<&'a Pipeline, GatewayError> {
+    if let Some(caller) = caller.filter(|caller| !caller.may_use(model)) {
+        return Err(GatewayError::ModelNotAllowed {
+            key: caller.name.to_string(),
+            model: model.to_owned(),
+        });
+    }
+    state.pipeline(model).ok_or_else(|| GatewayError::ModelNotFound(model.to_owned()))
 }
 
 /// `x-ballast-dropped: a,b` (SPEC §4); none when nothing was left out, or when a name cannot be

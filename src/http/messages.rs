@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue};
 use tokio::time::Instant;
 
 use super::extract::{Authenticated, json_body};
-use super::handle::handle;
+use super::handle::{handle, pipeline_for};
 use super::request_id;
 use crate::anthropic::{MessagesRequest, count_tokens};
 use crate::dialect::{Api, Messages, messages};
@@ -44,15 +44,7 @@ pub async fn count(
         let Authenticated(caller) = key?;
         let (bytes, _body_hold) = json_body(request, &state).await?;
         let request = MessagesRequest::for_counting(bytes)?;
-        if let Some(caller) = caller.as_ref().filter(|caller| !caller.may_use(&request.model)) {
-            return Err(GatewayError::ModelNotAllowed {
-                key: caller.name.to_string(),
-                model: request.model.clone(),
-            });
-        }
-        let pipeline = state
-            .pipeline(&request.model)
-            .ok_or_else(|| GatewayError::ModelNotFound(request.model.clone()))?;
+        let pipeline = pipeline_for(&state, caller.as_ref(), &request.model)?;
         let messages = Messages::new(request, forwarded(&headers));
         let json = [(http::header::CONTENT_TYPE, "application/json")];
         if let Some((body, provider)) =

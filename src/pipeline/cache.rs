@@ -277,19 +277,7 @@ mod tests {
     }
 
     fn call() -> Call {
-        let request = crate::openai::chat::ChatRequest::from_slice(
-            br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
-        )
-        .unwrap();
-        Call {
-            request: Arc::new(crate::dialect::Request::Chat(request)),
-            model: Arc::from("m"),
-            request_id: Arc::from("r"),
-            deadline: Instant::now() + HOUR,
-            cache: Default::default(),
-            scope: Arc::from(""),
-            usage_hook: None,
-        }
+        Call::for_tests(HOUR)
     }
 
     #[tokio::test(start_paused = true)]

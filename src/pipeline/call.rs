@@ -30,6 +30,26 @@ pub struct Call {
     pub usage_hook: Option<UsageHook>,
 }
 
+impl Call {
+    /// A one-message chat request for model `m`, due within `timeout`, for the stages' tests.
+    #[cfg(test)]
+    pub fn for_tests(timeout: Duration) -> Self {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#;
+        let request = crate::openai::chat::ChatRequest::from_slice(body).unwrap_or_else(|err| {
+            unreachable!("a fixed valid body: {err:?}");
+        });
+        Self {
+            request: Arc::new(Request::Chat(request)),
+            model: Arc::from("m"),
+            request_id: Arc::from("r"),
+            deadline: Instant::now() + timeout,
+            cache: CachePolicy::default(),
+            scope: Arc::from(""),
+            usage_hook: None,
+        }
+    }
+}
+
 pub type UsageHook = Arc<dyn Fn(Spent) + Send + Sync>;
 
 /// What one answer cost, as far as the gateway knows.

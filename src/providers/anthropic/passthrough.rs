@@ -39,13 +39,11 @@ impl Anthropic {
                     Arc::clone(name),
                     response.bytes_stream(),
                     |event| match event_name(&event.data).as_deref() {
+                        // Named `error`, or typed so: either way the upstream gave up.
+                        name if name == Some("error") || event.event == "error" => {
+                            Step::Fail("upstream sent an error event in its stream".into())
+                        }
                         Some("message_stop") => Step::End(vec![event.data]),
-                        Some("error") => {
-                            Step::Fail("upstream sent an error event in its stream".into())
-                        }
-                        _ if event.event == "error" => {
-                            Step::Fail("upstream sent an error event in its stream".into())
-                        }
                         Some(_) => Step::Chunks(vec![event.data]),
                         None => Step::Fail("upstream sent a stream event without a type".into()),
                     },
