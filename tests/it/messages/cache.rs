@@ -107,3 +107,52 @@ async fn a_streaming_repeat_of_a_whole_messages_answer_is_served_from_cache_as_e
         assert_eq!(upstream.hits(), 1, "{kind}");
     }
 }
+
+#[tokio::test]
+async fn when_every_target_fails_a_stored_message_answers_stale_in_its_own_shape() {
+    let upstream = FakeUpstream::start().await;
+    upstream.fallback(Reply::completion("remembered words"));
+    let short = "cache: { backend: memory, ttl: 300ms, stale_ttl: 1h }";
+    let config = openai_config(&upstream.base_url(), "").replace(NO_CACHE, short);
+    let gateway = TestGateway::start(&config).await;
+    let fresh: Value = gateway.messages(&messages_request(false)).await.json().await.unwrap();
+    upstream.fallback(Reply::error(503, "down"));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    for stream in [false, true] {
+        let response = gateway.messages(&messages_request(stream)).await;
+
+        assert_eq!(response.status(), 200, "stream {stream}");
+        assert_eq!(header(&response, "x-ballast-route"), "stale", "stream {stream}");
+        if stream {
+            let events = MessageStream::read(response).await;
+            events.assert_complete();
+            assert_eq!(events.text, "remembered words");
+        } else {
+            assert_eq!(response.json::<Value>().await.unwrap(), fresh, "the stored Message");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_degraded_reply_to_a_messages_request_is_a_message() {
+    let upstream = FakeUpstream::start().await;
+    upstream.fallback(Reply::error(503, "down"));
+    let degraded = "  chat:\n    degraded_response: \"Busy; try later.\"\n";
+    let config = openai_config(&upstream.base_url(), "").replacen("  chat:\n", degraded, 1);
+    let gateway = TestGateway::start(&config).await;
+
+    let whole = gateway.messages(&messages_request(false)).await;
+    assert_eq!(whole.status(), 200);
+    assert_eq!(header(&whole, "x-ballast-route"), "degraded");
+    let message: Value = whole.json().await.unwrap();
+    assert_eq!(message["type"], "message");
+    assert_eq!(message["content"][0]["text"], "Busy; try later.");
+    assert_eq!(message["stop_reason"], "end_turn");
+
+    let streamed = gateway.messages(&messages_request(true)).await;
+    assert_eq!(header(&streamed, "x-ballast-route"), "degraded");
+    let events = MessageStream::read(streamed).await;
+    events.assert_complete();
+    assert_eq!(events.text, "Busy; try later.");
+}

@@ -63,3 +63,18 @@ async fn count_tokens_without_an_anthropic_target_is_counted_by_the_gateway_as_a
     assert!(long > short + 300, "the text is counted, not a constant: {short} then {long}");
     assert_eq!(upstream.hits(), 0, "counted without any upstream call");
 }
+
+#[tokio::test]
+async fn count_tokens_whose_anthropic_target_fails_is_estimated_by_the_gateway() {
+    let claude = FakeUpstream::start().await;
+    claude.fallback(Reply::anthropic_error(529, "overloaded_error", "Overloaded"));
+    let gateway = TestGateway::start(&crate::support::anthropic_config(&claude, "")).await;
+
+    let response = count(&gateway, &count_request("How many tokens is this?")).await;
+
+    assert_eq!(response.status(), 200, "a count is answered while Anthropic is down");
+    assert_eq!(header(&response, "x-ballast-estimate"), "true");
+    let counted: Value = response.json().await.unwrap();
+    assert!(counted["input_tokens"].as_u64().unwrap() > 0, "{counted}");
+    assert_eq!(claude.hits(), 1, "the Anthropic target was asked first");
+}

@@ -190,3 +190,34 @@ async fn an_anthropic_targets_client_error_comes_back_verbatim_without_retry_or_
         );
     }
 }
+
+#[tokio::test]
+async fn a_clients_anthropic_beta_replaces_the_configured_one_rather_than_adding_a_second() {
+    let upstream = FakeUpstream::start().await;
+    upstream.fallback(Reply::json(200, &json_fixture("anthropic_message.json")));
+    let configured = "headers: { anthropic-beta: configured-2025-01-01 }";
+    let gateway = TestGateway::start(&anthropic_config(&upstream, configured)).await;
+
+    let own = gateway
+        .anthropic_post("/v1/messages")
+        .header("x-api-key", CLIENT_KEY)
+        .header("anthropic-beta", "client-2025-02-02")
+        .json(&messages_request(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    assert_eq!(gateway.messages(&messages_request(false)).await.status(), 200);
+
+    let seen = upstream.requests();
+    let betas = |at: usize| -> Vec<String> {
+        seen[at]
+            .headers
+            .iter()
+            .filter(|(name, _)| name == "anthropic-beta")
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    assert_eq!(betas(0), ["client-2025-02-02"], "one value: the client's");
+    assert_eq!(betas(1), ["configured-2025-01-01"], "without one, the configured header");
+}
