@@ -14,6 +14,7 @@ use prometheus::{
 
 use crate::failure::FailureClass;
 use crate::outcome::{Api, CacheStatus, CircuitState, Route};
+use crate::translate::messages_chat::request::TOOL_HINTS;
 
 /// From 5 ms to 5 min: cache hits, fast completions and minutes-long generations alike.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -54,19 +55,14 @@ pub struct Metrics {
 }
 
 /// The `field` values of `ballast_translation_drops_total`: the hints a translation knows by
-/// name. Anything else it left out (a member newer than the gateway, an Anthropic-only tool)
-/// is counted as `other` or `server_tool`, since label values never come from request content.
-const DROPPED_FIELDS: [&str; 12] = [
+/// name, these and its tool flags (`TOOL_HINTS`). Anything else it left out (a member newer
+/// than the gateway, an Anthropic-only tool) is counted as `other` or `server_tool`, since label
+/// values never come from request content.
+const DROPPED_FIELDS: [&str; 6] = [
     "thinking",
     "context_management",
     "top_k",
     "service_tier",
-    "cache_control",
-    "defer_loading",
-    "strict",
-    "input_examples",
-    "eager_input_streaming",
-    "allowed_callers",
     "output_config.effort",
     "container",
 ];
@@ -250,7 +246,8 @@ impl Metrics {
     /// as `x-ballast-dropped` shows it; the label is one of a closed set).
     pub fn record_translation_drops(&self, api: Api, provider: &str, dropped: &[String]) {
         for name in dropped {
-            let field = if let Some(known) = DROPPED_FIELDS.iter().find(|known| **known == name) {
+            let known = DROPPED_FIELDS.iter().chain(&TOOL_HINTS).find(|known| **known == name);
+            let field = if let Some(known) = known {
                 known
             } else if name.starts_with("tools.") {
                 "server_tool"

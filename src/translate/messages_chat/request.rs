@@ -42,8 +42,8 @@ const READ: [&str; 12] = [
     "metadata",
     "output_config",
 ];
-/// Tool fields chat has no place for.
-const TOOL_HINTS: [&str; 6] = [
+/// Tool fields chat has no place for (also `field` label values of their drops).
+pub const TOOL_HINTS: [&str; 6] = [
     "strict",
     "cache_control",
     "defer_loading",
