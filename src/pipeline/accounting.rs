@@ -102,6 +102,60 @@ enum Finish {
     Other,
 }
 
+/// What accounting reads of a Messages stream event.
+#[derive(Deserialize)]
+struct MessagesEvent<'a> {
+    #[serde(rename = "type")]
+    kind: EventKind,
+    message: Option<MessageHead>,
+    content_block: Option<BlockHead>,
+    #[serde(borrow)]
+    delta: Option<EventDelta<'a>>,
+    usage: Option<MessagesUsage>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum EventKind {
+    MessageStart,
+    ContentBlockStart,
+    ContentBlockDelta,
+    MessageDelta,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct MessageHead {
+    usage: Option<MessagesUsage>,
+}
+
+#[derive(Deserialize)]
+struct BlockHead {
+    #[serde(rename = "type")]
+    kind: BlockKind,
+    /// A tool use's name.
+    name: Option<NonEmpty>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum BlockKind {
+    Text,
+    #[serde(other)]
+    Other,
+}
+
+/// A `content_block_delta`'s delta (one of its texts) or a `message_delta`'s (the stop reason).
+#[derive(Deserialize)]
+struct EventDelta<'a> {
+    text: Option<NonEmpty>,
+    partial_json: Option<NonEmpty>,
+    thinking: Option<NonEmpty>,
+    #[serde(borrow)]
+    stop_reason: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// Whether a message's `content` has something in it (a non-empty string or array of parts),
 /// and the bytes of its text when it is a string. Read without copying the text: answers can be
 /// long, and every chunk of a stream passes here.
@@ -292,36 +346,34 @@ impl Observed {
     }
 
     /// Takes in one Messages event: the prompt from `message_start`, content and streamed text
-    /// from the deltas, the stop reason and final usage from `message_delta`.
+    /// from the blocks and deltas, the stop reason and final usage from `message_delta`. Read
+    /// like chat chunks, without copying the text.
     fn event(&mut self, data: &str) {
-        let Ok(event) = serde_json::from_str::<Value>(data) else { return };
-        match event["type"].as_str() {
-            Some("message_start") => {
+        let Ok(event) = serde_json::from_str::<MessagesEvent<'_>>(data) else { return };
+        match event.kind {
+            EventKind::MessageStart => {
                 self.usage = None;
-                self.counts = MessagesUsage::of(&event["message"]["usage"]);
+                self.counts = event.message.and_then(|m| m.usage).unwrap_or_default();
             }
-            Some("content_block_start") => {
-                let block = &event["content_block"];
-                self.has_content |= block["type"] != "text";
-                self.streamed += block["name"].as_str().map_or(0, |name| name.len() as u64);
+            EventKind::ContentBlockStart => {
+                let Some(block) = event.content_block else { return };
+                self.has_content |= block.kind != BlockKind::Text;
+                self.streamed += block.name.map_or(0, |name| name.1);
             }
-            Some("content_block_delta") => {
-                let delta = &event["delta"];
-                let text = ["text", "partial_json", "thinking"]
-                    .iter()
-                    .find_map(|field| delta[*field].as_str())
-                    .unwrap_or("");
-                self.has_content |= !text.is_empty();
-                self.streamed += text.len() as u64;
+            EventKind::ContentBlockDelta => {
+                let Some(delta) = event.delta else { return };
+                let text = delta.text.or(delta.partial_json).or(delta.thinking);
+                self.has_content |= text.as_ref().is_some_and(|text| text.0);
+                self.streamed += text.map_or(0, |text| text.1);
             }
-            Some("message_delta") => {
-                self.stop_reason(event["delta"]["stop_reason"].as_str());
-                if event["usage"].is_object() {
-                    self.counts.update(MessagesUsage::of(&event["usage"]));
+            EventKind::MessageDelta => {
+                self.stop_reason(event.delta.and_then(|d| d.stop_reason).as_deref());
+                if let Some(usage) = event.usage {
+                    self.counts.update(usage);
                     self.usage = Some((self.counts.input(), self.counts.output()));
                 }
             }
-            _ => {}
+            EventKind::Other => {}
         }
     }
 
