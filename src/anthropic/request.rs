@@ -84,6 +84,11 @@ impl MessagesRequest {
         self.object.members()
     }
 
+    /// The top-level member `key`, parsed alone (the rest of the body is not).
+    pub fn member(&self, key: &str) -> Result<Option<Value>, InvalidRequest> {
+        self.object.member(key)
+    }
+
     /// The whole body as the client sent it, parsed on first use.
     pub fn body(&self) -> &Map<String, Value> {
         self.object.body()

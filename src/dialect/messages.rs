@@ -30,8 +30,6 @@ pub struct AsChat {
     pub request: ChatRequest,
     /// What the translation left out, by name (`x-ballast-dropped`).
     pub dropped: Vec<String>,
-    /// The prompt's tokens as the gateway estimates them, for a translated `message_start`.
-    pub estimated_input: u64,
 }
 
 impl Messages {
@@ -45,9 +43,10 @@ impl Messages {
     }
 
     /// Whether a tool is one only Anthropic runs (any tool with a `type` other than `custom`).
+    /// Reads `tools` alone: a passthrough never parses the rest of the body.
     pub fn has_server_tool(&self) -> bool {
-        let tools = self.request.body().get("tools").and_then(Value::as_array);
-        tools.into_iter().flatten().any(|tool| {
+        let Ok(Some(Value::Array(tools))) = self.request.member("tools") else { return false };
+        tools.iter().any(|tool| {
             tool.get("type").and_then(Value::as_str).is_some_and(|kind| kind != "custom")
         })
     }
@@ -57,8 +56,7 @@ fn translate(request: &MessagesRequest) -> Result<AsChat, Refusal> {
     let translated = to_chat(request, &request.model)?;
     let chat = ChatRequest::from_bytes(translated.body.into())
         .map_err(|invalid| Refusal::new(invalid.param.unwrap_or("messages"), invalid.message))?;
-    let estimated_input = crate::rate_limit::estimate_prompt_tokens(chat.body());
-    Ok(AsChat { request: chat, dropped: translated.dropped, estimated_input })
+    Ok(AsChat { request: chat, dropped: translated.dropped })
 }
 
 #[derive(Deserialize)]

@@ -112,7 +112,7 @@ impl Provider {
                     .as_chat()
                     .map_err(|refusal| Failure::refused(&self.name, refusal.clone()))?;
                 let reply = self.send_chat(&chat.request, model, request_id).await?;
-                translated::messages_from_chat(reply, messages, chat, &self.name).await
+                translated::messages_from_chat(reply, messages, &self.name).await
             }
         };
         sent.map_err(|mut failure| {

@@ -8,8 +8,8 @@ use futures_util::{StreamExt, stream};
 
 use super::{ChunkStream, Reply, first_chunk_ready};
 use crate::dialect::Messages;
-use crate::dialect::messages::AsChat;
 use crate::failure::{Failure, FailureClass};
+use crate::rate_limit::estimate_prompt_tokens;
 use crate::translate::messages_chat::stream::StreamTranslation;
 use crate::translate::messages_chat::to_message;
 
@@ -19,7 +19,6 @@ use crate::translate::messages_chat::to_message;
 pub(super) async fn messages_from_chat(
     reply: Reply,
     messages: &Messages,
-    chat: &AsChat,
     provider: &Arc<str>,
 ) -> Result<Reply, Failure> {
     let alias = &messages.request.model;
@@ -33,7 +32,9 @@ pub(super) async fn messages_from_chat(
             )),
         },
         Reply::Stream(chunks) => {
-            let translation = StreamTranslation::new(alias, chat.estimated_input);
+            // The client's body was parsed for the translation already.
+            let estimated_input = estimate_prompt_tokens(messages.request.body());
+            let translation = StreamTranslation::new(alias, estimated_input);
             first_chunk_ready(provider, events(chunks, translation, Arc::clone(provider))).await
         }
     }
