@@ -1,5 +1,7 @@
-//! OpenAI chat-completions wire types: what crosses the wire, no I/O, nothing else of the crate.
+//! OpenAI wire types (chat completions, embeddings): what crosses the wire, no I/O, nothing
+//! else of the crate.
 
 pub mod chat;
+pub mod embeddings;
 pub mod error;
 pub mod stream;

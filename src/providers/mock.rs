@@ -298,7 +298,7 @@ fn next(state: &mut u64) -> u64 {
 }
 
 /// FNV-1a, a hash that is the same on every platform and Rust version.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
     })

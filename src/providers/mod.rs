@@ -8,6 +8,7 @@
 mod anthropic;
 mod azure;
 mod mock;
+mod mock_embeddings;
 mod openai;
 pub mod sse;
 mod translated;
