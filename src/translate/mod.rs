@@ -2,8 +2,14 @@
 //! (SPEC §4 "Dialects"). Pure functions from one wire shape to another; no I/O.
 //!
 //! `messages_chat`: Anthropic Messages requests for chat-completions targets. (Chat requests for
-//! Anthropic targets are translated in `providers::anthropic`.) Not yet called by a provider:
-//! the `/v1/messages` route and the pipeline carrying a request of either API are the rest of
-//! issue #13.
+//! Anthropic targets are translated in `providers::anthropic`.)
 
 pub mod messages_chat;
+
+/// A translated request: the chat body, and the names of what was left out (the answer's
+/// `x-ballast-dropped`).
+#[derive(Debug)]
+pub struct Translated {
+    pub body: Vec<u8>,
+    pub dropped: Vec<String>,
+}
