@@ -123,18 +123,28 @@ impl StreamTranslation {
     }
 
     fn tool_call(&mut self, call: &Value, position: usize) {
-        let chat_index = call["index"].as_u64().unwrap_or(position as u64);
+        let index = call["index"].as_u64();
+        let chat_index = index.unwrap_or(position as u64);
         let id = call["id"].as_str().filter(|id| !id.is_empty());
-        let known = |known: &Call| {
-            known.chat_index == chat_index
-                && (id.is_none()
-                    || known.upstream_id.is_none()
-                    || known.upstream_id.as_deref() == id)
+        // A fragment with an id belongs to the call of that id at that index, or to the call at
+        // that index whose first fragments came without one; another id is another call, even
+        // at the same index. A fragment without an id belongs to the last call at its index.
+        let found = match id {
+            Some(id) => self
+                .calls
+                .iter()
+                .position(|known| {
+                    known.upstream_id.as_deref() == Some(id)
+                        && index.is_none_or(|index| known.chat_index == index)
+                })
+                .or_else(|| {
+                    self.calls.iter().rposition(|known| {
+                        known.chat_index == chat_index && known.upstream_id.is_none()
+                    })
+                }),
+            None => self.calls.iter().rposition(|known| known.chat_index == chat_index),
         };
-        let by_id = id.and_then(|id| {
-            self.calls.iter().position(|known| known.upstream_id.as_deref() == Some(id))
-        });
-        let slot = match by_id.or_else(|| self.calls.iter().rposition(known)) {
+        let slot = match found {
             Some(slot) => slot,
             None => {
                 self.calls.push(Call {
@@ -1013,10 +1023,13 @@ mod tests {
         ]);
         let response = folded(&events);
         let output = response["output"].as_array().unwrap();
-        assert_eq!(output.len(), 2);
+        assert_eq!(output.len(), 3);
         assert_eq!(output[0]["arguments"], "{\"n\":1}");
         assert_eq!(output[1]["call_id"], "call_b");
         assert_eq!(output[1]["arguments"], "{\"n\":2}");
+        assert_eq!(output[2]["name"], "g");
+        assert_ne!(output[2]["call_id"], "call_a");
+        assert_eq!(output[2]["arguments"], "{}");
     }
 
     #[test]
