@@ -6,5 +6,6 @@ pub mod request;
 pub mod response;
 pub mod stream;
 
-pub use request::{Translated, to_chat};
+pub use super::Translated;
+pub use request::to_chat;
 pub use response::to_message;

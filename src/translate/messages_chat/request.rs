@@ -19,13 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::anthropic::MessagesRequest;
 use crate::failure::Refusal;
-
-/// The chat body, and the names of what was left out.
-#[derive(Debug)]
-pub struct Translated {
-    pub body: Vec<u8>,
-    pub dropped: Vec<String>,
-}
+use crate::translate::Translated;
 
 /// Members this translation reads; any other is dropped and named.
 const READ: [&str; 12] = [
