@@ -12,6 +12,7 @@ use crate::config::units::{format_duration, format_size};
 use crate::config::{
     self, CacheBackend, Config, ConfigProblem, ProviderKind, Routing, redacted_url,
 };
+use crate::outcome::{Api, Carriage};
 use crate::server::{self, Gateway};
 use crate::telemetry::LogFormat;
 
@@ -50,10 +51,11 @@ struct WarmArgs {
     /// Store in this gateway key's cache space (needs `auth` keys in the config).
     #[arg(long, value_name = "NAME")]
     key_name: Option<String>,
-    /// The API of the file's request bodies: chat completions, or Anthropic Messages.
+    /// The API of the file's request bodies: chat completions, Anthropic Messages, OpenAI
+    /// Responses or embeddings.
     #[arg(long, value_enum, default_value_t = WarmApi::Chat)]
     api: WarmApi,
-    /// A JSONL file: one request body per line (chat completions, or `--api messages`).
+    /// A JSONL file: one request body per line (chat completions, or the `--api` given).
     #[arg(value_name = "FILE.jsonl")]
     file: std::path::PathBuf,
 }
@@ -62,6 +64,8 @@ struct WarmArgs {
 enum WarmApi {
     Chat,
     Messages,
+    Responses,
+    Embeddings,
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +138,8 @@ async fn warm(path: &Path, args: WarmArgs) -> ExitCode {
         match args.api {
             WarmApi::Chat => crate::dialect::Api::Chat,
             WarmApi::Messages => crate::dialect::Api::Messages,
+            WarmApi::Responses => crate::dialect::Api::Responses,
+            WarmApi::Embeddings => crate::dialect::Api::Embeddings,
         },
     )
     .await
@@ -155,6 +161,36 @@ async fn warm(path: &Path, args: WarmArgs) -> ExitCode {
     }
     drop(out.write_all(text.as_bytes()));
     if summary.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// The APIs a model's targets serve (SPEC §4): each API any target serves, and how: `responses
+/// (translated)` when every target that serves it translates, `(translated on 1 of 2)` when some
+/// do, `embeddings (1 of 2 targets)` when some targets cannot serve it at all.
+fn served_apis(model: &crate::config::ModelConfig) -> String {
+    let mut served = Vec::new();
+    for api in Api::ALL {
+        let carriages: Vec<Carriage> =
+            model.targets.iter().map(|target| target.provider.kind.carries(api)).collect();
+        let count = |wanted: Carriage| carriages.iter().filter(|c| **c == wanted).count();
+        let (translated, not) = (count(Carriage::Translated), count(Carriage::Not));
+        let serving = carriages.len() - not;
+        if serving == 0 {
+            continue;
+        }
+        let mut notes = Vec::new();
+        if translated == serving {
+            notes.push("translated".to_owned());
+        } else if translated > 0 {
+            notes.push(format!("translated on {translated} of {serving}"));
+        }
+        if not > 0 {
+            notes.push(format!("{serving} of {} targets", carriages.len()));
+        }
+        let notes =
+            if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
+        served.push(format!("{}{notes}", api.as_str()));
+    }
+    served.join(", ")
 }
 
 fn problem_list(path: &Path, problems: &[ConfigProblem]) -> String {
@@ -187,9 +223,10 @@ fn route_table(path: &Path, config: &Config) -> String {
         let t = &provider.timeouts;
         let detail = match &provider.kind {
             ProviderKind::OpenAi(s) => format!(
-                "{} (key {}{})",
+                "{} (key {}{}{})",
                 redacted_url(s.base_url.as_str()),
                 if s.api_key.is_some() { "set" } else { "none" },
+                if s.native_responses { ", native Responses" } else { "" },
                 if s.headers.is_empty() {
                     String::new()
                 } else {
@@ -269,6 +306,7 @@ fn route_table(path: &Path, config: &Config) -> String {
             model.name,
             model.routing.as_str()
         );
+        let _ = writeln!(text, "    serves: {}", served_apis(model));
         for (index, target) in model.targets.iter().enumerate() {
             let weight = if model.routing == Routing::Weighted {
                 format!(", weight {}", target.weight)

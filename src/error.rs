@@ -100,7 +100,7 @@ impl GatewayError {
     /// The status on a route of `api` (on the Messages routes "every target failed" is a 529).
     pub fn status_for(&self, api: Api) -> StatusCode {
         match api {
-            Api::Chat => self.status(),
+            Api::Chat | Api::Responses | Api::Embeddings => self.status(),
             Api::Messages => self.anthropic_status().0,
         }
     }
@@ -187,16 +187,20 @@ impl IntoResponse for GatewayError {
 
 impl GatewayError {
     /// The response on a route of `api`: OpenAI's shape on the OpenAI routes, Anthropic's on
-    /// the Messages routes (where an Anthropic upstream's own client error goes back verbatim),
-    /// with the same headers.
+    /// the Messages routes, with the same headers. On the Messages, Responses and embeddings
+    /// routes an upstream's own client error, from a passthrough, goes back verbatim.
     pub fn into_response_for(self, api: Api) -> Response {
         let mut response = match (api, &self) {
-            (Api::Chat, _) => (self.status(), Json(self.body())).into_response(),
-            (Api::Messages, Self::UpstreamRejected(rejection))
-                if rejection.api == Api::Messages =>
-            {
+            // A passthrough's client error goes back as the upstream wrote it (SPEC §4).
+            (
+                Api::Messages | Api::Responses | Api::Embeddings,
+                Self::UpstreamRejected(rejection),
+            ) if rejection.api == api => {
                 let json = [(http::header::CONTENT_TYPE, "application/json")];
                 (rejection.status, json, rejection.body.clone()).into_response()
+            }
+            (Api::Chat | Api::Responses | Api::Embeddings, _) => {
+                (self.status(), Json(self.body())).into_response()
             }
             (Api::Messages, _) => {
                 let (status, body) = self.anthropic();

@@ -19,6 +19,7 @@ pub mod json;
 pub mod metrics;
 
 pub mod cache;
+pub mod conversations;
 pub mod dialect;
 pub mod failure;
 pub mod outcome;

@@ -15,6 +15,7 @@ use prometheus::{
 use crate::failure::FailureClass;
 use crate::outcome::{Api, CacheStatus, CircuitState, Route};
 use crate::translate::messages_chat::request::TOOL_HINTS;
+use crate::translate::responses_chat;
 
 /// From 5 ms to 5 min: cache hits, fast completions and minutes-long generations alike.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -55,7 +56,8 @@ pub struct Metrics {
 }
 
 /// The `field` values of `ballast_translation_drops_total`: the hints a translation knows by
-/// name, these and its tool flags (`TOOL_HINTS`). Anything else it left out (a member newer
+/// name, these and its tool flags (`TOOL_HINTS`), and the Responses translation's hints and
+/// built-in tool and item types (`responses_chat::HINTS`, `BUILT_INS`). Anything else it left out (a member newer
 /// than the gateway, an Anthropic-only tool) is counted as `other` or `server_tool`, since label
 /// values never come from request content.
 const DROPPED_FIELDS: [&str; 6] = [
@@ -246,7 +248,12 @@ impl Metrics {
     /// as `x-ballast-dropped` shows it; the label is one of a closed set).
     pub fn record_translation_drops(&self, api: Api, provider: &str, dropped: &[String]) {
         for name in dropped {
-            let known = DROPPED_FIELDS.iter().chain(&TOOL_HINTS).find(|known| **known == name);
+            let known = DROPPED_FIELDS
+                .iter()
+                .chain(&TOOL_HINTS)
+                .chain(&responses_chat::HINTS)
+                .chain(&responses_chat::BUILT_INS)
+                .find(|known| **known == name);
             let field = if let Some(known) = known {
                 known
             } else if name.starts_with("tools.") {

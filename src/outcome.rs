@@ -1,5 +1,5 @@
-//! The closed vocabularies ballast reports: which client API a request spoke (`Api`), how it was
-//! answered (`Route`), what the cache did (`CacheStatus`) and where a provider's circuit stands
+//! The closed vocabularies ballast reports: which client API a request spoke (`Api`) and how a
+//! target carries it (`Carriage`), how it was answered (`Route`), what the cache did (`CacheStatus`) and where a provider's circuit stands
 //! (`CircuitState`).
 //!
 //! One enum per fact, shared by the pipeline that decides it, the headers and `/status` that show
@@ -14,6 +14,10 @@ pub enum Api {
     Chat,
     /// Anthropic Messages.
     Messages,
+    /// OpenAI Responses.
+    Responses,
+    /// OpenAI embeddings.
+    Embeddings,
 }
 
 impl Api {
@@ -21,8 +25,25 @@ impl Api {
         match self {
             Self::Chat => "chat",
             Self::Messages => "messages",
+            Self::Responses => "responses",
+            Self::Embeddings => "embeddings",
         }
     }
+}
+
+impl Api {
+    /// Every API, in the order `ballast check` lists them.
+    pub const ALL: [Api; 4] = [Api::Chat, Api::Messages, Api::Responses, Api::Embeddings];
+}
+
+/// How a target carries a request of one API (SPEC §4 "Dialects"): as it is, translated (through
+/// chat; chat itself, on an Anthropic target, to Messages), or not at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carriage {
+    Native,
+    Translated,
+    /// The target cannot serve the API (embeddings on Anthropic): skipped, not a failure.
+    Not,
 }
 
 /// How the answer was obtained (SPEC §3 `x-ballast-route`, the `route` label of SPEC §5).

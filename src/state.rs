@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::cache::Cache;
 use crate::config::{CacheBackend, Config};
+use crate::conversations::Conversations;
 use crate::http::body::BodyLimits;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Pipeline, ProviderHealth, RetryBudget, Upstream};
@@ -30,6 +31,8 @@ struct Parts {
     metrics: Arc<Metrics>,
     /// None for `cache.backend: none`.
     cache: Option<Arc<Cache>>,
+    /// Responses kept for their continuations, in the cache's store.
+    conversations: Conversations,
     pipelines: HashMap<String, Pipeline>,
     /// The cache space keys share (and an open gateway uses): "", allocated once.
     shared_scope: Arc<str>,
@@ -87,6 +90,7 @@ impl AppState {
             limiter,
             config,
             metrics,
+            conversations: Conversations::new(cache.clone()),
             cache,
             pipelines,
             shared_scope: Arc::from(""),
@@ -117,6 +121,10 @@ impl AppState {
 
     pub fn cache(&self) -> Option<&Arc<Cache>> {
         self.parts.cache.as_ref()
+    }
+
+    pub fn conversations(&self) -> &Conversations {
+        &self.parts.conversations
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

@@ -1,5 +1,5 @@
 //! `ballast warm`: pre-computes answers. Each line of a JSONL file is a request body of one API
-//! (chat completions, or Messages with `--api messages`), sent through the same pipeline as
+//! (chat completions, or `--api messages|responses|embeddings`), sent through the same pipeline as
 //! live traffic, so its answer lands in the shared cache (Redis) where every replica finds it.
 
 use std::io::IsTerminal;
@@ -13,8 +13,10 @@ use tokio::time::Instant;
 use crate::anthropic::MessagesRequest;
 use crate::auth::Caller;
 use crate::config::{CacheBackend, Config};
-use crate::dialect::{Api, Messages, Request};
+use crate::dialect::{Api, Messages, Request, Responses};
 use crate::openai::chat::ChatRequest;
+use crate::openai::embeddings::EmbeddingsRequest;
+use crate::openai::responses::ResponsesRequest;
 use crate::outcome::CacheStatus;
 use crate::pipeline::{CachePolicy, Call};
 use crate::providers::Reply;
@@ -134,6 +136,10 @@ async fn warm_one(
         Api::Chat => ChatRequest::from_slice(bytes).map(Request::Chat),
         Api::Messages => MessagesRequest::from_slice(bytes)
             .map(|request| Request::Messages(Messages::new(request, Vec::new()))),
+        // A warmed response continues nothing this gateway kept: only its own input counts.
+        Api::Responses => ResponsesRequest::from_slice(bytes)
+            .map(|request| Request::Responses(Responses::new(request, None))),
+        Api::Embeddings => EmbeddingsRequest::from_slice(bytes).map(Request::Embeddings),
     }
     .map_err(|invalid| invalid.message)?;
     let model = request.model();

@@ -1,5 +1,6 @@
-//! `Entry`: a stored answer, in its request's dialect (a `chat.completion` or a Message; the
-//! cache key tells the dialects apart, so an entry does not say which it is). It keeps the whole
+//! `Entry`: a stored answer, in its request's dialect (a `chat.completion`, a Message, a
+//! Response or an embeddings list; the cache key tells the dialects apart, so an entry does not
+//! say which it is). It keeps the whole
 //! answer as JSON (for whole-answer requests) and, when it was streamed, the stream's event
 //! data as they came (for stream requests, replayed with their original granularity), so
 //! streamed and whole requests share one entry.
@@ -12,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::anthropic::Usage;
 use crate::config::Price;
-use crate::dialect::{Api, messages};
+use crate::dialect::{Api, messages, responses};
 use crate::openai::chat::ChatCompletion;
 use crate::openai::stream::chunks_of;
 use crate::providers::Reply;
@@ -52,6 +53,8 @@ impl Entry {
         let is_answer = match api {
             Api::Chat => parsed["choices"].is_array(),
             Api::Messages => messages::is_message(&parsed),
+            Api::Responses => responses::is_finished(&parsed),
+            Api::Embeddings => parsed["data"].is_array(),
         };
         if !is_answer {
             return None;
@@ -79,6 +82,9 @@ impl Entry {
         let completion = match api {
             Api::Chat => assemble(&chunks)?,
             Api::Messages => messages::assemble(&chunks)?,
+            Api::Responses => responses::assemble(&chunks).filter(responses::is_finished)?,
+            // Never streamed.
+            Api::Embeddings => return None,
         };
         Some(Self {
             stored_at_ms: unix_ms(),
@@ -86,6 +92,18 @@ impl Entry {
             cost_usd: cost_of(api, &completion, price),
             completion: completion.to_string(),
             chunks: Some(chunks),
+        })
+    }
+
+    /// An entry holding `text` (no stream), produced by `provider`: what the conversation store
+    /// keeps. None when too large.
+    pub fn holding(text: String, provider: &str) -> Option<Self> {
+        (text.len() <= MAX_ENTRY_BYTES).then(|| Self {
+            stored_at_ms: unix_ms(),
+            provider: provider.to_owned(),
+            cost_usd: 0.0,
+            completion: text,
+            chunks: None,
         })
     }
 
@@ -117,6 +135,12 @@ impl Entry {
             (None, Api::Messages) => serde_json::from_str::<Value>(&self.completion)
                 .map(|message| messages::events_of(&message))
                 .unwrap_or_default(),
+            (None, Api::Responses) => serde_json::from_str::<Value>(&self.completion)
+                .map(|response| responses::events_of(&response))
+                .unwrap_or_default(),
+            (None, Api::Embeddings) => {
+                return Reply::Complete(self.completion.clone().into_bytes().into());
+            }
             (None, Api::Chat) => serde_json::from_str::<ChatCompletion>(&self.completion)
                 .map(|completion| {
                     chunks_of(&completion, true)
@@ -239,6 +263,8 @@ fn cost_of(api: Api, answer: &Value, price: Option<Price>) -> f64 {
             let usage = Usage::of(&answer["usage"]);
             price.cost(usage.input(), usage.output())
         }
+        Api::Responses => price.cost(tokens("input_tokens"), tokens("output_tokens")),
+        Api::Embeddings => price.cost(tokens("prompt_tokens"), 0),
     }
 }
 

@@ -21,15 +21,34 @@ pub const KEY_VERSION: &str = "v2";
 const CHAT_IGNORED: [&str; 3] = ["stream", "stream_options", "user"];
 /// What does not change a Messages answer (`metadata` holds only `user_id`).
 const MESSAGES_IGNORED: [&str; 2] = ["stream", "metadata"];
+/// What does not change a Response (who asks, how it is delivered, whether it is stored).
+const RESPONSES_IGNORED: [&str; 7] = [
+    "stream",
+    "stream_options",
+    "user",
+    "safety_identifier",
+    "metadata",
+    "store",
+    "prompt_cache_key",
+];
+/// What does not change an embedding.
+const EMBEDDINGS_IGNORED: [&str; 1] = ["user"];
 
 /// The key of `request` in the cache space `scope`: `ballast:v2:<64 hex>` for chat (as before
-/// there were other APIs), `ballast:v2:messages:<64 hex>` for Messages, so that the entries of
-/// two APIs never answer each other (SPEC §4: entries are per dialect).
+/// there were other APIs), `ballast:v2:<api>:<64 hex>` for the others (`messages`, `responses`,
+/// `embeddings`), so that the entries of two APIs never answer each other (SPEC §4: entries are
+/// per dialect).
 pub fn cache_key(scope: &str, request: &Request) -> String {
     match request {
         Request::Chat(chat) => keyed(scope, "", chat.members(), &CHAT_IGNORED),
         Request::Messages(messages) => {
             keyed(scope, "messages:", messages.request.members(), &MESSAGES_IGNORED)
+        }
+        Request::Responses(responses) => {
+            keyed(scope, "responses:", responses.request.members(), &RESPONSES_IGNORED)
+        }
+        Request::Embeddings(embeddings) => {
+            keyed(scope, "embeddings:", embeddings.members(), &EMBEDDINGS_IGNORED)
         }
     }
 }
@@ -79,12 +98,12 @@ enum Place {
     ResponseFormat,
     /// `response_format.json_schema`.
     JsonSchema,
-    /// Messages' top-level `output_config`.
+    /// Messages' top-level `output_config`, or Responses' `text`.
     OutputConfig,
     /// `output_config.format`.
     OutputFormat,
-    /// `response_format.json_schema.schema` (or Messages' `output_config.format.schema`) and
-    /// everything in it: order kept.
+    /// `response_format.json_schema.schema` (or Messages' `output_config.format.schema`, or
+    /// Responses' `text.format.schema`) and everything in it: order kept.
     Schema,
 }
 
@@ -93,7 +112,7 @@ impl Place {
     fn top(key: &str) -> Place {
         match key {
             "response_format" => Place::ResponseFormat,
-            "output_config" => Place::OutputConfig,
+            "output_config" | "text" => Place::OutputConfig,
             _ => Place::Plain,
         }
     }

@@ -21,6 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, StatusCode};
+
+use crate::outcome::{Api, Carriage};
 use reqwest::Url;
 
 pub use env::Lookup;
@@ -161,6 +163,24 @@ pub enum ProviderKind {
     Mock(MockSettings),
 }
 
+impl ProviderKind {
+    /// How a provider of this kind carries a request of `api` (SPEC §4 "Dialects"):
+    /// OpenAI-shaped providers speak chat and embeddings, and Responses when the server serves
+    /// it (Azure, and `openai` with `native_responses`); Anthropic speaks Messages; the mock
+    /// speaks chat and embeddings. Chat, Messages and Responses reach the others translated;
+    /// embeddings do not reach Anthropic at all.
+    pub fn carries(&self, api: Api) -> Carriage {
+        let native = match (self, api) {
+            (Self::Anthropic(_), Api::Embeddings) => return Carriage::Not,
+            (Self::Anthropic(_), api) => api == Api::Messages,
+            (Self::OpenAi(settings), Api::Responses) => settings.native_responses,
+            (Self::Azure(_), Api::Responses) => true,
+            (_, api) => matches!(api, Api::Chat | Api::Embeddings),
+        };
+        if native { Carriage::Native } else { Carriage::Translated }
+    }
+}
+
 #[derive(Debug)]
 pub struct AzureSettings {
     /// `https://RESOURCE.openai.azure.com`; `/openai/deployments/{model}/chat/completions` follows.
@@ -187,6 +207,10 @@ pub struct OpenAiSettings {
     pub api_key: Option<Secret>,
     /// Extra static headers, all marked sensitive (they may carry credentials).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The server serves `/responses` itself (a passthrough); else Responses requests are
+    /// translated to chat. Default: true for OpenAI's own `api.openai.com`, false for other
+    /// OpenAI-compatible servers.
+    pub native_responses: bool,
 }
 
 #[derive(Debug)]

@@ -119,6 +119,7 @@ pub struct RawOpenAi {
     pub api_key: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, Value>,
+    pub native_responses: Option<bool>,
 }
 
 /// The own keys of `kind: azure`.

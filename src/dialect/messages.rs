@@ -7,7 +7,6 @@
 use std::sync::OnceLock;
 
 use http::{HeaderName, HeaderValue};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::anthropic::MessagesRequest;
@@ -59,30 +58,11 @@ fn translate(request: &MessagesRequest) -> Result<AsChat, Refusal> {
     Ok(AsChat { request: chat, dropped: translated.dropped })
 }
 
-#[derive(Deserialize)]
-struct Typed<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: std::borrow::Cow<'a, str>,
-}
-
-/// An event's name: Anthropic names every event by its data's `type`, and the SDKs dispatch on
-/// the name. `None` when the data has no `type`.
-pub fn event_name(data: &str) -> Option<std::borrow::Cow<'_, str>> {
-    // The usual case without a parse: `type` first, as Anthropic and this gateway write it.
-    if let Some(rest) = data.strip_prefix("{\"type\":\"")
-        && let Some(end) = rest.find(['"', '\\'])
-        && rest.as_bytes()[end] == b'"'
-    {
-        return Some(std::borrow::Cow::Borrowed(&rest[..end]));
-    }
-    serde_json::from_str::<Typed<'_>>(data).ok().map(|typed| typed.kind)
-}
-
 /// Whether an event is past the stream's opening: anything but `message_start`, `ping` and
 /// the start of an empty text block. A stream is held until one arrives (SPEC §4 "Streams
 /// never lie"), so an upstream that opens and then fails is still an ordinary failed attempt.
 pub fn carries_content(data: &str) -> bool {
-    match event_name(data).as_deref() {
+    match super::event_type(data).as_deref() {
         Some("message_start" | "ping") | None => false,
         Some("content_block_start") => {
             let start: Value = serde_json::from_str(data).unwrap_or(Value::Null);
@@ -278,7 +258,7 @@ mod tests {
     fn a_message_streamed_again_adds_up_to_the_same_message() {
         let events = events_of(&message());
         let names: Vec<String> =
-            events.iter().map(|e| event_name(e).unwrap().into_owned()).collect();
+            events.iter().map(|e| crate::dialect::event_type(e).unwrap().into_owned()).collect();
         assert_eq!(names.first().map(String::as_str), Some("message_start"));
         assert_eq!(names.last().map(String::as_str), Some("message_stop"));
         assert_eq!(assemble(&events), Some(message()));
@@ -302,12 +282,12 @@ mod tests {
 
     #[test]
     fn event_names_come_from_the_type_in_any_member_order() {
-        assert_eq!(event_name(r#"{"type":"ping"}"#).as_deref(), Some("ping"));
+        assert_eq!(crate::dialect::event_type(r#"{"type":"ping"}"#).as_deref(), Some("ping"));
         assert_eq!(
-            event_name(r#"{"index":0,"type":"content_block_stop"}"#).as_deref(),
+            crate::dialect::event_type(r#"{"index":0,"type":"content_block_stop"}"#).as_deref(),
             Some("content_block_stop")
         );
-        assert_eq!(event_name(r#"{"index":0}"#), None);
+        assert_eq!(crate::dialect::event_type(r#"{"index":0}"#), None);
     }
 
     #[test]

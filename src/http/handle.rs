@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::record::RequestRecord;
 use super::{cache_control, request_id, respond};
 use crate::auth::Caller;
-use crate::dialect::Request;
+use crate::dialect::{Api, Request};
 use crate::error::{GatewayError, rate_limit_headers};
 use crate::pipeline::{Call, Pipeline, Spent, UsageHook};
 use crate::rate_limit::{Admission, estimate_prompt_tokens};
@@ -47,24 +47,30 @@ pub async fn handle(
     let request_id = request_id::of(headers);
     let include_usage = match &request {
         Request::Chat(chat) => chat.include_usage,
-        Request::Messages(_) => true,
+        Request::Messages(_) | Request::Responses(_) | Request::Embeddings(_) => true,
     };
     let scope = state.cache_scope(caller.as_ref().map(|caller| &caller.name));
     let usage_hook = caller
         .clone()
         .zip(admission)
         .map(|(caller, admission)| settle_hook(state, caller, admission));
+    let request = Arc::new(request);
     let call = Call {
-        request: Arc::new(request),
+        request: Arc::clone(&request),
         model: Arc::clone(&model),
         request_id: Arc::from(request_id),
         deadline: started + state.config().server.request_timeout,
         cache: cache_control::policy(headers),
-        scope,
+        scope: Arc::clone(&scope),
         usage_hook,
     };
     match pipeline.call(call).await {
-        Ok(answer) => {
+        Ok(mut answer) => {
+            if request.api() == Api::Responses {
+                let reply = answer.reply;
+                answer.reply =
+                    state.conversations().keep(&scope, &request, &answer.provenance, reply);
+            }
             let provenance = &answer.provenance;
             span.record("provider", provenance.provider.as_deref().unwrap_or("-"));
             span.record("route", provenance.route.as_str());

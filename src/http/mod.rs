@@ -5,6 +5,7 @@
 pub mod body;
 pub mod cache_control;
 pub mod chat;
+pub mod embeddings;
 pub mod extract;
 pub mod handle;
 pub mod health;
@@ -14,4 +15,5 @@ pub mod models;
 pub mod record;
 pub mod request_id;
 pub mod respond;
+pub mod responses;
 pub mod router;

@@ -4,9 +4,10 @@
 //! with `data: [DONE]` only when the upstream reached its terminal event; a stream that breaks
 //! ends with an OpenAI error event and no `[DONE]`. Messages: each event named by its `type`
 //! (`event: message_start` ...), ending after `message_stop`; a break ends it with `event:
-//! error` and no `message_stop`. Either way SDKs raise instead of accepting a truncated answer.
-//! A quiet stream gets keep-alives: SSE comments for chat, `ping` events for Messages (as
-//! Anthropic sends). Dropping the response (client gone) drops the upstream stream, which
+//! error` and no `message_stop`. Responses: each event named by its `type`, ending after the
+//! terminal event; a break ends it with `error` and `response.failed`. Either way SDKs raise
+//! instead of accepting a truncated answer. A quiet stream gets keep-alives: SSE comments for
+//! chat and Responses, `ping` events for Messages (as Anthropic sends). Dropping the response (client gone) drops the upstream stream, which
 //! cancels the upstream request.
 
 use std::convert::Infallible;
@@ -21,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::record::RequestRecord;
 use crate::anthropic::ErrorBody as AnthropicError;
-use crate::dialect::{Api, messages};
+use crate::dialect::Api;
+use crate::dialect::responses::StreamTail;
 use crate::openai::error::ErrorBody;
 use crate::openai::stream::{DONE, is_usage_only};
 use crate::pipeline::{Answer, Provenance};
@@ -50,8 +52,8 @@ pub fn answer(
             let events =
                 sse_events(chunks, framing, Arc::from(request_id), streams_cut.clone(), record);
             let keep_alive = match framing.api {
-                Api::Chat => KeepAlive::default(),
                 Api::Messages => KeepAlive::default().event(named(PING.to_owned())),
+                Api::Chat | Api::Responses | Api::Embeddings => KeepAlive::default(),
             };
             let mut response = Sse::new(events).keep_alive(keep_alive).into_response();
             // Tells nginx-style proxies in front not to buffer the stream.
@@ -76,8 +78,8 @@ fn set_provenance(response: &mut Response, provenance: &Provenance) {
     }
 }
 
-/// The client's SSE events: each upstream chunk, then `[DONE]`, or an error event when the
-/// upstream broke off or the shutdown grace ran out.
+/// The client's SSE events: each upstream chunk, then `[DONE]` (chat), or the dialect's error
+/// events when the upstream broke off or the shutdown grace ran out.
 fn sse_events(
     chunks: ChunkStream,
     framing: Framing,
@@ -85,20 +87,25 @@ fn sse_events(
     streams_cut: CancellationToken,
     record: RequestRecord,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures_util::stream::unfold(Some((chunks, record)), move |state| {
+    let state = Relay { chunks, record, tail: StreamTail::default(), closing: Vec::new() };
+    futures_util::stream::unfold(Some(state), move |state| {
         let request_id = Arc::clone(&request_id);
         let streams_cut = streams_cut.clone();
         async move {
-            let (mut chunks, record) = state?;
+            let mut state = state?;
+            if let Some(event) = state.closing.pop() {
+                let more = !state.closing.is_empty();
+                return Some((Ok(event), more.then_some(state)));
+            }
             let event = loop {
                 let next = tokio::select! {
                     biased;
                     () = streams_cut.cancelled() => {
                         tracing::warn!(request_id = %request_id, "shutdown grace passed; ending an open stream");
-                        return Some((Ok(error_event(framing.api, "gateway_shutting_down",
-                            "The gateway is shutting down and ended this stream.")), None));
+                        break Err(("gateway_shutting_down",
+                            "The gateway is shutting down and ended this stream."));
                     }
-                    next = chunks.next() => next,
+                    next = state.chunks.next() => next,
                 };
                 // The gateway always asks upstreams for the usage chunk; only those who asked get it.
                 match next {
@@ -109,50 +116,78 @@ fn sse_events(
                     {
                         continue;
                     }
-                    other => break other,
+                    Some(Ok(data)) => break Ok(Some(data)),
+                    None => break Ok(None),
+                    Some(Err(failure)) => {
+                        tracing::warn!(request_id = %request_id, failure = %failure, "upstream stream broke off");
+                        break Err((
+                            "upstream_stream_error",
+                            "The upstream provider's stream broke off before it was complete.",
+                        ));
+                    }
                 }
             };
             match event {
-                Some(Ok(data)) => {
+                Ok(Some(data)) => {
                     let event = match framing.api {
-                        Api::Chat => Event::default().data(data),
+                        Api::Chat | Api::Embeddings => Event::default().data(data),
                         Api::Messages => named(data),
+                        Api::Responses => {
+                            state.tail.saw(&data);
+                            named(data)
+                        }
                     };
-                    Some((Ok(event), Some((chunks, record))))
+                    Some((Ok(event), Some(state)))
                 }
-                // Messages streams end with their last event, `message_stop`.
-                None if framing.api == Api::Messages => None,
-                None => Some((Ok(Event::default().data(DONE)), None)),
-                Some(Err(failure)) => {
-                    tracing::warn!(request_id = %request_id, failure = %failure, "upstream stream broke off");
-                    let message =
-                        "The upstream provider's stream broke off before it was complete.";
-                    Some((Ok(error_event(framing.api, "upstream_stream_error", message)), None))
+                // Messages and Responses streams end with their terminal event.
+                Ok(None) if framing.api != Api::Chat => None,
+                Ok(None) => Some((Ok(Event::default().data(DONE)), None)),
+                Err((code, message)) => {
+                    let mut closing = error_events(framing.api, &mut state.tail, code, message);
+                    closing.reverse();
+                    let first = closing.pop()?;
+                    state.closing = closing;
+                    let more = !state.closing.is_empty();
+                    Some((Ok(first), more.then_some(state)))
                 }
             }
         }
     })
 }
 
-/// The event that ends a broken stream: chat's error chunk, or Messages' `error` event.
-fn error_event(api: Api, code: &str, message: &str) -> Event {
+/// A stream on its way to the client.
+struct Relay {
+    chunks: ChunkStream,
+    /// Dropped (and so recorded) when the stream is done.
+    #[expect(dead_code, reason = "held for its drop")]
+    record: RequestRecord,
+    /// What a Responses stream needs to end well after a break.
+    tail: StreamTail,
+    /// The events still to send after a break, last first.
+    closing: Vec<Event>,
+}
+
+/// The events that end a broken stream: chat's error chunk, Messages' `error` event, or
+/// Responses' `error` and `response.failed`.
+fn error_events(api: Api, tail: &mut StreamTail, code: &str, message: &str) -> Vec<Event> {
     match api {
-        Api::Chat => {
+        Api::Chat | Api::Embeddings => {
             let body = ErrorBody::new("api_error", Some(code), None, message.to_owned());
-            Event::default().data(serde_json::to_string(&body).unwrap_or_default())
+            vec![Event::default().data(serde_json::to_string(&body).unwrap_or_default())]
         }
         Api::Messages => {
             let body = AnthropicError::new("api_error", message.to_owned());
-            named(serde_json::to_string(&body).unwrap_or_default())
+            vec![named(serde_json::to_string(&body).unwrap_or_default())]
         }
+        Api::Responses => tail.failed(code, message).into_iter().map(named).collect(),
     }
 }
 
-/// A Messages event: named by its data's `type`, as the SDKs dispatch on the name.
+/// A Messages or Responses event: named by its data's `type`, as the SDKs dispatch on it.
 fn named(data: String) -> Event {
     let event = Event::default();
     // A name with a line break would end the line early (axum refuses one).
-    let event = match messages::event_name(&data) {
+    let event = match crate::dialect::event_type(&data) {
         Some(name) if !name.contains(['\r', '\n']) => event.event(name),
         _ => event,
     };

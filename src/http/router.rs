@@ -13,7 +13,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use super::extract::Authenticated;
-use super::{chat, health, messages, metrics, models, request_id};
+use super::{chat, embeddings, health, messages, metrics, models, request_id, responses};
 use crate::error::GatewayError;
 use crate::state::AppState;
 
@@ -29,7 +29,8 @@ pub type App = Router;
 /// 4. `TraceLayer`: a span per request (request id, method, path; the chat handler adds model,
 ///    provider, route, cache result and attempts; never bodies) and one info line with status
 ///    and latency when the response starts.
-/// 5. The routes (the Messages ones answer errors in Anthropic's shape); unknown paths and
+/// 5. The routes (the Messages ones answer errors in Anthropic's shape, the others in OpenAI's,
+///    a passthrough's upstream client error verbatim on every route but chat); unknown paths and
 ///    methods get OpenAI-shaped 404 and 405. `/metrics` and
 ///    `/status` are here unless `server.metrics_listen` serves them apart; here, with `auth`
 ///    on, they need a gateway key (they list every alias, provider and spend), while
@@ -72,6 +73,8 @@ pub fn app(state: AppState) -> App {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/messages", post(messages::create))
         .route("/v1/messages/count_tokens", post(messages::count))
+        .route("/v1/responses", post(responses::create))
+        .route("/v1/embeddings", post(embeddings::create))
         .route("/v1/models", get(models::list_models))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));

@@ -4,4 +4,5 @@
 pub mod chat;
 pub mod embeddings;
 pub mod error;
+pub mod responses;
 pub mod stream;

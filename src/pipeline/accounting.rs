@@ -204,11 +204,13 @@ impl<'de> Deserialize<'de> for NonEmpty {
 }
 
 impl Accounting {
-    /// Accounts a whole answer: a `chat.completion` or a Message.
+    /// Accounts a whole answer: a `chat.completion`, a Message, a Response or embeddings.
     pub fn complete(&self, body: &[u8]) {
         let seen = match self.api {
             Api::Chat => Observed::completion(body),
             Api::Messages => Observed::message(body),
+            Api::Responses => Observed::response(body),
+            Api::Embeddings => Observed::embeddings(body),
         };
         if let Some(seen) = seen {
             self.record(&seen);
@@ -266,6 +268,9 @@ impl Observer for StreamAccounting {
                 self.seen.chunk(chunk);
             }
             Api::Messages => self.seen.event(chunk),
+            Api::Responses => self.seen.responses_event(chunk),
+            // Never streamed.
+            Api::Embeddings => {}
         }
     }
 
@@ -386,6 +391,102 @@ impl Observed {
     }
 }
 
+/// What accounting reads of a Response, whole or as the `response` of a terminal event.
+#[derive(Deserialize)]
+struct ResponseSeen {
+    status: Option<String>,
+    #[serde(default)]
+    output: Vec<IgnoredAny>,
+    incomplete_details: Option<IncompleteDetails>,
+    usage: Option<ResponseUsage>,
+}
+
+#[derive(Deserialize)]
+struct IncompleteDetails {
+    reason: Option<String>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+struct ResponseUsage {
+    input_tokens: u64,
+    output_tokens: u64,
+}
+
+/// What accounting reads of a Responses stream event.
+#[derive(Deserialize)]
+struct ResponsesEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    delta: Option<NonEmpty>,
+    response: Option<ResponseSeen>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsSeen {
+    #[serde(default)]
+    data: Vec<IgnoredAny>,
+    usage: Option<EmbeddingsUsage>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsUsage {
+    prompt_tokens: u64,
+}
+
+/// What accounting reads of a Response and of Responses events, and of embeddings.
+impl Observed {
+    /// What a whole Response shows; none when it is not one.
+    fn response(body: &[u8]) -> Option<Self> {
+        let response = serde_json::from_slice::<ResponseSeen>(body).ok()?;
+        let mut seen = Self::default();
+        seen.finished(&response);
+        Some(seen)
+    }
+
+    fn finished(&mut self, response: &ResponseSeen) {
+        self.usage = response.usage.map(|usage| (usage.input_tokens, usage.output_tokens));
+        self.has_content |= !response.output.is_empty();
+        if response.status.as_deref() == Some("incomplete") {
+            match response.incomplete_details.as_ref().and_then(|d| d.reason.as_deref()) {
+                Some("content_filter") => self.filtered = true,
+                _ => self.truncated = true,
+            }
+        }
+    }
+
+    /// Takes in one Responses event: text and arguments as they stream, the usage and status
+    /// from the terminal event's Response.
+    fn responses_event(&mut self, data: &str) {
+        let Ok(event) = serde_json::from_str::<ResponsesEvent>(data) else { return };
+        match event.kind.as_str() {
+            "response.output_text.delta"
+            | "response.refusal.delta"
+            | "response.function_call_arguments.delta"
+            | "response.reasoning_summary_text.delta" => {
+                let delta = event.delta.unwrap_or(NonEmpty(false, 0));
+                self.has_content |= delta.0;
+                self.streamed += delta.1;
+            }
+            "response.completed" | "response.incomplete" => {
+                if let Some(response) = &event.response {
+                    self.finished(response);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// What an embeddings list shows: its input tokens (embeddings have no output).
+    fn embeddings(body: &[u8]) -> Option<Self> {
+        let list = serde_json::from_slice::<EmbeddingsSeen>(body).ok()?;
+        Some(Self {
+            usage: list.usage.map(|usage| (usage.prompt_tokens, 0)),
+            has_content: !list.data.is_empty(),
+            ..Self::default()
+        })
+    }
+}
+
 /// Bytes of the function names and arguments in a chunk's `tool_calls`.
 fn tool_call_text(tool_calls: &serde_json::Value) -> u64 {
     let calls = tool_calls.as_array().map_or(&[][..], Vec::as_slice);
@@ -486,6 +587,30 @@ mod tests {
             Observed::default()
                 .chunk(r#"{"choices":null,"usage":{"prompt_tokens":1,"completion_tokens":1}}"#)
         );
+    }
+
+    #[test]
+    fn reads_usage_content_and_status_from_a_response_and_its_events() {
+        let body = br#"{"object":"response","status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},
+            "output":[{"type":"message"}],"usage":{"input_tokens":8,"output_tokens":2,"total_tokens":10}}"#;
+        let seen = Observed::response(body).unwrap();
+        assert_eq!((seen.usage, seen.has_content, seen.truncated), (Some((8, 2)), true, true));
+        let mut streamed = Observed::default();
+        for event in [
+            r#"{"type":"response.created","sequence_number":0,"response":{"status":"in_progress","output":[]}}"#,
+            r#"{"type":"response.output_text.delta","sequence_number":3,"delta":"Hello"}"#,
+            r#"{"type":"response.completed","sequence_number":6,"response":{"status":"completed","output":[{}],
+                "usage":{"input_tokens":4,"output_tokens":1}}}"#,
+        ] {
+            assert!(streamed.usage.is_none(), "usage comes with the terminal event");
+            streamed.responses_event(event);
+        }
+        assert_eq!(
+            (streamed.usage, streamed.streamed, streamed.has_content),
+            (Some((4, 1)), 5, true)
+        );
+        let embeddings = br#"{"object":"list","data":[{"embedding":[0.1]}],"usage":{"prompt_tokens":3,"total_tokens":3}}"#;
+        assert_eq!(Observed::embeddings(embeddings).unwrap().usage, Some((3, 0)));
     }
 
     use std::sync::Mutex;

@@ -12,6 +12,7 @@ use super::accounting::Accounting;
 use super::call::{Answer, Call, Provenance};
 use super::health::ProviderHealth;
 use crate::config::Price;
+use crate::dialect::Carriage;
 use crate::failure::{Failure, FailureClass};
 use crate::metrics::Metrics;
 use crate::providers::{Provider, Reply};
@@ -79,7 +80,9 @@ impl Attempt {
             Reply::Stream(chunks) => Reply::Stream(accounting.stream(chunks)),
         };
         let mut provenance = Provenance::upstream(&provider.name, self.price, elapsed);
-        provenance.dropped = call.request.dropped_for(provider.native()).to_vec();
+        let carriage = provider.carries(call.request.api());
+        provenance.native = carriage == Carriage::Native;
+        provenance.dropped = call.request.dropped_for(carriage).to_vec();
         Ok(Answer { reply, provenance })
     }
 }

@@ -237,6 +237,7 @@ fn from_entry(
         age: Some(entry.age()),
         price: None,
         dropped: Vec::new(),
+        native: false,
     };
     Answer { reply: entry.reply(call.request.api(), call.request.stream()), provenance }
 }

@@ -100,6 +100,9 @@ pub struct Provenance {
     pub price: Option<Price>,
     /// What a translation for the answering target left out (`x-ballast-dropped`).
     pub dropped: Vec<String>,
+    /// The answering target carried the request as it is (no translation): for a Response,
+    /// that target keeps it and can continue it by id.
+    pub native: bool,
 }
 
 impl Provenance {
@@ -114,6 +117,7 @@ impl Provenance {
             age: None,
             price,
             dropped: Vec::new(),
+            native: true,
         }
     }
 
@@ -129,6 +133,7 @@ impl Provenance {
             age: None,
             price: None,
             dropped: Vec::new(),
+            native: false,
         }
     }
 }

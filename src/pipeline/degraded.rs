@@ -1,7 +1,8 @@
 //! `Degraded`: when every target failed, answer with the model's `degraded_response`: a
-//! well-formed answer in the request's dialect (a completion or a Message, whole or streamed)
-//! carrying that text, `x-ballast-route: degraded`.
-//! Only for upstream-class failures: a client error or the deadline pass through. The stage is
+//! well-formed answer in the request's dialect (a completion, a Message or a Response, whole or
+//! streamed) carrying that text, `x-ballast-route: degraded`.
+//! Only for upstream-class failures: a client error or the deadline pass through, and so does
+//! any failure of an embeddings request (a vector cannot be made up). The stage is
 //! in a model's stack only when the model has a `degraded_response`.
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use serde_json::Value;
 
 use super::call::{Answer, Call, Provenance};
 use super::stage::{Inner, Next, Stage};
-use crate::dialect::{Request, messages};
+use crate::dialect::{Api, Request, messages, responses};
 use crate::failure::Failure;
 use crate::openai::chat::{AssistantMessage, ChatCompletion, Choice, Usage};
 use crate::openai::stream::chunks_of;
@@ -37,7 +38,8 @@ impl Stage for Degraded {
         next: Next<S>,
     ) -> Result<Answer, Failure> {
         match next.run(call.clone()).await {
-            Err(failure) if failure.class.fails_over() => {
+            // An embedding cannot be made up: the failure stands (SPEC §4, a 503).
+            Err(failure) if failure.class.fails_over() && call.request.api() != Api::Embeddings => {
                 tracing::warn!(model = %self.model, failure = %failure, "every target failed; answering with degraded_response");
                 let provenance = Provenance::after_failure(Route::Degraded, &failure);
                 Ok(Answer { reply: degraded_reply(&call, &self), provenance })
@@ -48,15 +50,25 @@ impl Stage for Degraded {
 }
 
 fn degraded_reply(call: &Call, layer: &Degraded) -> Reply {
-    if let Request::Messages(_) = &*call.request {
-        let message = messages::degraded(&layer.model, &layer.text);
-        return if call.request.stream() {
-            let events = messages::events_of(&message).into_iter().map(Ok);
-            Reply::Stream(stream::iter(events).boxed())
-        } else {
-            Reply::Complete(message.to_string().into_bytes().into())
-        };
+    let (answer, events): (Value, fn(&Value) -> Vec<String>) = match &*call.request {
+        Request::Messages(_) => {
+            (messages::degraded(&layer.model, &layer.text), messages::events_of)
+        }
+        Request::Responses(responses) => (
+            responses::degraded(responses.request.body(), &layer.model, &layer.text),
+            responses::events_of,
+        ),
+        Request::Chat(_) | Request::Embeddings(_) => return completion(call, layer),
+    };
+    if call.request.stream() {
+        Reply::Stream(stream::iter(events(&answer).into_iter().map(Ok)).boxed())
+    } else {
+        Reply::Complete(answer.to_string().into_bytes().into())
     }
+}
+
+/// The `chat.completion` of a degraded reply, with as many choices as the request's `n`.
+fn completion(call: &Call, layer: &Degraded) -> Reply {
     let n = call.request.body().get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 128);
     let message = AssistantMessage {
         role: "assistant".to_owned(),

@@ -14,10 +14,10 @@ use super::call::{Answer, Call};
 use super::health::ProviderHealth;
 use super::routing::{self, Candidate};
 use crate::config::Routing;
-use crate::dialect::Api;
 use crate::failure::{Failure, FailureClass};
 use crate::metrics::Metrics;
 use crate::outcome::Route;
+use crate::providers::Provider;
 
 /// One target's whole stack: breaker → bulkhead → retries → attempt.
 pub type TargetStack = BoxCloneSyncService<Call, Answer, Failure>;
@@ -27,8 +27,8 @@ pub struct Target {
     pub stack: TargetStack,
     pub health: Arc<ProviderHealth>,
     pub weight: f64,
-    /// The API its provider speaks: a request of another is translated, or refused.
-    pub native: Api,
+    /// Its provider, asked how it carries each request's API (natively, translated, not).
+    pub provider: Arc<Provider>,
 }
 
 impl Candidate for Target {
@@ -61,18 +61,21 @@ impl Failover {
         Self { model, routing, targets, budget, metrics }
     }
 
-    /// Walks the targets in routing order for `call`, skipping those that cannot carry it
-    /// (SPEC §4: a constraint their translation has no place for); a request that no target
-    /// can carry is refused before any call. A request that offers what only its own dialect
-    /// runs goes to the targets of that dialect first.
+    /// Walks the targets in routing order for `call`, skipping those that cannot carry it (an
+    /// API their provider does not serve, or a constraint their translation has no place for:
+    /// SPEC §4); a request that no target can carry is refused before any call. The request
+    /// ranks the rest (`Request::preference`: the provider that stored a continued
+    /// conversation, then the targets that run a tool only its own dialect runs); the routing
+    /// order holds among equals.
     pub async fn run(self: Arc<Self>, call: Call) -> Result<Answer, Failure> {
         self.budget.deposit();
         let mut order = routing::order(self.routing, &self.targets, &mut routing::random_unit());
         let api = call.request.api();
+        let carriage = |index: usize| self.targets[index].provider.carries(api);
         let mut refusal = None;
-        order.retain(|&index| match call.request.refusal_for(self.targets[index].native) {
+        order.retain(|&index| match call.request.refusal_for(carriage(index)) {
             Some(refused) => {
-                refusal.get_or_insert_with(|| refused.clone());
+                refusal.get_or_insert_with(|| refused.into_owned());
                 false
             }
             None => true,
@@ -80,10 +83,10 @@ impl Failover {
         if let (true, Some(refusal)) = (order.is_empty(), refusal) {
             return Err(Failure::refused(&Arc::from(""), refusal));
         }
-        if call.request.prefers_native() {
-            // Stable: the routing order holds within each group.
-            order.sort_by_key(|&index| self.targets[index].native != api);
-        }
+        // Stable: the routing order holds among equals.
+        order.sort_by_key(|&index| {
+            call.request.preference(&self.targets[index].health.name, carriage(index))
+        });
         let mut attempts = 0;
         let mut upstream_time = Duration::ZERO;
         let mut failures = Vec::new();

@@ -28,6 +28,7 @@ use tower::{ServiceBuilder, ServiceExt};
 pub use budget::RetryBudget;
 pub use call::{Answer, CachePolicy, Call, Provenance, Spent, UsageHook};
 pub use health::ProviderHealth;
+pub use observe::{Observer, observe};
 
 use attempt::Attempt;
 use breaker::Breaker;
@@ -41,7 +42,7 @@ use stage::StageLayer;
 
 use crate::cache::Cache;
 use crate::config::{ModelConfig, Price, ProviderConfig, RetryPolicy};
-use crate::dialect::{Api, Messages};
+use crate::dialect::{Api, Carriage, Messages};
 use crate::failure::Failure;
 use crate::metrics::Metrics;
 use crate::providers::Provider;
@@ -123,7 +124,7 @@ impl Pipeline {
         let mut counters = Vec::new();
         for target in &model.targets {
             let upstream = upstreams.get(&target.provider.name)?;
-            if upstream.provider.native() == Api::Messages {
+            if upstream.provider.carries(Api::Messages) == Carriage::Native {
                 let provider = Arc::clone(&upstream.provider);
                 counters.push(Counter { provider, model: target.model.clone() });
             }
@@ -132,7 +133,7 @@ impl Pipeline {
                 stack: target_stack(upstream, &target.model, price, shared),
                 health: Arc::clone(&upstream.health),
                 weight: target.weight,
-                native: upstream.provider.native(),
+                provider: Arc::clone(&upstream.provider),
             });
         }
         let failover = Arc::new(Failover::new(

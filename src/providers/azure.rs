@@ -1,7 +1,9 @@
 //! Azure OpenAI (PROTOCOL.md §9): OpenAI's wire format on a deployment URL.
 //!
 //! `POST {base_url}/openai/deployments/{deployment}/chat/completions?api-version=...` with the
-//! `api-key` header; the target's `model` is the deployment name. The body is OpenAI's (the same
+//! `api-key` header (embeddings likewise, at `.../{deployment}/embeddings`); the target's `model`
+//! is the deployment name. Responses go to the v1 surface, `POST {base_url}/openai/v1/responses`,
+//! which takes no `api-version` and names the deployment as the body's `model`. The body is OpenAI's (the same
 //! serialisation as the `openai` kind). Streams are normalised on the way: Azure's first chunk
 //! (empty `choices`, empty `id`, only `prompt_filter_results`) and trailing choices without a
 //! `delta` (asynchronous content-filter annotations) are dropped, and a chunk that still has an
@@ -12,15 +14,18 @@ use reqwest::Url;
 use serde_json::Value;
 
 use super::transport::{Connect, Transport};
-use super::{Reply, openai};
+use super::{Reply, embeddings, openai, responses};
 use crate::config::AzureSettings;
 use crate::failure::Failure;
 use crate::openai::chat::ChatRequest;
+use crate::openai::embeddings::Encoding;
 
 pub(super) struct Azure {
     transport: Transport,
     /// `{base_url}/openai/deployments`; the deployment and `chat/completions` follow.
     deployments: Url,
+    /// `{base_url}/openai/v1/responses`: the v1 surface, which names the deployment in `model`.
+    responses: Url,
     api_version: String,
 }
 
@@ -28,13 +33,43 @@ impl Azure {
     pub(super) fn new(settings: &AzureSettings, connect: Connect<'_>) -> Result<Self, String> {
         let credential = (HeaderName::from_static("api-key"), settings.api_key.expose().to_owned());
         let transport = connect(Some(credential), settings.headers.clone())?;
-        let mut deployments = settings.base_url.clone();
-        deployments
-            .path_segments_mut()
-            .map_err(|()| format!("base_url `{}` cannot take a path", settings.base_url))?
-            .pop_if_empty()
-            .extend(["openai", "deployments"]);
-        Ok(Self { transport, deployments, api_version: settings.api_version.clone() })
+        let under = |path: &[&str]| {
+            let mut url = settings.base_url.clone();
+            url.path_segments_mut()
+                .map_err(|()| format!("base_url `{}` cannot take a path", settings.base_url))?
+                .pop_if_empty()
+                .extend(path);
+            Ok::<Url, String>(url)
+        };
+        Ok(Self {
+            transport,
+            deployments: under(&["openai", "deployments"])?,
+            responses: under(&["openai", "v1", "responses"])?,
+            api_version: settings.api_version.clone(),
+        })
+    }
+
+    /// A Responses passthrough on the v1 surface: `body` names the deployment as its `model`.
+    pub(super) async fn send_responses(
+        &self,
+        body: Vec<u8>,
+        stream: bool,
+        request_id: &str,
+    ) -> Result<Reply, Failure> {
+        let url = self.responses.clone();
+        responses::exchange(&self.transport, url, body, stream, request_id).await
+    }
+
+    /// An embeddings passthrough to `deployment`, answered in `encoding`.
+    pub(super) async fn send_embeddings(
+        &self,
+        body: Vec<u8>,
+        deployment: &str,
+        encoding: Encoding,
+        request_id: &str,
+    ) -> Result<Reply, Failure> {
+        let url = operation_url(&self.deployments, deployment, "embeddings", &self.api_version);
+        embeddings::exchange(&self.transport, url, body, encoding, request_id).await
     }
 
     pub(super) async fn send(
@@ -43,16 +78,18 @@ impl Azure {
         deployment: &str,
         request_id: &str,
     ) -> Result<Reply, Failure> {
-        let url = deployment_url(&self.deployments, deployment, &self.api_version);
+        let url =
+            operation_url(&self.deployments, deployment, "chat/completions", &self.api_version);
         openai::exchange(&self.transport, url, request, deployment, request_id, tidy_chunks()).await
     }
 }
 
-/// The chat-completions URL of `deployment` (percent-encoded as a path segment).
-fn deployment_url(deployments: &Url, deployment: &str, api_version: &str) -> Url {
+/// The URL of `operation` (`chat/completions`, `embeddings`) on `deployment` (percent-encoded
+/// as a path segment).
+fn operation_url(deployments: &Url, deployment: &str, operation: &str, api_version: &str) -> Url {
     let mut url = deployments.clone();
     if let Ok(mut segments) = url.path_segments_mut() {
-        segments.extend([deployment, "chat", "completions"]);
+        segments.push(deployment).extend(operation.split('/'));
     }
     url.query_pairs_mut().clear().append_pair("api-version", api_version);
     url
@@ -118,7 +155,7 @@ mod tests {
     #[test]
     fn builds_the_deployment_url_with_its_api_version() {
         let base = Url::parse("https://res.openai.azure.com/openai/deployments").unwrap();
-        let url = deployment_url(&base, "gpt 4o/mini", "2024-10-21");
+        let url = operation_url(&base, "gpt 4o/mini", "chat/completions", "2024-10-21");
         assert_eq!(
             url.as_str(),
             "https://res.openai.azure.com/openai/deployments/gpt%204o%2Fmini/chat/completions?api-version=2024-10-21"

@@ -14,12 +14,13 @@ use futures_util::{StreamExt, stream};
 use rand::Rng;
 use serde_json::{Map, Value, json};
 
-use super::{Reply, first_chunk_ready, unix_now};
+use super::{Reply, first_chunk_ready, mock_embeddings, unix_now};
 use crate::config::MockSettings;
 use crate::failure::Failure;
 use crate::openai::chat::{
     AssistantMessage, ChatCompletion, ChatRequest, Choice, FunctionCall, ToolCall, Usage,
 };
+use crate::openai::embeddings::EmbeddingsRequest;
 use crate::openai::stream::chunks_of;
 
 const VOCABULARY: [&str; 48] = [
@@ -93,7 +94,8 @@ impl Mock {
         }
     }
 
-    pub(super) async fn send(&self, request: &ChatRequest, model: &str) -> Result<Reply, Failure> {
+    /// The configured latency, then the configured failure rate: what every answer goes through.
+    async fn arrive(&self) -> Result<(), Failure> {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
@@ -109,6 +111,35 @@ impl Mock {
                 body.as_bytes(),
             ));
         }
+        Ok(())
+    }
+
+    /// Deterministic unit vectors for the inputs (`mock_embeddings`).
+    pub(super) async fn send_embeddings(
+        &self,
+        request: &EmbeddingsRequest,
+        model: &str,
+    ) -> Result<Reply, Failure> {
+        self.arrive().await?;
+        if request.dimensions.is_some_and(|d| d > mock_embeddings::MAX_DIMENSIONS) {
+            let message = format!(
+                "`dimensions` must be at most {} for the mock provider.",
+                mock_embeddings::MAX_DIMENSIONS
+            );
+            let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": "dimensions", "code": null}});
+            let body = body.to_string();
+            return Err(Failure::from_status(
+                &self.name,
+                http::StatusCode::BAD_REQUEST,
+                &http::HeaderMap::new(),
+                body.as_bytes(),
+            ));
+        }
+        Ok(Reply::Complete(mock_embeddings::answer(request, model).into()))
+    }
+
+    pub(super) async fn send(&self, request: &ChatRequest, model: &str) -> Result<Reply, Failure> {
+        self.arrive().await?;
         let completion = compose(request, model, unix_now()).map_err(|message| {
             let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": "n", "code": null}});
             let body = body.to_string();

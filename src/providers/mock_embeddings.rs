@@ -51,7 +51,6 @@ struct Usage {
 }
 
 /// The JSON body answering `request` as `model`, in the request's encoding.
-#[cfg_attr(not(test), expect(dead_code, reason = "wired by the embeddings route"))]
 pub(super) fn answer(request: &EmbeddingsRequest, model: &str) -> Vec<u8> {
     let dimensions =
         request.dimensions.unwrap_or(DEFAULT_DIMENSIONS).clamp(1, MAX_DIMENSIONS) as usize;

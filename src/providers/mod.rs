@@ -7,9 +7,11 @@
 
 mod anthropic;
 mod azure;
+mod embeddings;
 mod mock;
 mod mock_embeddings;
 mod openai;
+mod responses;
 pub mod sse;
 mod translated;
 mod transport;
@@ -22,17 +24,17 @@ use futures_util::{StreamExt, stream};
 
 use self::transport::{Connect, Transport};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
-use crate::dialect::{Api, Messages, Request};
+use crate::dialect::{Api, Carriage, Messages, Request};
 use crate::failure::{Failure, FailureClass};
 use crate::openai::chat::ChatRequest;
 
 /// What an upstream answered, once it has answered well enough to commit to, in the dialect of
-/// the request it answers (a `chat.completion` or a Message).
+/// the request it answers (a `chat.completion`, a Message, a Response or an embeddings list).
 pub enum Reply {
     /// A whole answer's JSON body.
     Complete(bytes::Bytes),
-    /// The `data:` payloads of the answer's SSE events (`chat.completion.chunk`s, or Messages
-    /// events, which are named by their `type`). The first one has already arrived; the stream
+    /// The `data:` payloads of the answer's SSE events (`chat.completion.chunk`s, or Messages or
+    /// Responses events, which are named by their `type`). The first one has already arrived; the stream
     /// ends cleanly after the upstream's terminal event, or with one `Err` when it broke.
     Stream(ChunkStream),
 }
@@ -53,6 +55,8 @@ pub struct Provider {
     pub name: Arc<str>,
     pub timeouts: Timeouts,
     backend: Backend,
+    /// How it carries each API, in `Api::ALL`'s order.
+    carriage: [Carriage; 4],
 }
 
 enum Backend {
@@ -82,20 +86,29 @@ impl Provider {
                 Backend::Mock(mock::Mock::new(Arc::clone(&name), settings))
             }
         };
-        Ok(Self { name, timeouts: config.timeouts, backend })
+        let carriage = Api::ALL.map(|api| config.kind.carries(api));
+        Ok(Self { name, timeouts: config.timeouts, backend, carriage })
     }
 
-    /// The API this provider speaks: a request of another is translated to it and back.
-    pub fn native(&self) -> Api {
-        match self.backend {
-            Backend::Anthropic(_) => Api::Messages,
-            Backend::OpenAi(_) | Backend::Azure(_) | Backend::Mock(_) => Api::Chat,
+    /// How this provider carries a request of `api` (`ProviderKind::carries`).
+    pub fn carries(&self, api: Api) -> Carriage {
+        let index = Api::ALL.iter().position(|known| *known == api).unwrap_or(0);
+        self.carriage[index]
+    }
+
+    /// The wire a request of `api` goes out on: its own when carried natively, else the one the
+    /// translation speaks (an upstream's error body is in it).
+    fn wire(&self, api: Api) -> Api {
+        match (self.carries(api), &self.backend) {
+            (Carriage::Native, _) => api,
+            (_, Backend::Anthropic(_)) => Api::Messages,
+            _ => Api::Chat,
         }
     }
 
     /// Sends one attempt for `request`, naming `model` upstream, and returns the answer in the
-    /// request's own dialect: same dialect as the provider's is a passthrough, another is
-    /// translated both ways (`translated.rs`). For a stream, returns once the first chunk has
+    /// request's own dialect: a dialect the provider speaks is a passthrough, another is
+    /// translated both ways (`translated.rs`). For a stream, returns once the first content has
     /// arrived, so that a failure before it can still be failed over.
     pub async fn send(
         &self,
@@ -103,6 +116,7 @@ impl Provider {
         model: &str,
         request_id: &str,
     ) -> Result<Reply, Failure> {
+        let native = self.carries(request.api()) == Carriage::Native;
         let sent = match (request, &self.backend) {
             (Request::Chat(chat), _) => self.send_chat(chat, model, request_id).await,
             (Request::Messages(messages), Backend::Anthropic(backend)) => {
@@ -115,10 +129,57 @@ impl Provider {
                 let reply = self.send_chat(&chat.request, model, request_id).await?;
                 translated::messages_from_chat(reply, messages, &self.name).await
             }
+            (Request::Responses(responses), _) if native => {
+                let body = responses
+                    .native_body(&self.name, model)
+                    .map_err(|err| Failure::unencodable(&self.name, &err))?;
+                let stream = responses.request.stream;
+                match &self.backend {
+                    Backend::OpenAi(backend) => {
+                        backend.send_responses(body, stream, request_id).await
+                    }
+                    Backend::Azure(backend) => {
+                        backend.send_responses(body, stream, request_id).await
+                    }
+                    _ => {
+                        Err(Failure::new(FailureClass::ClientError, &self.name, "no Responses API"))
+                    }
+                }
+            }
+            (Request::Responses(responses), _) => {
+                let chat = responses
+                    .as_chat()
+                    .map_err(|refusal| Failure::refused(&self.name, refusal.clone()))?;
+                let reply = self.send_chat(&chat.request, model, request_id).await?;
+                translated::responses_from_chat(reply, responses, &self.name).await
+            }
+            (Request::Embeddings(embeddings), backend) => {
+                let body = || {
+                    embeddings
+                        .for_upstream(model)
+                        .map_err(|err| Failure::unencodable(&self.name, &err))
+                };
+                match backend {
+                    Backend::OpenAi(backend) => {
+                        backend.send_embeddings(body()?, embeddings.encoding, request_id).await
+                    }
+                    Backend::Azure(backend) => {
+                        backend
+                            .send_embeddings(body()?, model, embeddings.encoding, request_id)
+                            .await
+                    }
+                    Backend::Mock(backend) => backend.send_embeddings(embeddings, model).await,
+                    Backend::Anthropic(_) => Err(Failure::new(
+                        FailureClass::ClientError,
+                        &self.name,
+                        "an Anthropic target serves no embeddings",
+                    )),
+                }
+            }
         };
         sent.map_err(|mut failure| {
             if let Some(rejection) = failure.upstream.as_mut() {
-                rejection.api = self.native();
+                rejection.api = self.wire(request.api());
             }
             failure
         })
@@ -191,6 +252,6 @@ async fn content_ready(
 }
 
 /// Seconds since the Unix epoch, for the `created` of answers the gateway writes.
-fn unix_now() -> u64 {
+pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -1,5 +1,7 @@
 //! OpenAI-compatible upstreams (OpenAI, vLLM, Ollama, LiteLLM...): the body passes through with
 //! the upstream model name, the provider's key is added, and nothing of the client's headers.
+//! Chat completions at `{base_url}/chat/completions`, embeddings at `{base_url}/embeddings`, and
+//! Responses at `{base_url}/responses` when the server serves them (`native_responses`).
 
 use std::sync::Arc;
 
@@ -9,14 +11,17 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::transport::{Connect, MAX_ANSWER_BYTES, Transport, endpoint};
-use super::{Reply, first_chunk_ready, sse};
+use super::{Reply, embeddings, first_chunk_ready, responses, sse};
 use crate::config::OpenAiSettings;
 use crate::failure::{Failure, FailureClass};
 use crate::openai::chat::ChatRequest;
+use crate::openai::embeddings::Encoding;
 
 pub(super) struct OpenAi {
     transport: Transport,
     url: reqwest::Url,
+    responses_url: reqwest::Url,
+    embeddings_url: reqwest::Url,
 }
 
 impl OpenAi {
@@ -24,7 +29,34 @@ impl OpenAi {
         let key = settings.api_key.as_ref();
         let credential = key.map(|key| (AUTHORIZATION, format!("Bearer {}", key.expose())));
         let transport = connect(credential, settings.headers.clone())?;
-        Ok(Self { transport, url: endpoint(&settings.base_url, "chat/completions")? })
+        Ok(Self {
+            transport,
+            url: endpoint(&settings.base_url, "chat/completions")?,
+            responses_url: endpoint(&settings.base_url, "responses")?,
+            embeddings_url: endpoint(&settings.base_url, "embeddings")?,
+        })
+    }
+
+    /// A Responses passthrough: `body` as `dialect::Responses::native_body` wrote it.
+    pub(super) async fn send_responses(
+        &self,
+        body: Vec<u8>,
+        stream: bool,
+        request_id: &str,
+    ) -> Result<Reply, Failure> {
+        let url = self.responses_url.clone();
+        responses::exchange(&self.transport, url, body, stream, request_id).await
+    }
+
+    /// An embeddings passthrough, answered in `encoding`.
+    pub(super) async fn send_embeddings(
+        &self,
+        body: Vec<u8>,
+        encoding: Encoding,
+        request_id: &str,
+    ) -> Result<Reply, Failure> {
+        let url = self.embeddings_url.clone();
+        embeddings::exchange(&self.transport, url, body, encoding, request_id).await
     }
 
     pub(super) async fn send(

@@ -1,17 +1,21 @@
 //! A chat target's answer for a request of another dialect, translated back into that dialect
 //! (SPEC §4 "Dialects"). The request's side of the translation is made once per request, by the
-//! dialect (`dialect::Messages::as_chat`); the answer's side is made per attempt, here.
+//! dialect (`dialect::Messages::as_chat`, `dialect::Responses::as_chat`); the answer's side is
+//! made per attempt, here.
 
 use std::sync::Arc;
 
 use futures_util::{StreamExt, stream};
 
-use super::{ChunkStream, Reply, first_chunk_ready};
-use crate::dialect::Messages;
+use super::{ChunkStream, Reply, content_ready, first_chunk_ready};
+use crate::dialect::responses::carries_content;
+use crate::dialect::{Messages, Responses};
 use crate::failure::{Failure, FailureClass};
 use crate::rate_limit::estimate_prompt_tokens;
-use crate::translate::messages_chat::stream::StreamTranslation;
+use crate::translate::messages_chat::stream::{Event, StreamTranslation};
 use crate::translate::messages_chat::to_message;
+use crate::translate::responses_chat::stream::StreamTranslation as ResponsesStream;
+use crate::translate::responses_chat::{head, new_response_id, to_response};
 
 /// The chat `reply` to `messages` as a Message, or as Messages events. Nothing is sent of a
 /// stream before its first content (the translation opens the message there), so the stream is
@@ -25,31 +29,70 @@ pub(super) async fn messages_from_chat(
     match reply {
         Reply::Complete(body) => match to_message(&body, alias) {
             Some(message) => Ok(Reply::Complete(message.into())),
-            None => Err(Failure::new(
-                FailureClass::ServerError,
-                provider,
-                "upstream answered 200 with a body that is not a chat completion",
-            )),
+            None => Err(not_a_completion(provider)),
         },
         Reply::Stream(chunks) => {
             // The client's body was parsed for the translation already.
             let estimated_input = estimate_prompt_tokens(messages.request.body());
-            let translation = StreamTranslation::new(alias, estimated_input);
-            first_chunk_ready(provider, events(chunks, translation, Arc::clone(provider))).await
+            let mut translation = StreamTranslation::new(alias, estimated_input);
+            let data = |events: Vec<Event>| events.into_iter().map(|event| event.data).collect();
+            let events = translated(chunks, Arc::clone(provider), move |step| match step {
+                Some(chunk) => translation.chunk(chunk).map(data),
+                None => Some(data(translation.finish())),
+            });
+            first_chunk_ready(provider, events).await
         }
     }
 }
 
-/// The Messages events of a chat stream; a chunk that is not one fails the stream.
-fn events(chunks: ChunkStream, translation: StreamTranslation, provider: Arc<str>) -> ChunkStream {
-    let state = Some((chunks, translation));
+/// The chat `reply` to `responses` as a Response, or as Responses events, held until their first
+/// content like a native stream (`response.created` and `response.in_progress` wait with it).
+pub(super) async fn responses_from_chat(
+    reply: Reply,
+    responses: &Responses,
+    provider: &Arc<str>,
+) -> Result<Reply, Failure> {
+    let request = responses.request.body();
+    let head = head(request, &responses.request.model, &new_response_id(), super::unix_now());
+    match reply {
+        Reply::Complete(body) => match to_response(&body, &head) {
+            Some(response) => Ok(Reply::Complete(response.into())),
+            None => Err(not_a_completion(provider)),
+        },
+        Reply::Stream(chunks) => {
+            let mut translation = ResponsesStream::new(head);
+            let events = translated(chunks, Arc::clone(provider), move |step| match step {
+                Some(chunk) => translation.chunk(chunk),
+                None => Some(translation.finish()),
+            });
+            content_ready(provider, events, carries_content).await
+        }
+    }
+}
+
+fn not_a_completion(provider: &Arc<str>) -> Failure {
+    Failure::new(
+        FailureClass::ServerError,
+        provider,
+        "upstream answered 200 with a body that is not a chat completion",
+    )
+}
+
+/// A chat stream's chunks through a translation: `step(Some(chunk))` gives the events of one
+/// chunk (`None` when it is not a chat chunk, which fails the stream), `step(None)` the events
+/// that end it after the upstream's clean end.
+fn translated<F>(chunks: ChunkStream, provider: Arc<str>, step: F) -> ChunkStream
+where
+    F: FnMut(Option<&str>) -> Option<Vec<String>> + Send + 'static,
+{
+    let state = Some((chunks, step));
     stream::unfold(state, move |state| {
         let provider = Arc::clone(&provider);
         async move {
-            let (mut chunks, mut translation) = state?;
+            let (mut chunks, mut step) = state?;
             let (batch, next) = match chunks.next().await {
-                Some(Ok(chunk)) => match translation.chunk(&chunk) {
-                    Some(events) => (events.into_iter().map(|e| Ok(e.data)).collect(), true),
+                Some(Ok(chunk)) => match step(Some(&chunk)) {
+                    Some(events) => (events.into_iter().map(Ok).collect(), true),
                     None => {
                         let failure = Failure::new(
                             FailureClass::ServerError,
@@ -60,9 +103,9 @@ fn events(chunks: ChunkStream, translation: StreamTranslation, provider: Arc<str
                     }
                 },
                 Some(Err(failure)) => (vec![Err(failure)], false),
-                None => (translation.finish().into_iter().map(|e| Ok(e.data)).collect(), false),
+                None => (step(None).unwrap_or_default().into_iter().map(Ok).collect(), false),
             };
-            let rest = next.then_some((chunks, translation));
+            let rest = next.then_some((chunks, step));
             Some((stream::iter::<Vec<Result<String, Failure>>>(batch), rest))
         }
     })

@@ -227,8 +227,11 @@ fn list(items: impl IntoIterator<Item = String>, conjunction: &str) -> String {
 fn openai(path: &YamlPath, raw: RawOpenAi, out: &mut Vec<ConfigProblem>) -> Option<ProviderKind> {
     let base_url = base_url(&path.key("base_url"), raw.base_url, out);
     let headers = headers(&path.key("headers"), raw.headers, out);
+    let base_url = base_url?;
+    let is_openai = base_url.host_str() == Some("api.openai.com");
     Some(ProviderKind::OpenAi(OpenAiSettings {
-        base_url: base_url?,
+        native_responses: raw.native_responses.unwrap_or(is_openai),
+        base_url,
         // The key is optional here, and an empty one (`${KEY:-}` with KEY unset) is no key.
         api_key: raw.api_key.filter(|key| !key.is_empty()).map(Secret::new),
         headers,

@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use super::Anthropic;
 use crate::dialect::Messages;
-use crate::dialect::messages::{carries_content, event_name, is_message};
+use crate::dialect::event_type;
+use crate::dialect::messages::{carries_content, is_message};
 use crate::failure::{Failure, FailureClass};
 use crate::providers::sse::{self, Step};
 use crate::providers::transport::MAX_ANSWER_BYTES;
@@ -38,7 +39,7 @@ impl Anthropic {
                 sse::translate(
                     Arc::clone(name),
                     response.bytes_stream(),
-                    |event| match event_name(&event.data).as_deref() {
+                    |event| match event_type(&event.data).as_deref() {
                         // Named `error`, or typed so: either way the upstream gave up.
                         name if name == Some("error") || event.event == "error" => {
                             Step::Fail("upstream sent an error event in its stream".into())

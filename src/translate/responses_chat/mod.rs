@@ -15,4 +15,4 @@ pub mod stream;
 pub use super::Translated;
 pub use request::{BUILT_INS, HINTS, to_chat};
 pub use response::{head, new_response_id, to_response};
-pub use stream::{StreamTranslation, carries_content, events_of};
+pub use stream::{StreamTranslation, events_of};

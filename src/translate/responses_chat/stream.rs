@@ -29,9 +29,6 @@
 //! item (see `response`). A broken upstream is not this module's: the caller ends the stream
 //! with `response.failed` instead of [`StreamTranslation::finish`].
 
-use std::borrow::Cow;
-
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::response::{
@@ -262,51 +259,6 @@ pub fn events_of(response: &Value) -> Vec<String> {
     }
     writer.finish(&status, ending);
     writer.take()
-}
-
-/// Whether a Responses event is past the stream's opening (SPEC §4 "Streams never lie"): all
-/// but `response.created`, `response.queued`, `response.in_progress`, the addition of a message
-/// without content or of a reasoning item without a summary, and the addition of a part with
-/// empty text. Parses the event only for those additions.
-pub fn carries_content(data: &str) -> bool {
-    match event_type(data).as_deref() {
-        None | Some("response.created" | "response.queued" | "response.in_progress") => false,
-        Some("response.output_item.added") => {
-            let event: Value = serde_json::from_str(data).unwrap_or(Value::Null);
-            let item = &event["item"];
-            let empty = |key: &str| item[key].as_array().is_none_or(Vec::is_empty);
-            match item["type"].as_str() {
-                Some("message") => !empty("content"),
-                Some("reasoning") => !empty("summary") || !empty("content"),
-                _ => true,
-            }
-        }
-        Some("response.content_part.added") => {
-            let event: Value = serde_json::from_str(data).unwrap_or(Value::Null);
-            let part = &event["part"];
-            ["text", "refusal"]
-                .iter()
-                .any(|key| part[*key].as_str().is_some_and(|text| !text.is_empty()))
-        }
-        Some(_) => true,
-    }
-}
-
-#[derive(Deserialize)]
-struct Typed<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-}
-
-/// An event's `type`, without a parse when it comes first (as this gateway and OpenAI write it).
-fn event_type(data: &str) -> Option<Cow<'_, str>> {
-    if let Some(rest) = data.strip_prefix("{\"type\":\"")
-        && let Some(end) = rest.find(['"', '\\'])
-        && rest.as_bytes().get(end) == Some(&b'"')
-    {
-        return Some(Cow::Borrowed(&rest[..end]));
-    }
-    serde_json::from_str::<Typed<'_>>(data).ok().map(|typed| typed.kind)
 }
 
 /// A message part being streamed: text or refusal.
@@ -862,7 +814,10 @@ mod tests {
             .chunk(&chunk(json!({"role": "assistant", "content": ""}), None).to_string());
         let mut events = opening.unwrap();
         assert_eq!(types(&events), ["response.created", "response.in_progress"]);
-        assert!(events.iter().all(|data| !carries_content(data)), "the opening waits");
+        assert!(
+            events.iter().all(|data| !crate::dialect::responses::carries_content(data)),
+            "the opening waits"
+        );
         for data in [
             chunk(json!({"content": "Hel"}), None),
             chunk(json!({"content": "lo"}), None),
@@ -1186,7 +1141,8 @@ mod tests {
                 None,
             ),
         ]);
-        let carrying: Vec<bool> = events.iter().map(|data| carries_content(data)).collect();
+        let carrying: Vec<bool> =
+            events.iter().map(|data| crate::dialect::responses::carries_content(data)).collect();
         assert_eq!(carrying[..5], [false, false, false, false, true], "{events:?}");
         assert!(carrying[5..].iter().all(|carries| *carries));
         for (data, carries) in [
@@ -1207,7 +1163,7 @@ mod tests {
             (r#"{"type":"error","code":"server_error"}"#, true),
             ("not json", false),
         ] {
-            assert_eq!(carries_content(data), carries, "{data}");
+            assert_eq!(crate::dialect::responses::carries_content(data), carries, "{data}");
         }
     }
 }

@@ -1,0 +1,144 @@
+//! The conversation store (SPEC §4 "Dialects"): every Response the gateway serves is kept, by its
+//! id, as the whole conversation up to it (the earlier items, this input, this output), so that
+//! a request continuing it (`previous_response_id`) can be sent to any target when the provider
+//! that produced it is down.
+//!
+//! Kept in the cache's store (Redis when configured, so every replica knows every conversation;
+//! none with `backend: none`), as long as a cached answer is kept (`ttl + stale_ttl`), in the
+//! cache space of the key that made it (another key cannot read it). Not kept: a response the
+//! client asked not to be stored (`store: false`, which is also what Codex sends with the whole
+//! history every turn), one larger than a cache entry may be (1 MiB), and answers from the
+//! cache (they were kept when they were made). A store error never fails a request: the
+//! conversation is then not known, and its continuation goes as is to OpenAI targets only.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cache::key::KEY_VERSION;
+use crate::cache::{Cache, Entry, Lookup};
+use crate::dialect::Request;
+use crate::dialect::responses::{EventRole, History, event_role, is_response};
+use crate::outcome::Route;
+use crate::pipeline::{Observer, Provenance, observe};
+use crate::providers::Reply;
+
+pub struct Conversations {
+    /// None for `cache.backend: none`: nothing is kept.
+    cache: Option<Arc<Cache>>,
+}
+
+/// A kept conversation as stored.
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    stored_upstream: bool,
+    items: Vec<Value>,
+}
+
+impl Conversations {
+    pub fn new(cache: Option<Arc<Cache>>) -> Self {
+        Self { cache }
+    }
+
+    /// The conversation up to the response `id`, as kept in the cache space `scope`.
+    pub async fn lookup(&self, scope: &str, id: &str) -> Option<History> {
+        let cache = self.cache.as_ref()?;
+        let entry = match cache.lookup(&key(scope, id), None).await {
+            Lookup::Fresh(entry) | Lookup::Stale(entry) => entry,
+            Lookup::Miss | Lookup::Unavailable => return None,
+        };
+        let kept: Kept = serde_json::from_str(&entry.completion).ok()?;
+        Some(History {
+            provider: entry.provider.clone(),
+            stored_upstream: kept.stored_upstream,
+            items: kept.items,
+        })
+    }
+
+    /// `reply` to `request` (a Responses request), unchanged; the Response it is kept once it is
+    /// whole (a stream at its terminal event).
+    pub fn keep(
+        &self,
+        scope: &Arc<str>,
+        request: &Arc<Request>,
+        provenance: &Provenance,
+        reply: Reply,
+    ) -> Reply {
+        let Request::Responses(responses) = &**request else { return reply };
+        let (Some(cache), true) = (&self.cache, responses.may_keep()) else { return reply };
+        if matches!(provenance.route, Route::Cache | Route::Stale) {
+            return reply;
+        }
+        let keeper = Keeper {
+            cache: Arc::clone(cache),
+            scope: Arc::clone(scope),
+            request: Arc::clone(request),
+            provider: provenance.provider.as_deref().unwrap_or("").to_owned(),
+            stored_upstream: provenance.native && provenance.route != Route::Degraded,
+            terminal: None,
+        };
+        match reply {
+            Reply::Complete(body) => {
+                if let Ok(response) = serde_json::from_slice::<Value>(&body) {
+                    keeper.store(&response);
+                }
+                Reply::Complete(body)
+            }
+            Reply::Stream(events) => Reply::Stream(observe(events, keeper)),
+        }
+    }
+}
+
+/// One response on its way to being kept.
+struct Keeper {
+    cache: Arc<Cache>,
+    scope: Arc<str>,
+    request: Arc<Request>,
+    provider: String,
+    stored_upstream: bool,
+    /// A stream's terminal event, which carries the whole Response.
+    terminal: Option<String>,
+}
+
+impl Keeper {
+    fn store(self, response: &Value) {
+        let Request::Responses(responses) = &*self.request else { return };
+        let Some(id) = response["id"].as_str().filter(|_| is_response(response)) else { return };
+        let kept = Kept {
+            stored_upstream: self.stored_upstream,
+            items: responses.history_after(response),
+        };
+        let Ok(text) = serde_json::to_string(&kept) else { return };
+        match Entry::holding(text, &self.provider) {
+            Some(entry) => self.cache.store_later(key(&self.scope, id), Arc::new(entry)),
+            None => tracing::debug!("a conversation larger than a cache entry was not kept"),
+        }
+    }
+}
+
+impl Observer for Keeper {
+    fn chunk(&mut self, chunk: &str) {
+        if crate::dialect::event_type(chunk).is_some_and(|kind| event_role(&kind) == EventRole::End)
+        {
+            self.terminal = Some(chunk.to_owned());
+        }
+    }
+
+    fn ended(mut self) {
+        let Some(terminal) = self.terminal.take() else { return };
+        if let Ok(mut event) = serde_json::from_str::<Value>(&terminal) {
+            let response = event["response"].take();
+            self.store(&response);
+        }
+    }
+}
+
+/// Where the conversation up to response `id` is kept in the cache space `scope`.
+fn key(scope: &str, id: &str) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(scope.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(id.as_bytes());
+    format!("ballast:{KEY_VERSION}:conversation:{}", hasher.finalize().to_hex())
+}
