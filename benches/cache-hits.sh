@@ -2,7 +2,8 @@
 # Cache hits against the upstream, in one run: oha sends the same request as fast as a fixed
 # number of connections allows (closed loop) to the fast fake upstream directly, to a gateway
 # that forwards it (no cache), and to two gateways whose caches hold the answer: one with the
-# memory backend, one with Redis. It prints requests/s and p50/p99 for each, interleaved over rounds, and writes
+# memory backend, one with Redis; then the same for an embeddings request (a 1536-dimension
+# base64 vector) against the direct upstream, forwarded, and a memory-cache hit. It prints requests/s and p50/p99 for each, interleaved over rounds, and writes
 # benches/cache-hits.md. A measurement: exits 0 whatever the numbers, non-zero only when it
 # cannot measure.
 #
@@ -80,6 +81,7 @@ providers:
   up: { kind: openai, base_url: 'http://$UP_ADDR/v1', api_key: bench-key }
 models:
   bench: { targets: [ { provider: up, model: bench-upstream-model } ] }
+  bench-embed: { targets: [ { provider: up, model: bench-embedding-model } ] }
 EOF
     BALLAST_LOG=warn target/release/ballast serve --config "$config" --log-format json 2>"$RUN/$1.log" &
     PIDS+=($!)
@@ -94,6 +96,12 @@ start_gateway redis "{ backend: redis, redis_url: 'redis://127.0.0.1:$REDIS_PORT
 REDIS_URL=$GATEWAY_URL
 DIRECT_URL="http://$UP_ADDR/v1/chat/completions"
 BODY='{"model":"bench","messages":[{"role":"user","content":"hello"}]}'
+# The embeddings targets: the same gateways, another route and model.
+EMBED_DIRECT_URL="http://$UP_ADDR/v1/embeddings"
+EMBED_FORWARDED_URL=${FORWARDED_URL%/chat/completions}/embeddings
+EMBED_MEMORY_URL=${MEMORY_URL%/chat/completions}/embeddings
+EMBED_BODY='{"model":"bench-embed","input":"hello","encoding_format":"base64"}'
+body_of() { [[ $1 == embed_* ]] && echo "$EMBED_BODY" || echo "$BODY"; }
 
 # Prime both caches and check that the next request is a hit.
 for url in "$MEMORY_URL" "$REDIS_URL"; do
@@ -102,21 +110,26 @@ for url in "$MEMORY_URL" "$REDIS_URL"; do
     cache=$(curl -fsS -o /dev/null -D - -H 'content-type: application/json' -d "$BODY" "$url" | tr -d '\r' | sed -n 's/^x-ballast-cache: //ip')
     [[ $cache == hit ]] || { log "expected a cache hit from $url, got '$cache'"; exit 1; }
 done
+curl -fsS -o /dev/null -H 'content-type: application/json' -d "$EMBED_BODY" "$EMBED_MEMORY_URL"
+sleep 0.2
+cache=$(curl -fsS -o /dev/null -D - -H 'content-type: application/json' -d "$EMBED_BODY" "$EMBED_MEMORY_URL" | tr -d '\r' | sed -n 's/^x-ballast-cache: //ip')
+[[ $cache == hit ]] || { log "expected an embeddings cache hit, got '$cache'"; exit 1; }
+TARGETS=(direct forwarded memory redis embed_direct embed_forwarded embed_memory)
 
-run_oha() { # URL SECONDS OUT
+run_oha() { # URL SECONDS OUT BODY
     "$OHA" --no-tui --output-format json -o "$3" -z "${2}s" -c "$CONNECTIONS" \
-        --worker-threads "$OHA_THREADS" -t 10s -m POST -H 'content-type: application/json' -d "$BODY" "$1" >/dev/null
+        --worker-threads "$OHA_THREADS" -t 10s -m POST -H 'content-type: application/json' -d "$4" "$1" >/dev/null
 }
 log "warm-up"
-for target in direct forwarded memory redis; do
+for target in "${TARGETS[@]}"; do
     url_var="${target^^}_URL"
-    run_oha "${!url_var}" 2 "$RUN/warmup-$target.json"
+    run_oha "${!url_var}" 2 "$RUN/warmup-$target.json" "$(body_of "$target")"
 done
 for round in $(seq 1 "$ROUNDS"); do
-    for target in direct forwarded memory redis; do
+    for target in "${TARGETS[@]}"; do
         url_var="${target^^}_URL"
         log "round $round: $target"
-        run_oha "${!url_var}" "$DURATION" "$RUN/$target-$round.json"
+        run_oha "${!url_var}" "$DURATION" "$RUN/$target-$round.json" "$(body_of "$target")"
     done
 done
 
@@ -124,7 +137,7 @@ python3 - "$RUN" "$ROUNDS" "$CONNECTIONS" "$DURATION" >"$RUN/table.md" <<'PY'
 import json, statistics, sys
 run, rounds, connections, duration = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 rows = {}
-for target in ("direct", "forwarded", "memory", "redis"):
+for target in ("direct", "forwarded", "memory", "redis", "embed_direct", "embed_forwarded", "embed_memory"):
     results = [json.load(open(f"{run}/{target}-{r}.json")) for r in range(1, rounds + 1)]
     rps = statistics.median(r["summary"]["requestsPerSec"] for r in results)
     p50 = statistics.median(r["latencyPercentiles"]["p50"] for r in results) * 1000
@@ -136,15 +149,18 @@ names = {
     "forwarded": "ballast, no cache (forwarded upstream)",
     "memory": "ballast, memory-cache hit",
     "redis": "ballast, Redis-cache hit",
+    "embed_direct": "embeddings: upstream, direct",
+    "embed_forwarded": "embeddings: ballast, no cache (forwarded upstream)",
+    "embed_memory": "embeddings: ballast, memory-cache hit",
 }
 print(f"{connections} connections, closed loop, {duration} s per run, median of {rounds} interleaved rounds.\n")
 print("| target | req/s | p50 (ms) | p99 (ms) | success |")
 print("| --- | ---: | ---: | ---: | ---: |")
 for target, (rps, p50, p99, ok) in rows.items():
     print(f"| {names[target]} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {ok:.2f} % |")
-forwarded = rows["forwarded"]
 print()
-for target in ("memory", "redis"):
+for target, base in (("memory", "forwarded"), ("redis", "forwarded"), ("embed_memory", "embed_forwarded")):
+    forwarded = rows[base]
     rps, p50, p99, _ = rows[target]
     verdict = "faster" if p50 < forwarded[1] else "slower"
     print(f"- {names[target]}: {rps / forwarded[0]:.2f}x the requests/s of a call forwarded through ballast; "

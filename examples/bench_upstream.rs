@@ -9,7 +9,9 @@
 //!   10 `chat.completion.chunk` events and `data: [DONE]`, all written straight away (chunked,
 //!   one frame per event); otherwise a fixed ~600-byte `chat.completion`. A body that is not
 //!   JSON gets an OpenAI-shaped 400.
-//! - `GET /stats`: `{"completions":N,"streams":M}`, the requests answered so far (the bench
+//! - `POST /v1/embeddings`: a fixed answer of one 1536-dimension vector, base64-encoded (what
+//!   the OpenAI SDKs ask for), about 8 KiB.
+//! - `GET /stats`: `{"completions":N,"streams":M,"embeddings":E}`, the requests answered so far (the bench
 //!   script uses it to check that the gateway really went through this upstream).
 //! - `GET /health`: 200 `ok`.
 //!
@@ -31,6 +33,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use base64::Engine as _;
 use serde::Deserialize;
 
 /// The number of `chat.completion.chunk` events in a streamed answer (before `[DONE]`).
@@ -40,6 +43,7 @@ const STREAM_CHUNKS: usize = 10;
 struct Counters {
     completions: AtomicU64,
     streams: AtomicU64,
+    embeddings: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -47,6 +51,7 @@ struct AppState {
     counters: Arc<Counters>,
     completion: Bytes,
     events: Arc<[Bytes]>,
+    embedding: Bytes,
 }
 
 /// All the handler reads of a request body; other fields are ignored.
@@ -132,10 +137,12 @@ async fn serve(listen: SocketAddr) -> std::io::Result<()> {
         counters: Arc::default(),
         completion: Bytes::from(completion_body()),
         events: stream_events().into(),
+        embedding: Bytes::from(embedding_body()),
     };
     let counters = Arc::clone(&state.counters);
     let app = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/embeddings", post(embeddings))
         .route("/stats", get(stats))
         .route("/health", get(|| async { "ok" }))
         .with_state(state);
@@ -184,10 +191,17 @@ async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Respons
         .into_response()
 }
 
+async fn embeddings(State(state): State<AppState>) -> Response {
+    state.counters.embeddings.fetch_add(1, Ordering::Relaxed);
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], state.embedding)
+        .into_response()
+}
+
 async fn stats(State(state): State<AppState>) -> Response {
     let body = serde_json::json!({
         "completions": state.counters.completions.load(Ordering::Relaxed),
         "streams": state.counters.streams.load(Ordering::Relaxed),
+        "embeddings": state.counters.embeddings.load(Ordering::Relaxed),
     });
     axum::Json(body).into_response()
 }
@@ -202,6 +216,20 @@ fn bad_request(message: &str) -> Response {
         }
     });
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+/// A fixed embeddings answer: one 1536-dimension vector as base64 little-endian float32.
+fn embedding_body() -> Vec<u8> {
+    let bytes: Vec<u8> =
+        (0..1536u32).flat_map(|i| ((i as f32 * 0.37).sin() / 27.7).to_le_bytes()).collect();
+    let body = serde_json::json!({
+        "object": "list",
+        "data": [{ "object": "embedding", "index": 0,
+                   "embedding": base64::engine::general_purpose::STANDARD.encode(bytes) }],
+        "model": "bench-embedding-model",
+        "usage": { "prompt_tokens": 2, "total_tokens": 2 },
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// A fixed non-streamed answer, about 600 bytes.

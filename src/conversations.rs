@@ -7,8 +7,9 @@
 //! none with `backend: none`), as long as a cached answer is kept (`ttl + stale_ttl`), in the
 //! cache space of the key that made it (another key cannot read it). Not kept: a response the
 //! client asked not to be stored (`store: false`, which is also what Codex sends with the whole
-//! history every turn), one larger than a cache entry may be (1 MiB), and answers from the
-//! cache (they were kept when they were made). A store error never fails a request: the
+//! history every turn), one larger than a cache entry may be (1 MiB), one that continues a
+//! response this gateway did not keep (its start is unknown), a `background` one (its output
+//! comes later, from OpenAI), and answers from the cache (they were kept when they were made). A store error never fails a request: the
 //! conversation is then not known, and its continuation goes as is to OpenAI targets only.
 
 use std::sync::Arc;
@@ -67,7 +68,10 @@ impl Conversations {
     ) -> Reply {
         let Request::Responses(responses) = &**request else { return reply };
         let (Some(cache), true) = (&self.cache, responses.may_keep()) else { return reply };
-        if matches!(provenance.route, Route::Cache | Route::Stale) {
+        // A continuation of what this gateway did not keep would be kept without its start.
+        let incomplete =
+            responses.request.previous_response_id.is_some() && responses.history.is_none();
+        if incomplete || matches!(provenance.route, Route::Cache | Route::Stale) {
             return reply;
         }
         let keeper = Keeper {

@@ -21,6 +21,7 @@ pub struct Messages {
     /// (SPEC §4's one exception to "client headers are never forwarded"), to no other.
     pub forwarded: Vec<(HeaderName, HeaderValue)>,
     chat: OnceLock<Result<AsChat, Refusal>>,
+    server_tool: OnceLock<bool>,
 }
 
 /// The request as a chat target is sent it.
@@ -33,7 +34,7 @@ pub struct AsChat {
 
 impl Messages {
     pub fn new(request: MessagesRequest, forwarded: Vec<(HeaderName, HeaderValue)>) -> Self {
-        Self { request, forwarded, chat: OnceLock::new() }
+        Self { request, forwarded, chat: OnceLock::new(), server_tool: OnceLock::new() }
     }
 
     /// The chat translation, made on first use and kept for every chat target and retry.
@@ -42,11 +43,13 @@ impl Messages {
     }
 
     /// Whether a tool is one only Anthropic runs (any tool with a `type` other than `custom`).
-    /// Reads `tools` alone: a passthrough never parses the rest of the body.
+    /// Reads `tools` alone, once: a passthrough never parses the rest of the body.
     pub fn has_server_tool(&self) -> bool {
-        let Ok(Some(Value::Array(tools))) = self.request.member("tools") else { return false };
-        tools.iter().any(|tool| {
-            tool.get("type").and_then(Value::as_str).is_some_and(|kind| kind != "custom")
+        *self.server_tool.get_or_init(|| {
+            let Ok(Some(Value::Array(tools))) = self.request.member("tools") else { return false };
+            tools.iter().any(|tool| {
+                tool.get("type").and_then(Value::as_str).is_some_and(|kind| kind != "custom")
+            })
         })
     }
 }

@@ -30,6 +30,7 @@ pub struct Responses {
     /// first use (for a target other than the one that stored the conversation).
     expanded: OnceLock<Map<String, Value>>,
     chat: OnceLock<Result<AsChat, Refusal>>,
+    builtin_tool: OnceLock<bool>,
 }
 
 /// A conversation as this gateway kept it: every item up to and including a response's output.
@@ -54,7 +55,13 @@ pub struct AsChat {
 
 impl Responses {
     pub fn new(request: ResponsesRequest, history: Option<History>) -> Self {
-        Self { request, history, expanded: OnceLock::new(), chat: OnceLock::new() }
+        Self {
+            request,
+            history,
+            expanded: OnceLock::new(),
+            chat: OnceLock::new(),
+            builtin_tool: OnceLock::new(),
+        }
     }
 
     /// The chat translation, made on first use and kept for every chat target and retry.
@@ -114,10 +121,12 @@ impl Responses {
     }
 
     /// Whether a tool is one only OpenAI runs (any tool whose `type` is not `function`).
-    /// Reads `tools` alone: a passthrough never parses the rest of the body.
+    /// Reads `tools` alone, once: a passthrough never parses the rest of the body.
     pub fn has_builtin_tool(&self) -> bool {
-        let Ok(Some(Value::Array(tools))) = self.request.member("tools") else { return false };
-        tools.iter().any(|tool| tool.get("type").and_then(Value::as_str) != Some("function"))
+        *self.builtin_tool.get_or_init(|| {
+            let Ok(Some(Value::Array(tools))) = self.request.member("tools") else { return false };
+            tools.iter().any(|tool| tool.get("type").and_then(Value::as_str) != Some("function"))
+        })
     }
 
     /// Whether the client allows the response to be kept (`store`, true unless it said false).

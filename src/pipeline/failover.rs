@@ -84,7 +84,7 @@ impl Failover {
             return Err(Failure::refused(&Arc::from(""), refusal));
         }
         // Stable: the routing order holds among equals.
-        order.sort_by_key(|&index| {
+        order.sort_by_cached_key(|&index| {
             call.request.preference(&self.targets[index].health.name, carriage(index))
         });
         let mut attempts = 0;

@@ -141,7 +141,8 @@ impl Provider {
                     Backend::Azure(backend) => {
                         backend.send_responses(body, stream, request_id).await
                     }
-                    _ => {
+                    // Not reached: only those two kinds carry Responses natively.
+                    Backend::Anthropic(_) | Backend::Mock(_) => {
                         Err(Failure::new(FailureClass::ClientError, &self.name, "no Responses API"))
                     }
                 }
@@ -169,6 +170,7 @@ impl Provider {
                             .await
                     }
                     Backend::Mock(backend) => backend.send_embeddings(embeddings, model).await,
+                    // Not reached: `Failover` skips a target that does not carry the API.
                     Backend::Anthropic(_) => Err(Failure::new(
                         FailureClass::ClientError,
                         &self.name,
