@@ -414,9 +414,9 @@ struct ResponseUsage {
 
 /// What accounting reads of a Responses stream event.
 #[derive(Deserialize)]
-struct ResponsesEvent {
-    #[serde(rename = "type")]
-    kind: String,
+struct ResponsesEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
     delta: Option<NonEmpty>,
     response: Option<ResponseSeen>,
 }
@@ -457,8 +457,8 @@ impl Observed {
     /// Takes in one Responses event: text and arguments as they stream, the usage and status
     /// from the terminal event's Response.
     fn responses_event(&mut self, data: &str) {
-        let Ok(event) = serde_json::from_str::<ResponsesEvent>(data) else { return };
-        match event.kind.as_str() {
+        let Ok(event) = serde_json::from_str::<ResponsesEvent<'_>>(data) else { return };
+        match &*event.kind {
             "response.output_text.delta"
             | "response.refusal.delta"
             | "response.function_call_arguments.delta"

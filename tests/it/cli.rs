@@ -72,6 +72,38 @@ fn check_prints_the_route_table_of_a_valid_config() {
 }
 
 #[test]
+fn check_lists_the_apis_each_model_serves_and_how() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "
+providers:
+  openai: { kind: openai, base_url: 'https://api.openai.com/v1', api_key: sk-1 }
+  vllm: { kind: openai, base_url: 'http://127.0.0.1:8000/v1' }
+  claude: { kind: anthropic, base_url: 'https://api.anthropic.com', api_key: sk-2 }
+models:
+  mixed:
+    targets:
+      - { provider: openai, model: gpt-x }
+      - { provider: claude, model: claude-x }
+  local:
+    targets: [ { provider: vllm, model: llama } ]
+";
+    let path = write(dir.path(), "apis.yaml", config);
+
+    let output = ballast(&["check", "--config", &path], dir.path());
+
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    for expected in [
+        "serves: chat (translated on 1 of 2), messages (translated on 1 of 2), \
+         responses (translated on 1 of 2), embeddings (1 of 2 targets)",
+        "serves: chat, messages (translated), responses (translated), embeddings",
+        "(key set, native Responses)",
+    ] {
+        assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
+    }
+}
+
+#[test]
 fn check_output_never_contains_keys_or_header_values() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "ok.yaml", VALID);

@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::anthropic::MessagesRequest;
 use crate::failure::Refusal;
-use crate::translate::Translated;
+use crate::translate::{Dropped, Translated};
 
 /// Members this translation reads; any other is dropped and named.
 const READ: [&str; 12] = [
@@ -123,19 +123,7 @@ pub fn to_chat(request: &MessagesRequest, upstream_model: &str) -> Result<Transl
     }
     let body = serde_json::to_vec(&chat)
         .map_err(|err| Refusal::new("messages", format!("the request cannot be written: {err}")))?;
-    Ok(Translated { body, dropped: dropped.0 })
-}
-
-/// What was left out, each name once, in the order met.
-#[derive(Default)]
-struct Dropped(Vec<String>);
-
-impl Dropped {
-    fn add(&mut self, name: &str) {
-        if !self.0.iter().any(|known| known == name) {
-            self.0.push(name.to_owned());
-        }
-    }
+    Ok(Translated { body, dropped: dropped.into_names() })
 }
 
 /// The text of a `system` value or a turn's content made only of text: a string, or text

@@ -33,7 +33,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::failure::Refusal;
-use crate::translate::Translated;
+use crate::translate::{Dropped, Translated};
 
 /// Members this translation reads (carried over, refused, or deliberately not named); any other
 /// is dropped and named.
@@ -192,19 +192,7 @@ pub fn to_chat(body: &Map<String, Value>, upstream_model: &str) -> Result<Transl
     }
     let body = serde_json::to_vec(&chat)
         .map_err(|err| Refusal::new("input", format!("the request cannot be written: {err}")))?;
-    Ok(Translated { body, dropped: dropped.0 })
-}
-
-/// What was left out, each name once, in the order met.
-#[derive(Default)]
-struct Dropped(Vec<String>);
-
-impl Dropped {
-    fn add(&mut self, name: &str) {
-        if !self.0.iter().any(|known| known == name) {
-            self.0.push(name.to_owned());
-        }
-    }
+    Ok(Translated { body, dropped: dropped.into_names() })
 }
 
 /// Whether a hint member asks for anything: not null, `false`, empty or all nulls (the SDKs and
