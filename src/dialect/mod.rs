@@ -110,9 +110,10 @@ impl Request {
         }
     }
 
-    /// The names of what a translation for a target carrying it as `carriage` leaves out
-    /// (`x-ballast-dropped`).
-    pub fn dropped_for(&self, carriage: Carriage) -> &[String] {
+    /// The names of what the request sent to a target, the configured provider `provider`
+    /// carrying it as `carriage`, leaves out (`x-ballast-dropped`): a translation's hints, or a
+    /// continued conversation's reasoning items, which only the provider that wrote them reads.
+    pub fn dropped_for(&self, provider: &str, carriage: Carriage) -> &[String] {
         match (self, carriage) {
             (Self::Messages(messages), Carriage::Translated) => {
                 messages.as_chat().map_or(&[], |chat| &chat.dropped)
@@ -120,6 +121,7 @@ impl Request {
             (Self::Responses(responses), Carriage::Translated) => {
                 responses.as_chat().map_or(&[], |chat| &chat.dropped)
             }
+            (Self::Responses(responses), Carriage::Native) => responses.dropped_at(provider),
             _ => &[],
         }
     }

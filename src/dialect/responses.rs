@@ -31,6 +31,8 @@ pub struct Responses {
     expanded: OnceLock<Map<String, Value>>,
     chat: OnceLock<Result<AsChat, Refusal>>,
     builtin_tool: OnceLock<bool>,
+    /// What the whole conversation leaves out of the kept items (`reasoning`, when it had any).
+    expanded_drops: Vec<String>,
 }
 
 /// A conversation as this gateway kept it: every item up to and including a response's output.
@@ -55,7 +57,10 @@ pub struct AsChat {
 
 impl Responses {
     pub fn new(request: ResponsesRequest, history: Option<History>) -> Self {
+        let reasoned =
+            history.as_ref().is_some_and(|history| history.items.iter().any(is_reasoning));
         Self {
+            expanded_drops: if reasoned { vec!["reasoning".to_owned()] } else { Vec::new() },
             request,
             history,
             expanded: OnceLock::new(),
@@ -114,6 +119,15 @@ impl Responses {
         }
     }
 
+    /// What the body for the native target `provider` leaves out: the kept reasoning items,
+    /// when it is sent the whole conversation.
+    pub fn dropped_at(&self, provider: &str) -> &[String] {
+        match &self.history {
+            Some(_) if !self.continues_at(provider) => &self.expanded_drops,
+            _ => &[],
+        }
+    }
+
     /// Whether a target, the configured provider `provider`, is where this request goes first:
     /// the one that stored the conversation it continues.
     pub fn continues_at(&self, provider: &str) -> bool {
@@ -159,17 +173,13 @@ fn expand(body: &Map<String, Value>, history: &History) -> Map<String, Value> {
         Some(Value::Array(items)) => items.clone(),
         _ => Vec::new(),
     };
-    let portable = history
-        .items
-        .iter()
-        .filter(|item| item.get("type").and_then(Value::as_str) != Some("reasoning"))
-        .map(|item| {
-            let mut item = item.clone();
-            if let Some(fields) = item.as_object_mut() {
-                fields.remove("id");
-            }
-            item
-        });
+    let portable = history.items.iter().filter(|item| !is_reasoning(item)).map(|item| {
+        let mut item = item.clone();
+        if let Some(fields) = item.as_object_mut() {
+            fields.remove("id");
+        }
+        item
+    });
     let input: Vec<Value> = portable.chain(own).collect();
     expanded.insert("input".to_owned(), Value::Array(input));
     expanded
@@ -201,6 +211,10 @@ pub fn carries_content(data: &str) -> bool {
         }
         Some(_) => true,
     }
+}
+
+fn is_reasoning(item: &Value) -> bool {
+    item.get("type").and_then(Value::as_str) == Some("reasoning")
 }
 
 /// Whether a whole answer is a Response (an upstream 200 that is not one is a failure). A
@@ -350,6 +364,8 @@ mod tests {
         let as_is = responses.native_body("openai", "gpt-x").unwrap();
         assert_eq!(as_is, br#"{"model":"gpt-x","previous_response_id":"resp_1","input":"second"}"#);
         assert!(responses.continues_at("openai") && !responses.continues_at("azure"));
+        assert!(responses.dropped_at("openai").is_empty());
+        assert_eq!(responses.dropped_at("azure"), ["reasoning"], "named, never a silent drop");
 
         let whole: Value =
             serde_json::from_slice(&responses.native_body("azure", "dep").unwrap()).unwrap();

@@ -82,7 +82,7 @@ impl Attempt {
         let mut provenance = Provenance::upstream(&provider.name, self.price, elapsed);
         let carriage = provider.carries(call.request.api());
         provenance.native = carriage == Carriage::Native;
-        provenance.dropped = call.request.dropped_for(carriage).to_vec();
+        provenance.dropped = call.request.dropped_for(&provider.name, carriage).to_vec();
         Ok(Answer { reply, provenance })
     }
 }
