@@ -1,5 +1,5 @@
 //! Responses in the cache: a repeated request is a hit, whatever the target's dialect and
-//! whatever is in the members that do not change an answer (`user`, `store`, `metadata`); a
+//! whatever is in the members that do not change an answer (`user`, `metadata`); a
 //! whole answer serves a streaming repeat as Responses events ending in `response.completed`,
 //! and a streamed one is replayed as it came.
 
@@ -48,7 +48,6 @@ async fn a_repeated_identical_responses_request_is_a_cache_hit() {
         settle().await;
         let mut same = responses_request(false);
         same["user"] = json!("someone-else");
-        same["store"] = json!(true);
         same["metadata"] = json!({"trace": "t-1"});
         for request in [responses_request(false), same] {
             let again = gateway.responses(&request).await;

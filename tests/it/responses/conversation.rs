@@ -318,3 +318,134 @@ async fn a_kept_conversation_belongs_to_the_key_that_made_it() {
     assert_eq!(own_key.status(), 200);
     assert_eq!(upstream.hits(), 2);
 }
+
+#[tokio::test]
+async fn a_function_call_turn_goes_on_at_a_chat_target_with_the_call_and_its_output_paired() {
+    let call = json!({"id": "fc_turn1", "type": "function_call", "status": "completed",
+                      "call_id": "call_weather", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"});
+    let reasoning = json!({"id": "rs_turn1", "type": "reasoning", "summary": [], "encrypted_content": "gAAAAB"});
+    let primary = FakeUpstream::scripted([
+        Reply::json(200, &response_with("resp_call", vec![reasoning, call])),
+        Reply::error(503, "down"),
+    ])
+    .await;
+    let backup =
+        FakeUpstream::scripted([Reply::json(200, &chat_completion("18C in Paris.", &[], "stop"))])
+            .await;
+    let config = targets_config(
+        &[("primary", "openai", &primary, NATIVE), ("backup", "openai", &backup, "")],
+        MEMORY,
+        "",
+    );
+    let gateway = TestGateway::start(&config).await;
+    let tool = json!({"type": "function", "name": "get_weather", "parameters": {"type": "object"}});
+
+    let first = gateway
+        .responses(&json!({"model": "chat", "input": "Weather in Paris?", "tools": [tool]}))
+        .await;
+    assert_eq!(first.status(), 200);
+    settle().await;
+    let second = gateway
+        .responses(&json!({"model": "chat", "previous_response_id": "resp_call", "tools": [tool],
+            "input": [{"type": "function_call_output", "call_id": "call_weather", "output": "18C"}]}))
+        .await;
+
+    assert_eq!(second.status(), 200);
+    assert_eq!(header(&second, "x-ballast-provider"), "backup");
+    assert_eq!(output_text(&second.json::<Value>().await.unwrap()), "18C in Paris.");
+    let sent = &backup.requests()[0].body;
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_weather", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_weather", "content": "18C"}
+        ]),
+        "the kept call and the new output, paired by call_id"
+    );
+    assert_eq!(sent["tools"][0]["function"]["name"], "get_weather");
+}
+
+#[tokio::test]
+async fn three_turns_across_two_providers_keep_the_whole_conversation() {
+    let primary = FakeUpstream::scripted([
+        Reply::json(200, &first_answer()),
+        Reply::error(503, "down for one turn"),
+        Reply::json(200, &response_body("resp_turn3", "You are Ada, from London.")),
+    ])
+    .await;
+    let backup = FakeUpstream::scripted([Reply::json(
+        200,
+        &chat_completion("Your name is Ada.", &[], "stop"),
+    )])
+    .await;
+    let config = targets_config(
+        &[("primary", "openai", &primary, NATIVE), ("backup", "openai", &backup, "")],
+        MEMORY,
+        "",
+    );
+    let gateway = TestGateway::start(&config).await;
+
+    assert_eq!(gateway.responses(&first_turn()).await.status(), 200);
+    settle().await;
+    let second = gateway.responses(&second_turn("resp_turn1")).await;
+    assert_eq!(header(&second, "x-ballast-provider"), "backup");
+    let second: Value = second.json().await.unwrap();
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    settle().await;
+    let third = gateway
+        .responses(&json!({"model": "chat", "previous_response_id": second_id,
+                           "input": "And where am I from?"}))
+        .await;
+
+    assert_eq!(third.status(), 200);
+    assert_eq!(header(&third, "x-ballast-provider"), "primary");
+    let sent = &primary.requests()[2];
+    assert!(
+        sent.body.get("previous_response_id").is_none(),
+        "the primary never saw the second turn: it gets the whole conversation"
+    );
+    let assistant = |text: &str| {
+        json!({"type": "message", "status": "completed", "role": "assistant",
+               "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]})
+    };
+    let mut kept_reply = second["output"][0].clone();
+    kept_reply.as_object_mut().unwrap().remove("id");
+    assert_eq!(
+        sent.body,
+        json!({"model": "primary-model", "input": [
+            {"type": "message", "role": "user", "content": "My name is Ada."},
+            assistant("Hello Ada."),
+            {"role": "user", "content": "What is my name?"},
+            kept_reply,
+            {"type": "message", "role": "user", "content": "And where am I from?"}
+        ]})
+    );
+    assert_eq!(output_text(&json!({"output": [sent.body["input"][3]]})), "Your name is Ada.");
+}
+
+#[tokio::test]
+async fn an_answer_made_with_store_false_is_not_served_from_the_cache_to_a_request_that_stores() {
+    let upstream = FakeUpstream::start().await;
+    upstream.fallback(Reply::json(200, &chat_completion("Hello Ada.", &[], "stop")));
+    let config = targets_config(&[("up", "openai", &upstream, "")], MEMORY, "");
+    let gateway = TestGateway::start(&config).await;
+    let mut unkept = first_turn();
+    unkept["store"] = json!(false);
+
+    let first = gateway.responses(&unkept).await;
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["store"], false);
+    settle().await;
+    let stored = gateway.responses(&first_turn()).await;
+    assert_eq!(stored.status(), 200);
+    let stored: Value = stored.json().await.unwrap();
+    assert_eq!(stored["store"], true, "the answer says what this request asked: {stored}");
+    settle().await;
+    let next = gateway.responses(&second_turn(stored["id"].as_str().unwrap())).await;
+
+    assert_eq!(next.status(), 200, "a response the client asked to store can be continued");
+    assert_eq!(upstream.requests().last().unwrap().body, whole_chat_conversation("up-model"));
+}
