@@ -449,3 +449,22 @@ async fn an_answer_made_with_store_false_is_not_served_from_the_cache_to_a_reque
     assert_eq!(next.status(), 200, "a response the client asked to store can be continued");
     assert_eq!(upstream.requests().last().unwrap().body, whole_chat_conversation("up-model"));
 }
+
+#[tokio::test]
+async fn an_empty_or_null_previous_response_id_continues_nothing_on_any_target() {
+    let upstream = FakeUpstream::start().await;
+    upstream.fallback(Reply::json(200, &chat_completion("Hello.", &[], "stop")));
+    let config = targets_config(&[("up", "openai", &upstream, "")], MEMORY, "");
+    let gateway = TestGateway::start(&config).await;
+
+    for id in [json!(""), Value::Null] {
+        let mut request = first_turn();
+        request["previous_response_id"] = id.clone();
+
+        let response = gateway.responses(&request).await;
+
+        assert_eq!(response.status(), 200, "previous_response_id {id}");
+        assert_eq!(output_text(&response.json::<Value>().await.unwrap()), "Hello.");
+    }
+    assert_eq!(upstream.hits(), 2);
+}

@@ -123,3 +123,22 @@ async fn a_degraded_reply_to_a_responses_request_is_a_response_whole_and_streame
     assert_eq!(stream.text, degraded);
     assert_eq!(output_text(stream.response()), degraded);
 }
+
+#[tokio::test]
+async fn an_anthropic_targets_client_error_reaches_a_responses_client_in_openais_shape() {
+    let upstream = FakeUpstream::scripted([Reply::anthropic_error(
+        400,
+        "invalid_request_error",
+        "messages: text content blocks must be non-empty",
+    )])
+    .await;
+    let config = targets_config(&[("claude", "anthropic", &upstream, "")], NO_CACHE, "");
+    let gateway = TestGateway::start(&config).await;
+
+    let response = gateway.responses(&responses_request(false)).await;
+
+    let error = openai_error(response, 400).await;
+    assert_eq!(error["type"], "invalid_request_error", "{error}");
+    assert_eq!(error["message"], "messages: text content blocks must be non-empty");
+    assert_eq!(upstream.hits(), 1);
+}

@@ -317,3 +317,46 @@ models:
     assert_eq!(stream.text, text, "the mock's answer is the prompt's, streamed or not");
     assert!(stream.response()["usage"]["output_tokens"].as_u64().unwrap() > 0);
 }
+
+#[tokio::test]
+async fn hints_a_chat_target_cannot_carry_are_left_out_and_named_and_store_is_not() {
+    let (upstream, gateway) =
+        translated("openai", vec![Reply::json(200, &chat_completion("ok", &[], "stop"))]).await;
+    let request = json!({
+        "model": "chat",
+        "input": [
+            {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAAB"},
+            {"role": "user", "content": "Think hard."}
+        ],
+        "reasoning": {"effort": "high", "summary": "auto"},
+        "include": ["reasoning.encrypted_content"],
+        "metadata": {"trace": "t-1"},
+        "service_tier": "flex",
+        "truncation": "auto",
+        "text": {"verbosity": "low"},
+        "parallel_tool_calls": false,
+        "store": true,
+        "safety_identifier": "user-42"
+    });
+
+    let response = gateway.responses(&request).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        dropped(&response),
+        ["include", "metadata", "reasoning", "service_tier", "truncation", "verbosity"],
+        "each hint named once, reasoning items and settings alike; store never"
+    );
+    assert_eq!(
+        upstream.requests()[0].body,
+        json!({"model": "up-model", "messages": [{"role": "user", "content": "Think hard."}],
+               "user": "user-42"}),
+        "nothing of the hints reaches the chat target"
+    );
+    let metrics = gateway.metrics().await;
+    let drops = |field| {
+        let labels = [("api", "responses"), ("provider", "up"), ("field", field)];
+        crate::support::metric_sum(&metrics, "ballast_translation_drops_total", &labels)
+    };
+    assert_eq!((drops("reasoning"), drops("verbosity"), drops("store")), (1.0, 1.0, 0.0));
+}
