@@ -4,11 +4,7 @@
 //! the upstream ignored it, the cache (on by default), failover within the alias's targets,
 //! `anthropic` targets skipped, and no degraded reply (a vector cannot be made up).
 
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests: a failed unwrap is a failed test"
-)]
+#![expect(clippy::unwrap_used, reason = "tests: a failed unwrap is a failed test")]
 
 use std::time::Duration;
 

@@ -468,3 +468,25 @@ async fn an_empty_or_null_previous_response_id_continues_nothing_on_any_target()
     }
     assert_eq!(upstream.hits(), 2);
 }
+
+#[tokio::test]
+async fn a_conversation_kept_in_redis_is_continued_by_another_replica() {
+    let redis = crate::support::RedisServer::start().await;
+    let upstream = FakeUpstream::scripted([
+        Reply::json(200, &chat_completion("Hello Ada.", &[], "stop")),
+        Reply::json(200, &chat_completion("Your name is Ada.", &[], "stop")),
+    ])
+    .await;
+    let cache = format!("cache: {{ backend: redis, redis_url: '{}' }}", redis.url());
+    let config = targets_config(&[("up", "openai", &upstream, "")], &cache, "");
+    let (one, other) = (TestGateway::start(&config).await, TestGateway::start(&config).await);
+
+    let first = one.responses(&first_turn()).await;
+    assert_eq!(first.status(), 200);
+    let id = first.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    settle().await;
+    let second = other.responses(&second_turn(&id)).await;
+
+    assert_eq!(second.status(), 200, "the other replica knows the conversation");
+    assert_eq!(upstream.requests()[1].body, whole_chat_conversation("up-model"));
+}

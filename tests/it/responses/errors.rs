@@ -142,3 +142,40 @@ async fn an_anthropic_targets_client_error_reaches_a_responses_client_in_openais
     assert_eq!(error["message"], "messages: text content blocks must be non-empty");
     assert_eq!(upstream.hits(), 1);
 }
+
+#[tokio::test]
+async fn a_missing_key_or_a_model_the_key_may_not_use_is_refused_before_any_call() {
+    const KEY: &str = "sk-gw-team-a-0123456789";
+    let upstream = FakeUpstream::start().await;
+    let config = targets_config(&[("up", "openai", &upstream, NATIVE)], NO_CACHE, "").replacen(
+        "providers:",
+        &format!(
+            "auth:\n  keys:\n    - {{ name: a, key: {KEY}, models: [\"other-*\"] }}\nproviders:"
+        ),
+        1,
+    );
+    let gateway = TestGateway::start(&config).await;
+    let post = |path: &str, key: Option<&str>, body: Value| {
+        let request = gateway.client.post(gateway.url(path)).timeout(Duration::from_secs(10));
+        let request = match key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        };
+        request.json(&body).send()
+    };
+    let embeddings = json!({"model": "chat", "input": "x"});
+
+    for (path, body) in
+        [("/v1/responses", responses_request(false)), ("/v1/embeddings", embeddings)]
+    {
+        let missing = openai_error(post(path, None, body.clone()).await.unwrap(), 401).await;
+        assert_eq!(missing["type"], "authentication_error", "{path}: {missing}");
+        assert_eq!(missing["code"], "invalid_api_key");
+        let wrong =
+            openai_error(post(path, Some(CLIENT_KEY), body.clone()).await.unwrap(), 401).await;
+        assert_eq!(wrong["code"], "invalid_api_key", "{path}");
+        let forbidden = openai_error(post(path, Some(KEY), body).await.unwrap(), 403).await;
+        assert_eq!(forbidden["type"], "permission_error", "{path}: {forbidden}");
+    }
+    assert_eq!(upstream.hits(), 0);
+}

@@ -124,19 +124,26 @@ async fn a_native_stream_cut_after_content_ends_with_an_error_event_then_respons
         "error": {"type": "server_error", "code": "server_error", "message": "boom", "param": null}});
     let mut with_error = content.clone();
     with_error.push(upstream_error);
-    for (what, reply) in [
-        ("a reset", Reply::responses_stream(&content, StreamEnd::Reset)),
-        ("a close", Reply::responses_stream(&content, StreamEnd::Close)),
+    let stalling = "native_responses: true, timeouts: { idle: 200ms }";
+    for (what, reply, extra) in [
+        ("a reset", Reply::responses_stream(&content, StreamEnd::Reset), NATIVE),
+        ("a close", Reply::responses_stream(&content, StreamEnd::Close), NATIVE),
         (
             "a clean end with no terminal event",
             Reply::responses_stream(&content, StreamEnd::Finish),
+            NATIVE,
         ),
-        ("an upstream error event", Reply::responses_stream(&with_error, StreamEnd::Finish)),
+        (
+            "an upstream error event",
+            Reply::responses_stream(&with_error, StreamEnd::Finish),
+            NATIVE,
+        ),
+        ("a stall past idle", Reply::responses_stream(&content, StreamEnd::Stall), stalling),
     ] {
         let primary = FakeUpstream::scripted([reply]).await;
         let backup = FakeUpstream::start().await;
         let config = targets_config(
-            &[("primary", "openai", &primary, NATIVE), ("backup", "openai", &backup, NATIVE)],
+            &[("primary", "openai", &primary, extra), ("backup", "openai", &backup, NATIVE)],
             NO_CACHE,
             "",
         );

@@ -360,3 +360,42 @@ async fn hints_a_chat_target_cannot_carry_are_left_out_and_named_and_store_is_no
     };
     assert_eq!((drops("reasoning"), drops("verbosity"), drops("store")), (1.0, 1.0, 0.0));
 }
+
+#[tokio::test]
+async fn an_anthropic_targets_tool_use_comes_back_as_a_function_call_item_whole_and_streamed() {
+    let (upstream, gateway) = translated(
+        "anthropic",
+        vec![
+            Reply::json(200, &json_fixture("anthropic_tool_use.json")),
+            Reply::sse("anthropic_tool_stream.sse"),
+        ],
+    )
+    .await;
+    let tool = json!({"type": "function", "name": "get_weather", "parameters": {"type": "object",
+        "properties": {"location": {"type": "string"}, "unit": {"type": "string"}}}});
+    let request = |stream: bool| json!({"model": "chat", "input": "Weather in SF?", "tools": [tool], "stream": stream});
+
+    let whole = gateway.responses(&request(false)).await;
+    let streamed = gateway.responses(&request(true)).await;
+
+    assert_eq!(whole.status(), 200);
+    let answer: Value = whole.json().await.unwrap();
+    let stream = ResponseStream::read(streamed).await;
+    stream.assert_complete();
+    assert_eq!(stream.calls.len(), 1, "{:?}", stream.names);
+    for output in [&answer["output"], &stream.response()["output"]] {
+        let kinds: Vec<&str> =
+            output.as_array().unwrap().iter().map(|item| item["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["message", "function_call"], "{output}");
+        let call = &output[1];
+        assert_eq!(call["call_id"], "toolu_01A09q90qw90lq917835lq9");
+        assert_eq!(call["name"], "get_weather");
+        let arguments: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(arguments, json!({"location": "San Francisco, CA", "unit": "celsius"}));
+    }
+    assert_eq!(output_text(&answer), "I'll check the weather in San Francisco.");
+    assert_eq!(stream.text, "I'll check the weather in San Francisco.");
+    let sent = &upstream.requests()[0].body;
+    assert_eq!(sent["tools"][0]["name"], "get_weather", "the function, as Anthropic's tool");
+    assert!(sent["tools"][0]["input_schema"].is_object(), "{sent}");
+}
