@@ -21,16 +21,11 @@ pub const KEY_VERSION: &str = "v2";
 const CHAT_IGNORED: [&str; 3] = ["stream", "stream_options", "user"];
 /// What does not change a Messages answer (`metadata` holds only `user_id`).
 const MESSAGES_IGNORED: [&str; 2] = ["stream", "metadata"];
-/// What does not change a Response (who asks, how it is delivered, whether it is stored).
-const RESPONSES_IGNORED: [&str; 7] = [
-    "stream",
-    "stream_options",
-    "user",
-    "safety_identifier",
-    "metadata",
-    "store",
-    "prompt_cache_key",
-];
+/// What does not change a Response (who asks, how it is delivered). Not `store`: a Response
+/// echoes it, and one made with `store: false` is kept nowhere (neither by the gateway nor
+/// upstream), so served to a request that asked to store it, it could not be continued.
+const RESPONSES_IGNORED: [&str; 6] =
+    ["stream", "stream_options", "user", "safety_identifier", "metadata", "prompt_cache_key"];
 /// What does not change an embedding.
 const EMBEDDINGS_IGNORED: [&str; 1] = ["user"];
 

@@ -72,35 +72,36 @@ fn check_prints_the_route_table_of_a_valid_config() {
 }
 
 #[test]
-fn check_lists_the_apis_each_model_serves_and_how() {
+fn check_shows_the_apis_each_alias_serves_and_how() {
     let dir = tempfile::tempdir().unwrap();
-    let config = "
+    let path = write(
+        dir.path(),
+        "apis.yaml",
+        "
 providers:
-  openai: { kind: openai, base_url: 'https://api.openai.com/v1', api_key: sk-1 }
-  vllm: { kind: openai, base_url: 'http://127.0.0.1:8000/v1' }
-  claude: { kind: anthropic, base_url: 'https://api.anthropic.com', api_key: sk-2 }
+  openai: { kind: openai, base_url: 'https://api.openai.com/v1', api_key: k1 }
+  local: { kind: openai, base_url: 'http://127.0.0.1:8000/v1' }
+  claude: { kind: anthropic, base_url: 'https://api.anthropic.com', api_key: k2 }
 models:
   mixed:
-    targets:
-      - { provider: openai, model: gpt-x }
-      - { provider: claude, model: claude-x }
-  local:
-    targets: [ { provider: vllm, model: llama } ]
-";
-    let path = write(dir.path(), "apis.yaml", config);
+    targets: [ { provider: openai, model: gpt-4o-mini }, { provider: claude, model: claude-haiku-4-5 } ]
+  local-only:
+    targets: [ { provider: local, model: llama } ]
+",
+    );
 
     let output = ballast(&["check", "--config", &path], dir.path());
 
     assert!(output.status.success(), "{output:?}");
     let text = stdout(&output);
     for expected in [
-        "serves: chat (translated on 1 of 2), messages (translated on 1 of 2), \
-         responses (translated on 1 of 2), embeddings (1 of 2 targets)",
+        "serves: chat (translated on 1 of 2), messages (translated on 1 of 2), responses (translated on 1 of 2), embeddings (1 of 2 targets)",
         "serves: chat, messages (translated), responses (translated), embeddings",
         "(key set, native Responses)",
     ] {
         assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
     }
+    assert_eq!(text.matches("native Responses").count(), 1, "only api.openai.com by default");
 }
 
 #[test]

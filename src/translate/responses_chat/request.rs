@@ -211,7 +211,8 @@ fn asks_for(key: &str, value: &Value) -> bool {
 /// background.
 fn refuse_constraints(body: &Map<String, Value>) -> Result<(), Refusal> {
     let present = |key: &str| body.get(key).is_some_and(|value| !value.is_null());
-    if present("previous_response_id") {
+    // An empty id continues nothing, as the gateway reads it (`ResponsesRequest`).
+    if present("previous_response_id") && body.get("previous_response_id") != Some(&json!("")) {
         return Err(Refusal::new(
             "previous_response_id",
             "previous_response_id points at stored state this target cannot reach.",

@@ -96,3 +96,39 @@ pub fn mixed_targets_config(
     }
     config
 }
+
+/// Model `chat` → one target per `(name, kind, upstream, extra)`, in this order: provider `name`
+/// of `kind` (`openai`, `azure` or `anthropic`) at `upstream`, naming the upstream model (or
+/// Azure deployment) `{name}-model`, with `extra` added to its settings (e.g.
+/// `native_responses: true`); one attempt each unless `extra` sets `retry`. `cache` is the
+/// config's cache line (e.g. [`NO_CACHE`]) and `model_extra` is added to the model's settings
+/// (e.g. `degraded_response: ...`).
+pub fn targets_config(
+    targets: &[(&str, &str, &FakeUpstream, &str)],
+    cache: &str,
+    model_extra: &str,
+) -> String {
+    let mut providers = String::new();
+    let mut list = Vec::new();
+    for (name, kind, upstream, extra) in targets {
+        let url = if *kind == "openai" { upstream.base_url() } else { upstream.root_url() };
+        let retry = if extra.contains("retry:") { "" } else { "retry: { max_retries: 0 }" };
+        let settings: Vec<&str> = [*extra, retry].into_iter().filter(|s| !s.is_empty()).collect();
+        providers.push_str(&format!(
+            "  {name}: {{ kind: {kind}, base_url: '{url}', api_key: {UPSTREAM_KEY}, {} }}\n",
+            settings.join(", ")
+        ));
+        list.push(format!("{{ provider: {name}, model: {name}-model }}"));
+    }
+    format!(
+        "server: {{ listen: 127.0.0.1:0, request_timeout: 10s, shutdown_grace: 2s }}
+{cache}
+providers:
+{providers}models:
+  chat:
+    {model_extra}
+    targets: [ {} ]
+",
+        list.join(", ")
+    )
+}

@@ -75,6 +75,29 @@ impl TestGateway {
             .expect("gateway answers")
     }
 
+    /// POSTs `body` to `path` (`/v1/responses`, `/v1/embeddings`) as the OpenAI SDK does: the
+    /// client's own key as a bearer token, and a 10 s limit on the whole exchange, body included.
+    pub async fn openai_post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(CLIENT_KEY)
+            .timeout(Duration::from_secs(10))
+            .json(body)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
+    /// POSTs `body` to `/v1/responses` (see [`TestGateway::openai_post`]).
+    pub async fn responses(&self, body: &Value) -> reqwest::Response {
+        self.openai_post("/v1/responses", body).await
+    }
+
+    /// POSTs `body` to `/v1/embeddings` (see [`TestGateway::openai_post`]).
+    pub async fn embeddings(&self, body: &Value) -> reqwest::Response {
+        self.openai_post("/v1/embeddings", body).await
+    }
+
     /// POSTs `body`, as it is, to `/v1/chat/completions` as JSON (no key).
     pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
         self.client

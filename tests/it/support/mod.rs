@@ -16,7 +16,7 @@ mod reply;
 mod upstream;
 
 pub use config::{
-    NO_CACHE, anthropic_config, azure_config, mixed_targets_config, openai_config,
+    NO_CACHE, anthropic_config, azure_config, mixed_targets_config, openai_config, targets_config,
     two_targets_config,
 };
 pub use gateway::{

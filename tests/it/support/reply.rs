@@ -92,6 +92,14 @@ impl Reply {
         }
     }
 
+    /// A `text/event-stream` answer of OpenAI Responses events, one per JSON `data`, each named
+    /// by its `type` (`event: response.created` ...) as OpenAI sends them, at once, ending as
+    /// `end` says. The framing is Anthropic's, so this is [`Reply::anthropic_stream`] by the
+    /// name a Responses test reads.
+    pub fn responses_stream(events: &[Value], end: StreamEnd) -> Self {
+        Self::anthropic_stream(events, end)
+    }
+
     /// An Anthropic error answer: `{"type":"error","error":{"type","message"}}`.
     pub fn anthropic_error(status: u16, kind: &str, message: &str) -> Self {
         Self::json(
