@@ -58,8 +58,10 @@ impl Conversations {
     }
 
     /// `reply` to `request` (a Responses request), unchanged; the Response it is kept once it is
-    /// whole (a stream at its terminal event).
-    pub fn keep(
+    /// whole. A whole answer is kept before it is returned, so that the client's next turn finds
+    /// it on any replica; a stream is kept as its terminal event passes (in the background: the
+    /// event is on its way to the client meanwhile).
+    pub async fn keep(
         &self,
         scope: &Arc<str>,
         request: &Arc<Request>,
@@ -80,12 +82,13 @@ impl Conversations {
             request: Arc::clone(request),
             provider: provenance.provider.as_deref().unwrap_or("").to_owned(),
             stored_upstream: provenance.native && provenance.route != Route::Degraded,
-            terminal: None,
         };
         match reply {
             Reply::Complete(body) => {
-                if let Ok(response) = serde_json::from_slice::<Value>(&body) {
-                    keeper.store(&response);
+                if let Ok(response) = serde_json::from_slice::<Value>(&body)
+                    && let Some((key, entry)) = keeper.entry(&response)
+                {
+                    keeper.cache.store_now(key, entry).await;
                 }
                 Reply::Complete(body)
             }
@@ -101,39 +104,35 @@ struct Keeper {
     request: Arc<Request>,
     provider: String,
     stored_upstream: bool,
-    /// A stream's terminal event, which carries the whole Response.
-    terminal: Option<String>,
 }
 
 impl Keeper {
-    fn store(self, response: &Value) {
-        let Request::Responses(responses) = &*self.request else { return };
-        let Some(id) = response["id"].as_str().filter(|_| is_response(response)) else { return };
+    /// Where and what to keep for `response`; none when it is not a Response or is too large.
+    fn entry(&self, response: &Value) -> Option<(String, Arc<Entry>)> {
+        let Request::Responses(responses) = &*self.request else { return None };
+        let id = response["id"].as_str().filter(|_| is_response(response))?;
         let kept = Kept {
             stored_upstream: self.stored_upstream,
             items: responses.history_after(response),
         };
-        let Ok(text) = serde_json::to_string(&kept) else { return };
-        match Entry::holding(text, &self.provider) {
-            Some(entry) => self.cache.store_later(key(&self.scope, id), Arc::new(entry)),
-            None => tracing::debug!("a conversation larger than a cache entry was not kept"),
-        }
+        let text = serde_json::to_string(&kept).ok()?;
+        let Some(entry) = Entry::holding(text, &self.provider) else {
+            tracing::debug!("a conversation larger than a cache entry was not kept");
+            return None;
+        };
+        Some((key(&self.scope, id), Arc::new(entry)))
     }
 }
 
 impl Observer for Keeper {
     fn chunk(&mut self, chunk: &str) {
-        if crate::dialect::event_type(chunk).is_some_and(|kind| event_role(&kind) == EventRole::End)
-        {
-            self.terminal = Some(chunk.to_owned());
-        }
-    }
-
-    fn ended(mut self) {
-        let Some(terminal) = self.terminal.take() else { return };
-        if let Ok(mut event) = serde_json::from_str::<Value>(&terminal) {
+        let terminal = crate::dialect::event_type(chunk)
+            .is_some_and(|kind| event_role(&kind) == EventRole::End);
+        if terminal && let Ok(mut event) = serde_json::from_str::<Value>(chunk) {
             let response = event["response"].take();
-            self.store(&response);
+            if let Some((key, entry)) = self.entry(&response) {
+                self.cache.store_later(key, entry);
+            }
         }
     }
 }

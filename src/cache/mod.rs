@@ -110,18 +110,23 @@ impl Cache {
     /// `key` is kept (`store` says why).
     pub fn store_later(self: &Arc<Self>, key: String, entry: Arc<Entry>) {
         let cache = Arc::clone(self);
-        self.writes.spawn(async move {
-            match tokio::time::timeout(WRITE_TIMEOUT, cache.store.put(key, entry)).await {
-                Ok(Ok(Written::Stored)) => {}
-                Ok(Ok(Written::KeptFresh)) => {
-                    tracing::debug!("a fresh entry was there already; it stays");
-                }
-                Ok(Ok(Written::TooLarge)) => {
-                    tracing::debug!("an answer larger than cache.max_bytes was not stored");
-                }
-                Ok(Err(_)) | Err(_) => cache.metrics.record_cache_error(),
+        self.writes.spawn(async move { cache.store_now(key, entry).await });
+    }
+
+    /// Stores now, bounded by the write timeout: for what must be readable (by any replica) by
+    /// the time the answer reaches its client, such as a kept Responses conversation. A fresh
+    /// entry under `key` is kept.
+    pub async fn store_now(&self, key: String, entry: Arc<Entry>) {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.store.put(key, entry)).await {
+            Ok(Ok(Written::Stored)) => {}
+            Ok(Ok(Written::KeptFresh)) => {
+                tracing::debug!("a fresh entry was there already; it stays");
             }
-        });
+            Ok(Ok(Written::TooLarge)) => {
+                tracing::debug!("an answer larger than cache.max_bytes was not stored");
+            }
+            Ok(Err(_)) | Err(_) => self.metrics.record_cache_error(),
+        }
     }
 
     /// Waits (bounded) for the writes still under way, e.g. before `ballast warm` exits.

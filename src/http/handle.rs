@@ -68,8 +68,9 @@ pub async fn handle(
         Ok(mut answer) => {
             if request.api() == Api::Responses {
                 let reply = answer.reply;
+                let conversations = state.conversations();
                 answer.reply =
-                    state.conversations().keep(&scope, &request, &answer.provenance, reply);
+                    conversations.keep(&scope, &request, &answer.provenance, reply).await;
             }
             let provenance = &answer.provenance;
             span.record("provider", provenance.provider.as_deref().unwrap_or("-"));
