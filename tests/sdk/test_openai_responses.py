@@ -611,3 +611,28 @@ def test_a_replayed_response_stream_parses_like_the_live_one(cached_gateway):
     assert whole.headers.get("x-ballast-cache") == "hit"
     assert whole.parse().output_text == live_events[-1].response.output_text
     assert helper_final.output_text == live_events[-1].response.output_text
+
+
+def test_a_response_asked_not_to_be_stored_never_answers_one_that_may_be_continued(cached_gateway):
+    with openai.OpenAI(
+        base_url=cached_gateway.base_url, api_key=CLIENT_KEY, max_retries=0,
+        timeout=CLIENT_TIMEOUT_S,
+    ) as client:
+        question = "A question first asked not to be stored"
+        unstored = client.responses.with_raw_response.create(
+            model="demo-cached", input=question, store=False
+        )
+        stored = client.responses.with_raw_response.create(model="demo-cached", input=question)
+        again = client.responses.with_raw_response.create(model="demo-cached", input=question)
+        continued = client.responses.create(
+            model="demo-cached", input="Go on", previous_response_id=stored.parse().id
+        )
+
+    assert unstored.headers.get("x-ballast-cache") == "miss"
+    assert stored.headers.get("x-ballast-cache") == "miss", "an unstored answer is not reused"
+    assert stored.parse().store is True
+    assert stored.parse().id != unstored.parse().id
+    assert again.headers.get("x-ballast-cache") == "hit"
+    assert again.parse().id == stored.parse().id
+    assert continued.previous_response_id == stored.parse().id
+    assert continued.output_text
