@@ -64,7 +64,7 @@ fi
 
 wanted="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
 installed="$(cat "$STAMP" 2>/dev/null || true)"
-versions='import anthropic, openai, pytest; print("openai", openai.__version__, "anthropic", anthropic.__version__, "pytest", pytest.__version__)'
+versions='import agents, anthropic, openai, pytest; print("openai", openai.__version__, "anthropic", anthropic.__version__, "openai-agents", agents.__version__, "pytest", pytest.__version__)'
 if [ "$wanted" != "$installed" ] || ! "$VENV/bin/python" -c "$versions" >/dev/null 2>&1; then
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
     echo "$wanted" >"$STAMP"
@@ -145,7 +145,7 @@ if ! cargo test; then
     failed+=("cargo test")
 fi
 
-step "pytest tests/sdk (openai and anthropic Python SDKs against the gateway binary)"
+step "pytest tests/sdk (openai, anthropic and openai-agents Python SDKs against the gateway binary)"
 if ! "$VENV/bin/python" -m pytest -q tests/sdk; then
     failed+=("pytest tests/sdk")
 fi

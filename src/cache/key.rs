@@ -21,11 +21,17 @@ pub const KEY_VERSION: &str = "v2";
 const CHAT_IGNORED: [&str; 3] = ["stream", "stream_options", "user"];
 /// What does not change a Messages answer (`metadata` holds only `user_id`).
 const MESSAGES_IGNORED: [&str; 2] = ["stream", "metadata"];
-/// What does not change a Response (who asks, how it is delivered). Not `store`: a Response
-/// echoes it, and one made with `store: false` is kept nowhere (neither by the gateway nor
-/// upstream), so served to a request that asked to store it, it could not be continued.
-const RESPONSES_IGNORED: [&str; 6] =
-    ["stream", "stream_options", "user", "safety_identifier", "metadata", "prompt_cache_key"];
+/// What does not change a Response (who asks, how it is delivered, whether it is stored; but
+/// see `cache_key` for `store: false`).
+const RESPONSES_IGNORED: [&str; 7] = [
+    "stream",
+    "stream_options",
+    "user",
+    "safety_identifier",
+    "metadata",
+    "store",
+    "prompt_cache_key",
+];
 /// What does not change an embedding.
 const EMBEDDINGS_IGNORED: [&str; 1] = ["user"];
 
@@ -40,7 +46,11 @@ pub fn cache_key(scope: &str, request: &Request) -> String {
             keyed(scope, "messages:", messages.request.members(), &MESSAGES_IGNORED)
         }
         Request::Responses(responses) => {
-            keyed(scope, "responses:", responses.request.members(), &RESPONSES_IGNORED)
+            // `store: false` does not change the Response, but it was then not kept
+            // (`crate::conversations`, and not stored by OpenAI), so it must never answer a
+            // request that may continue it by id: such entries have a space of their own.
+            let api = if responses.may_keep() { "responses:" } else { "responses-unstored:" };
+            keyed(scope, api, responses.request.members(), &RESPONSES_IGNORED)
         }
         Request::Embeddings(embeddings) => {
             keyed(scope, "embeddings:", embeddings.members(), &EMBEDDINGS_IGNORED)
@@ -312,8 +322,9 @@ mod tests {
     use super::*;
 
     use crate::anthropic::MessagesRequest;
-    use crate::dialect::Messages;
+    use crate::dialect::{Messages, Responses};
     use crate::openai::chat::ChatRequest;
+    use crate::openai::responses::ResponsesRequest;
 
     fn key(scope: &str, body: &str) -> String {
         cache_key(scope, &Request::Chat(ChatRequest::from_slice(body.as_bytes()).unwrap()))
@@ -322,6 +333,26 @@ mod tests {
     fn messages_key(body: &str) -> String {
         let request = MessagesRequest::from_slice(body.as_bytes()).unwrap();
         cache_key("", &Request::Messages(Messages::new(request, Vec::new())))
+    }
+
+    fn responses_key(body: &str) -> String {
+        let request = ResponsesRequest::from_slice(body.as_bytes()).unwrap();
+        cache_key("", &Request::Responses(Responses::new(request, None)))
+    }
+
+    #[test]
+    fn an_unstored_response_never_answers_a_request_that_may_continue_it() {
+        let body = r#"{"model":"m","input":"hi"}"#;
+        let stored = r#"{"model":"m","input":"hi","store":true,"metadata":{"a":"b"}}"#;
+        let unstored = r#"{"model":"m","input":"hi","store":false}"#;
+        assert!(responses_key(body).starts_with("ballast:v2:responses:"));
+        assert_eq!(responses_key(body), responses_key(stored), "stored is the default");
+        assert_ne!(responses_key(body), responses_key(unstored));
+        assert!(responses_key(unstored).starts_with("ballast:v2:responses-unstored:"));
+        assert_eq!(
+            responses_key(unstored),
+            responses_key(r#"{"store":false,"input":"hi","stream":true,"model":"m"}"#)
+        );
     }
 
     #[test]

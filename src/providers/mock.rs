@@ -126,7 +126,7 @@ impl Mock {
                 "`dimensions` must be at most {} for the mock provider.",
                 mock_embeddings::MAX_DIMENSIONS
             );
-            let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": "dimensions", "code": null}});
+            let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": "dimensions", "code": "invalid_value"}});
             let body = body.to_string();
             return Err(Failure::from_status(
                 &self.name,

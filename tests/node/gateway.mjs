@@ -3,6 +3,7 @@
 //
 // The gateway's models (the same for both test files; each file starts its own gateway):
 // * `demo-fast`: the built-in offline `mock` provider (deterministic text, usage, streaming).
+// * `demo-embed`: the mock's embeddings (deterministic unit vectors, 1536 dimensions).
 // * `fake-500`, `fake-cut`, `fake-tool`: an `openai`-kind provider each, pointed at the fake
 //   upstream under a path that picks its behaviour (HTTP 500 every time, a stream cut after two
 //   chunks, a tool call). One attempt per request, so tests can count upstream hits.
@@ -26,7 +27,7 @@ export const CLIENT_KEY = 'node-sdk-client-key-0001';
 export const LIMITED_KEY = 'node-sdk-limited-key-0001';
 export const UPSTREAM_KEY = 'node-sdk-upstream-key';
 // The models the config lists, in its order.
-export const CONFIGURED_MODELS = ['demo-fast', 'fake-500', 'fake-cut', 'fake-tool'];
+export const CONFIGURED_MODELS = ['demo-fast', 'demo-embed', 'fake-500', 'fake-cut', 'fake-tool'];
 // What the `cut` upstream streams before it drops the connection.
 export const CUT_STREAM_WORDS = ['Hello', ' there'];
 // The tool call the `tool` upstream answers with.
@@ -163,6 +164,8 @@ providers:
 models:
   demo-fast:
     targets: [ { provider: mock, model: mock-small } ]
+  demo-embed:
+    targets: [ { provider: mock, model: mock-embedding } ]
   fake-500:
     targets: [ { provider: upstream-500, model: upstream-model-500 } ]
   fake-cut:

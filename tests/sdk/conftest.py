@@ -13,6 +13,14 @@ The gateway runs once per session on a config written here. Its models:
   Message (or its SSE events when ``stream`` is true), or HTTP 529 ``overloaded_error``.
 * ``anth-failover``: an overloaded ``anthropic`` target (scenario ``anth-overloaded-fo``, its own
   provider so its hits are counted apart), then the mock.
+* ``demo-embed``: the mock's embeddings (deterministic unit vectors, 1536 dimensions).
+* ``fake-resp``: an ``openai``-kind provider with ``native_responses: true`` on scenario ``resp``,
+  which speaks the Responses API at ``/resp/v1/responses``: a whole Response, or its SSE events
+  when ``stream`` is true (the passthrough).
+* ``fake-resp-cut``: the same on scenario ``resp-cut``, whose stream dies after its first text
+  delta (no terminal event).
+* ``fake-embed``: an ``openai``-kind provider on scenario ``embed-floats``, an OpenAI-compatible
+  server that answers ``/v1/embeddings`` with float arrays whatever ``encoding_format`` says.
 
 The fake upstream records every request it gets, so tests can count them and look at what the
 gateway sent. Every provider on it makes one attempt per request (``max_retries: 0``).
@@ -22,8 +30,10 @@ Everything listens on loopback only, and every wait is bounded.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -55,6 +65,10 @@ CONFIGURED_MODELS = (
     "anth-ok",
     "anth-overloaded",
     "anth-failover",
+    "demo-embed",
+    "fake-resp",
+    "fake-resp-cut",
+    "fake-embed",
 )
 
 # What the `cut` upstream streams before it drops the connection.
@@ -74,6 +88,22 @@ ANTH_MESSAGE_ID = "msg_fake_anth_ok_01"
 ANTH_USAGE = {"input_tokens": 11, "output_tokens": 5}
 ANTH_COUNT_TOKENS = 42
 ANTH_OVERLOADED_MESSAGE = "The fake Anthropic upstream is overloaded on purpose."
+
+# The `resp` scenario (Responses API, native): its Response and what its stream says. Each
+# Response gets an id of its own (RESP_ID_PREFIX and a count), as OpenAI's do.
+RESP_ID_PREFIX = "resp_fake_native_"
+RESP_MESSAGE_ID = "msg_fake_native_01"
+RESP_TEXT_DELTAS = ("Native fake", " says hi.")
+RESP_USAGE = {
+    "input_tokens": 13,
+    "input_tokens_details": {"cached_tokens": 0},
+    "output_tokens": 6,
+    "output_tokens_details": {"reasoning_tokens": 0},
+    "total_tokens": 19,
+}
+
+# The `embed-floats` scenario: every input gets this vector, as JSON numbers, always.
+FAKE_EMBEDDING = (0.1, -0.2, 0.5)
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,6 +223,66 @@ def anth_ok_events(model: str) -> list[bytes]:
     return [f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events]
 
 
+def resp_response(body: dict, response_id: str, status: str = "completed") -> dict:
+    """The `resp` scenario's Response: one message with the whole text (empty while not done)."""
+    done = status == "completed"
+    text = "".join(RESP_TEXT_DELTAS) if done else ""
+    message = {
+        "id": RESP_MESSAGE_ID,
+        "type": "message",
+        "role": "assistant",
+        "status": status,
+        "content": [{"type": "output_text", "text": text, "annotations": []}] if done else [],
+    }
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": 1_700_000_000,
+        "status": status,
+        "model": body.get("model", ""),
+        "output": [message] if done else [],
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "previous_response_id": body.get("previous_response_id"),
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": RESP_USAGE if done else None,
+    }
+
+
+def resp_events(body: dict, response_id: str, cut: bool = False) -> list[bytes]:
+    """The `resp` scenario's stream as sent: `event:`/`data:` pairs numbered from 0, no
+    `[DONE]`. Cut, it stops after the first text delta."""
+    part = {"type": "output_text", "text": "", "annotations": []}
+    whole = {**part, "text": "".join(RESP_TEXT_DELTAS)}
+    ids = {"item_id": RESP_MESSAGE_ID, "output_index": 0, "content_index": 0}
+    item = {"id": RESP_MESSAGE_ID, "type": "message", "role": "assistant",
+            "status": "in_progress", "content": []}
+    events = [
+        {"type": "response.created", "response": resp_response(body, response_id, "in_progress")},
+        {"type": "response.in_progress", "response": resp_response(body, response_id, "in_progress")},
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+        {"type": "response.content_part.added", **ids, "part": part},
+        *({"type": "response.output_text.delta", **ids, "delta": d} for d in RESP_TEXT_DELTAS),
+        {"type": "response.output_text.done", **ids, "text": whole["text"]},
+        {"type": "response.content_part.done", **ids, "part": whole},
+        {"type": "response.output_item.done", "output_index": 0,
+         "item": resp_response(body, response_id)["output"][0]},
+        {"type": "response.completed", "response": resp_response(body, response_id)},
+    ]
+    if cut:
+        events = events[:5]
+    return [
+        f"event: {e['type']}\ndata: {json.dumps({**e, 'sequence_number': n})}\n\n".encode()
+        for n, e in enumerate(events)
+    ]
+
+
+_response_numbers = itertools.count(1)
+
+
 def _make_handler(upstream_ref: list[FakeUpstream]):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -219,6 +309,10 @@ def _make_handler(upstream_ref: list[FakeUpstream]):
             )
             if scenario.startswith("anth-"):
                 return self._anthropic(scenario, parts[1:], body)
+            if scenario in ("resp", "resp-cut") and parts[1:] == ["v1", "responses"]:
+                return self._responses(body, cut=scenario == "resp-cut")
+            if scenario == "embed-floats" and parts[1:] == ["v1", "embeddings"]:
+                return self._embeddings(body)
             if parts[1:] != ["v1", "chat", "completions"]:
                 return self._json(404, {"error": {"message": "no such path", "type": "x"}})
             if scenario == "tool":
@@ -309,6 +403,39 @@ def _make_handler(upstream_ref: list[FakeUpstream]):
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
+
+        def _responses(self, body: dict, cut: bool) -> None:
+            """The Responses API itself: a Response, or its events in chunked framing. Cut, the
+            socket closes after the first text delta (no terminating zero-length chunk)."""
+            response_id = f"{RESP_ID_PREFIX}{next(_response_numbers):04d}"
+            if not body.get("stream"):
+                data = json.dumps(resp_response(body, response_id)).encode()
+                return self._raw(200, "application/json", data)
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for event in resp_events(body, response_id, cut):
+                self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
+                self.wfile.flush()
+            if cut:
+                self.close_connection = True
+                return
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def _embeddings(self, body: dict) -> None:
+            """An OpenAI-compatible server that writes floats, whatever `encoding_format` says."""
+            inputs = body.get("input")
+            count = len(inputs) if isinstance(inputs, list) and inputs and not isinstance(
+                inputs[0], int) else 1
+            data = [
+                {"object": "embedding", "index": i, "embedding": list(FAKE_EMBEDDING)}
+                for i in range(count)
+            ]
+            usage = {"prompt_tokens": 2 * count, "total_tokens": 2 * count}
+            self._json(200, {"object": "list", "data": data, "model": body.get("model", ""),
+                             "usage": usage})
 
         def _anthropic_not_found(self, message: str) -> None:
             error = {"type": "not_found_error", "message": message}
@@ -430,6 +557,10 @@ def _gateway_config(upstream: FakeUpstream) -> str:
             f"api_key: {UPSTREAM_KEY}, timeouts: {timeouts}, retry: {{ max_retries: 0 }} }}"
         )
 
+    def native_responses_provider(scenario: str) -> str:
+        # A loopback `openai` server is taken for one without the Responses API unless told.
+        return openai_provider(scenario)[:-2] + ", native_responses: true }"
+
     def anthropic_provider(scenario: str) -> str:
         return (
             f"{{ kind: anthropic, base_url: '{upstream.anthropic_base_url(scenario)}', "
@@ -452,6 +583,9 @@ providers:
   anthropic-ok: {anthropic_provider("anth-ok")}
   anthropic-overloaded: {anthropic_provider("anth-overloaded")}
   anthropic-overloaded-fo: {anthropic_provider("anth-overloaded-fo")}
+  upstream-resp: {native_responses_provider("resp")}
+  upstream-resp-cut: {native_responses_provider("resp-cut")}
+  upstream-embed: {openai_provider("embed-floats")}
 models:
   demo-fast:
     targets: [ {{ provider: mock, model: mock-small }} ]
@@ -473,6 +607,14 @@ models:
     targets:
       - {{ provider: anthropic-overloaded-fo, model: claude-upstream-overloaded }}
       - {{ provider: mock, model: mock-failover }}
+  demo-embed:
+    targets: [ {{ provider: mock, model: mock-embedding }} ]
+  fake-resp:
+    targets: [ {{ provider: upstream-resp, model: upstream-model-resp }} ]
+  fake-resp-cut:
+    targets: [ {{ provider: upstream-resp-cut, model: upstream-model-resp-cut }} ]
+  fake-embed:
+    targets: [ {{ provider: upstream-embed, model: upstream-model-embed }} ]
 """
 
 
@@ -515,6 +657,29 @@ def gateway(fake_upstream, tmp_path_factory):
     yield from _serve(_gateway_config(fake_upstream), tmp_path_factory)
 
 
+def _kept_config(upstream: FakeUpstream) -> str:
+    """The same models, on a store that keeps Responses conversations (the memory cache) while
+    no answer is cached (`cache: false` on every model), so upstream hits can still be counted."""
+    config = _gateway_config(upstream).replace(
+        "# Off for these tests: they count what reaches the upstream. test_cache.py turns it on.\n"
+        "cache: { backend: none }",
+        "# On for its store only: every model below says `cache: false`.\n"
+        "cache: { backend: memory, ttl: 1h }",
+    )
+    assert "backend: memory" in config
+    models = config.index("\nmodels:\n")
+    body = re.sub(r"(?m)^(  [a-z0-9-]+:\n)(    targets:)", r"\1    cache: false\n\2",
+                  config[models:])
+    return config[:models] + body
+
+
+@pytest.fixture(scope="session")
+def kept_gateway(fake_upstream, tmp_path_factory):
+    """A gateway that keeps conversations by response id (SPEC §4: with `backend: none`, as on
+    `gateway`, it keeps none, and a `previous_response_id` it does not know is refused)."""
+    yield from _serve(_kept_config(fake_upstream), tmp_path_factory)
+
+
 CACHED_CONFIG = """\
 server: { listen: 127.0.0.1:0, request_timeout: 30s, shutdown_grace: 2s }
 cache: { backend: memory, ttl: 1h }
@@ -523,6 +688,8 @@ providers:
 models:
   demo-cached:
     targets: [ { provider: mock, model: mock-cached } ]
+  demo-embed-cached:
+    targets: [ { provider: mock, model: mock-embedding-cached } ]
 """
 
 
@@ -615,6 +782,20 @@ def _serve(config_text: str, tmp_path_factory):
 def client(gateway):
     sdk = openai.OpenAI(
         base_url=gateway.base_url,
+        api_key=CLIENT_KEY,
+        max_retries=2,
+        timeout=CLIENT_TIMEOUT_S,
+    )
+    try:
+        yield sdk
+    finally:
+        sdk.close()
+
+
+@pytest.fixture
+def kept_client(kept_gateway):
+    sdk = openai.OpenAI(
+        base_url=kept_gateway.base_url,
         api_key=CLIENT_KEY,
         max_retries=2,
         timeout=CLIENT_TIMEOUT_S,
