@@ -87,7 +87,14 @@ impl Responses {
         let translated = to_chat(body, &self.request.model)?;
         let chat = ChatRequest::from_bytes(translated.body.into())
             .map_err(|invalid| Refusal::new(invalid.param.unwrap_or("input"), invalid.message))?;
-        Ok(AsChat { request: chat, dropped: translated.dropped })
+        // The kept reasoning items never reached the translation: named here.
+        let mut dropped = self.expanded_drops.clone();
+        for name in translated.dropped {
+            if !dropped.contains(&name) {
+                dropped.push(name);
+            }
+        }
+        Ok(AsChat { request: chat, dropped })
     }
 
     /// The body for a target other than the one that stored the conversation: with the kept
