@@ -13,7 +13,7 @@ use prometheus::{
 };
 
 use crate::failure::FailureClass;
-use crate::outcome::{Api, CacheStatus, CircuitState, Route};
+use crate::outcome::{Api, CacheStatus, CircuitState, Route, StreamEnding};
 use crate::translate::messages_chat::request::TOOL_HINTS;
 use crate::translate::responses_chat;
 
@@ -53,6 +53,7 @@ pub struct Metrics {
     cache_saved: CounterVec,
     overhead: Histogram,
     translation_drops: IntCounterVec,
+    stream_endings: IntCounterVec,
 }
 
 /// The `field` values of `ballast_translation_drops_total`: the hints a translation knows by
@@ -212,6 +213,11 @@ impl Metrics {
                 "Hints and unforced built-in tools left out of a translated request.",
                 &["api", "provider", "field"],
             )?,
+            stream_endings: counter(
+                "ballast_stream_endings_total",
+                "Streams sent to clients, by how they ended.",
+                &["api", "model", "ending"],
+            )?,
             registry,
         };
         Ok(metrics)
@@ -242,6 +248,11 @@ impl Metrics {
         self.request_duration
             .with_label_values(&[api, model, route, stream])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// How a stream sent to a client of `api` for `model` ended.
+    pub fn record_stream_ending(&self, api: Api, model: &str, ending: StreamEnding) {
+        self.stream_endings.with_label_values(&[api.as_str(), model, ending.as_str()]).inc();
     }
 
     /// What a translation for `provider` left out of an answered request, by name (`dropped`

@@ -1,5 +1,6 @@
 //! The closed vocabularies ballast reports: which client API a request spoke (`Api`) and how a
-//! target carries it (`Carriage`), how it was answered (`Route`), what the cache did (`CacheStatus`) and where a provider's circuit stands
+//! target carries it (`Carriage`), how it was answered (`Route`) and how its stream ended
+//! (`StreamEnding`), what the cache did (`CacheStatus`) and where a provider's circuit stands
 //! (`CircuitState`).
 //!
 //! One enum per fact, shared by the pipeline that decides it, the headers and `/status` that show
@@ -59,6 +60,30 @@ pub enum Route {
     Stale,
     /// Every target failed and nothing stale: the model's `degraded_response`.
     Degraded,
+}
+
+/// How a stream sent to a client ended (the `ending` label of `ballast_stream_endings_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEnding {
+    /// After the upstream's terminal event (or a replay's last event).
+    Complete,
+    /// The upstream broke off after content: the client got the dialect's error event.
+    UpstreamError,
+    /// The client went away before the end.
+    ClientGone,
+    /// The shutdown grace ran out.
+    Shutdown,
+}
+
+impl StreamEnding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::UpstreamError => "upstream_error",
+            Self::ClientGone => "client_gone",
+            Self::Shutdown => "shutdown",
+        }
+    }
 }
 
 /// What the cache did for a request (SPEC §3 `x-ballast-cache`).

@@ -26,6 +26,7 @@ use crate::dialect::Api;
 use crate::dialect::responses::StreamTail;
 use crate::openai::error::ErrorBody;
 use crate::openai::stream::{DONE, is_usage_only};
+use crate::outcome::StreamEnding;
 use crate::pipeline::{Answer, Provenance};
 use crate::providers::{ChunkStream, Reply};
 
@@ -102,6 +103,7 @@ fn sse_events(
                     biased;
                     () = streams_cut.cancelled() => {
                         tracing::warn!(request_id = %request_id, "shutdown grace passed; ending an open stream");
+                        state.record.ended(StreamEnding::Shutdown);
                         break Err(("gateway_shutting_down",
                             "The gateway is shutting down and ended this stream."));
                     }
@@ -117,9 +119,13 @@ fn sse_events(
                         continue;
                     }
                     Some(Ok(data)) => break Ok(Some(data)),
-                    None => break Ok(None),
+                    None => {
+                        state.record.ended(StreamEnding::Complete);
+                        break Ok(None);
+                    }
                     Some(Err(failure)) => {
                         tracing::warn!(request_id = %request_id, failure = %failure, "upstream stream broke off");
+                        state.record.ended(StreamEnding::UpstreamError);
                         break Err((
                             "upstream_stream_error",
                             "The upstream provider's stream broke off before it was complete.",
@@ -158,8 +164,7 @@ fn sse_events(
 /// A stream on its way to the client.
 struct Relay {
     chunks: ChunkStream,
-    /// Dropped (and so recorded) when the stream is done.
-    #[expect(dead_code, reason = "held for its drop")]
+    /// Told how the stream ended; dropped (and so recorded) when the stream is done.
     record: RequestRecord,
     /// What a Responses stream needs to end well after a break.
     tail: StreamTail,

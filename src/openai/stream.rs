@@ -7,6 +7,53 @@ use super::chat::{ChatCompletion, Usage};
 /// The payload of the last SSE event of a successful stream.
 pub const DONE: &str = "[DONE]";
 
+/// Whether a chunk is past the stream's opening (SPEC §4 "Streams never lie"): a choice with
+/// text, a refusal, reasoning text or a tool-call delta, or with its finish reason, or the usage
+/// chunk (which follows the finish). A role-only first chunk, and an empty one, wait: a stream is
+/// held until content, so an upstream that opens a stream and then fails is still an ordinary
+/// failed attempt. A chunk that is not a chunk counts as content: it is not this check's to
+/// refuse.
+pub fn carries_content(data: &str) -> bool {
+    use std::borrow::Cow;
+    #[derive(Deserialize)]
+    struct Probe<'a> {
+        #[serde(borrow)]
+        choices: Option<Vec<ProbeChoice<'a>>>,
+        usage: Option<serde::de::IgnoredAny>,
+    }
+    #[derive(Deserialize)]
+    struct ProbeChoice<'a> {
+        #[serde(borrow)]
+        delta: Option<ProbeDelta<'a>>,
+        finish_reason: Option<serde::de::IgnoredAny>,
+    }
+    #[derive(Deserialize)]
+    struct ProbeDelta<'a> {
+        #[serde(borrow)]
+        content: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        refusal: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        reasoning_content: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        reasoning: Option<Cow<'a, str>>,
+        tool_calls: Option<Vec<serde::de::IgnoredAny>>,
+    }
+    let Ok(probe) = serde_json::from_str::<Probe<'_>>(data) else { return true };
+    let texts = |delta: &ProbeDelta<'_>| {
+        [&delta.content, &delta.refusal, &delta.reasoning_content, &delta.reasoning]
+            .into_iter()
+            .any(|text| text.as_deref().is_some_and(|text| !text.is_empty()))
+    };
+    probe.usage.is_some()
+        || probe.choices.unwrap_or_default().iter().any(|choice| {
+            choice.finish_reason.is_some()
+                || choice.delta.as_ref().is_some_and(|delta| {
+                    texts(delta) || delta.tool_calls.as_ref().is_some_and(|calls| !calls.is_empty())
+                })
+        })
+}
+
 /// Whether a chunk payload is the final usage chunk (usage and no choices). Chunks without a
 /// non-null usage are recognised without parsing.
 pub fn is_usage_only(data: &str) -> bool {
@@ -128,4 +175,33 @@ pub fn chunks_of(completion: &ChatCompletion, include_usage: bool) -> Vec<ChatCo
         chunks.push(chunk(Vec::new(), Some(completion.usage)));
     }
     chunks
+}
+
+#[cfg(test)]
+mod content_tests {
+    use super::carries_content;
+
+    #[test]
+    fn only_chunks_past_the_opening_carry_content() {
+        for opening in [
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":null}],"usage":null}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[]},"finish_reason":null}]}"#,
+            r#"{"choices":[]}"#,
+        ] {
+            assert!(!carries_content(opening), "{opening}");
+        }
+        for content in [
+            r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"\u0048i"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"refusal":"no"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"reasoning_content":"hm"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"f"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1}}"#,
+            "not a chunk",
+        ] {
+            assert!(carries_content(content), "{content}");
+        }
+    }
 }

@@ -108,7 +108,7 @@ impl Pipeline {
     ///    b. `Bulkhead` (only with `max_concurrency`): skip at once when the provider is full.
     ///    c. `Retry`: retries on this provider (backoff, Retry-After, budget, deadline).
     ///    d. `Attempt`: one attempt under the provider's `first_byte` (streams) or `total`
-    ///    timeout, then `providers::Provider::send`. A stream is returned once its first chunk
+    ///    timeout, then `providers::Provider::send`. A stream is returned once its first content
     ///    arrived, so everything above can still retry or fail over before the client sees it.
     ///
     /// 1–3 and 5a–c are `Stage`s (`stage.rs` says how they are written); 4 and 5d, the two ends

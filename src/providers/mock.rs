@@ -14,14 +14,14 @@ use futures_util::{StreamExt, stream};
 use rand::Rng;
 use serde_json::{Map, Value, json};
 
-use super::{Reply, first_chunk_ready, mock_embeddings, unix_now};
+use super::{Reply, content_ready, mock_embeddings, unix_now};
 use crate::config::MockSettings;
 use crate::failure::Failure;
 use crate::openai::chat::{
     AssistantMessage, ChatCompletion, ChatRequest, Choice, FunctionCall, ToolCall, Usage,
 };
 use crate::openai::embeddings::EmbeddingsRequest;
-use crate::openai::stream::chunks_of;
+use crate::openai::stream::{carries_content, chunks_of};
 
 const VOCABULARY: [&str; 48] = [
     "the",
@@ -158,7 +158,7 @@ impl Mock {
                 Ok(serde_json::to_string(&chunk).unwrap_or_default())
             },
         );
-        first_chunk_ready(&self.name, chunks.boxed()).await
+        content_ready(&self.name, chunks.boxed(), carries_content).await
     }
 }
 

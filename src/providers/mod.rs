@@ -218,11 +218,6 @@ impl Provider {
     }
 }
 
-/// Waits for a stream's first chunk and returns the stream with that chunk put back in front.
-async fn first_chunk_ready(provider: &Arc<str>, chunks: ChunkStream) -> Result<Reply, Failure> {
-    content_ready(provider, chunks, |_| true).await
-}
-
 /// Waits for a stream's first chunk that `carries_content` (SPEC §4 "Streams never lie": the
 /// opening events wait with it) and returns the stream with what it held put back in front. A
 /// stream that fails or ends before is a failed attempt, which nothing has reached the client of.

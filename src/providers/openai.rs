@@ -11,11 +11,12 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::transport::{Connect, MAX_ANSWER_BYTES, Transport, endpoint};
-use super::{Reply, embeddings, first_chunk_ready, responses, sse};
+use super::{Reply, content_ready, embeddings, responses, sse};
 use crate::config::OpenAiSettings;
 use crate::failure::{Failure, FailureClass};
 use crate::openai::chat::ChatRequest;
 use crate::openai::embeddings::Encoding;
+use crate::openai::stream::carries_content;
 
 pub(super) struct OpenAi {
     transport: Transport,
@@ -88,7 +89,7 @@ where
     let response = transport.post(url, body, request.stream, request_id).await?;
     if request.stream {
         let chunks = sse::chat_chunks(Arc::clone(name), response.bytes_stream(), tidy);
-        first_chunk_ready(name, Box::pin(chunks)).await
+        content_ready(name, Box::pin(chunks), carries_content).await
     } else {
         let body = transport.read(response, MAX_ANSWER_BYTES).await?;
         check_completion(name, &body)?;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use futures_util::{StreamExt, stream};
 
-use super::{ChunkStream, Reply, content_ready, first_chunk_ready};
+use super::{ChunkStream, Reply, content_ready};
 use crate::dialect::responses::carries_content;
-use crate::dialect::{Messages, Responses};
+use crate::dialect::{Messages, Responses, messages};
 use crate::failure::{Failure, FailureClass};
 use crate::rate_limit::estimate_prompt_tokens;
 use crate::translate::messages_chat::stream::{Event, StreamTranslation};
@@ -40,7 +40,7 @@ pub(super) async fn messages_from_chat(
                 Some(chunk) => translation.chunk(chunk).map(data),
                 None => Some(data(translation.finish())),
             });
-            first_chunk_ready(provider, events).await
+            content_ready(provider, events, messages::carries_content).await
         }
     }
 }

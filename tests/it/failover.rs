@@ -176,6 +176,38 @@ async fn a_stream_that_breaks_after_its_first_byte_is_never_failed_over() {
     );
 }
 
+/// SPEC §4 "Streams never lie": a stream is held until its first content, so an upstream that
+/// opens with a role-only chunk and then sends an error event, stalls past `first_byte`, closes
+/// or resets is an ordinary failed attempt, and the client gets one clean stream from the next
+/// target.
+#[tokio::test]
+async fn a_role_chunk_then_a_failure_fails_over_before_the_client_sees_a_byte() {
+    let role = chunk_events(&[], false)[0].clone();
+    let error = json!({"error": {"message": "overloaded", "type": "server_error"}}).to_string();
+    for (case, events, end) in [
+        ("error event", vec![role.clone(), error], StreamEnd::Finish),
+        ("stall", vec![role.clone()], StreamEnd::Stall),
+        ("close", vec![role.clone()], StreamEnd::Close),
+        ("reset", vec![role.clone()], StreamEnd::Reset),
+    ] {
+        let primary =
+            FakeUpstream::scripted([Reply::Stream { events, gap: Duration::ZERO, end }]).await;
+        let backup = FakeUpstream::scripted([Reply::chunks(&["from", " the backup"])]).await;
+        let config = two_targets_config(&primary, &backup, "timeouts: { first_byte: 300ms }", "");
+        let gateway = TestGateway::start(&config).await;
+
+        let response = gateway.chat(&chat_request(true)).await;
+
+        assert_eq!(response.status(), 200, "{case}");
+        assert_eq!(response.headers()["x-ballast-route"], "failover", "{case}");
+        let events = read_stream(response).await;
+        assert_eq!(streamed_text(&events), "from the backup", "{case}: one clean stream");
+        assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{case}");
+        assert!(events.iter().all(|e| !e.contains("\"error\"")), "{case}: {events:?}");
+        assert_eq!((primary.hits(), backup.hits()), (1, 1), "{case}");
+    }
+}
+
 #[tokio::test]
 async fn degraded_response_answers_when_every_target_failed() {
     let primary = FakeUpstream::start().await;

@@ -258,3 +258,46 @@ async fn metrics_listen_moves_metrics_and_status_off_the_main_listener() {
     stop.send(()).unwrap();
     task.await.unwrap();
 }
+
+/// `ballast_stream_endings_total` says how each stream sent to a client ended: complete, broken
+/// off upstream after content (`upstream_error`), or left by its client (`client_gone`).
+#[tokio::test]
+async fn stream_endings_are_counted_by_how_each_stream_ended() {
+    let broken = chunk_events(&["half"], false)[..2].to_vec();
+    let crawling = Reply::Stream {
+        events: chunk_events(&["one", " two", " three"], true),
+        gap: Duration::from_millis(300),
+        end: StreamEnd::Finish,
+    };
+    let upstream = FakeUpstream::scripted([
+        Reply::chunks(&["all", " of", " it"]),
+        Reply::Stream { events: broken, gap: Duration::ZERO, end: StreamEnd::Reset },
+        crawling,
+    ])
+    .await;
+    let gateway = TestGateway::in_front_of(&upstream).await;
+
+    read_stream(gateway.chat(&chat_request(true)).await).await;
+    read_stream(gateway.chat(&chat_request(true)).await).await;
+    let mut left = gateway.chat(&chat_request(true)).await;
+    assert!(left.chunk().await.unwrap().is_some(), "the third stream started");
+    drop(left);
+
+    let mut counted = (0.0, 0.0, 0.0);
+    for _ in 0..100 {
+        let text = scrape(&gateway).await;
+        let ending = |ending| {
+            support::metric_sum(
+                &text,
+                "ballast_stream_endings_total",
+                &[("api", "chat"), ("ending", ending)],
+            )
+        };
+        counted = (ending("complete"), ending("upstream_error"), ending("client_gone"));
+        if counted == (1.0, 1.0, 1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(counted, (1.0, 1.0, 1.0), "complete, upstream_error, client_gone");
+}

@@ -32,10 +32,11 @@ use self::request::to_messages;
 use self::response::to_completion;
 use self::stream::StreamState;
 use super::transport::{Connect, MAX_ANSWER_BYTES, Transport, endpoint};
-use super::{Reply, first_chunk_ready, sse, unix_now};
+use super::{Reply, content_ready, sse, unix_now};
 use crate::config::AnthropicSettings;
 use crate::failure::{Failure, FailureClass};
 use crate::openai::chat::ChatRequest;
+use crate::openai::stream::carries_content;
 
 /// The API version every request names.
 const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -81,7 +82,7 @@ impl Anthropic {
             let chunks = sse::translate(Arc::clone(name), response.bytes_stream(), move |event| {
                 state.event(&event)
             });
-            first_chunk_ready(name, Box::pin(chunks)).await
+            content_ready(name, Box::pin(chunks), carries_content).await
         } else {
             let body = self.transport.read(response, MAX_ANSWER_BYTES).await?;
             let completion = to_completion(&body, unix_now())

@@ -42,8 +42,9 @@ async fn fifty_identical_concurrent_misses_make_one_upstream_call() {
 
 /// A leader whose stream crawls (a slow upstream, or a client that stopped reading) holds its
 /// followers back for the follower patience only: the longest `first_byte` of the model's
-/// targets, 300 ms here. Then the follower calls the upstream itself, and its answer, stored
-/// first, is not replaced by the leader's when that one ends.
+/// targets, 800 ms here (the leader's first content, behind a 500 ms gap, comes within it).
+/// Then the follower calls the upstream itself, and its answer, stored first, is not replaced
+/// by the leader's when that one ends.
 #[tokio::test]
 async fn a_follower_of_a_crawling_stream_calls_the_upstream_itself_after_its_patience() {
     for backend in Backend::both().await {
@@ -55,7 +56,7 @@ async fn a_follower_of_a_crawling_stream_calls_the_upstream_itself_after_its_pat
         let upstream =
             FakeUpstream::scripted([crawling, Reply::completion("the follower's own")]).await;
         let config =
-            support::openai_config(&upstream.base_url(), "timeouts: { first_byte: 300ms }")
+            support::openai_config(&upstream.base_url(), "timeouts: { first_byte: 800ms }")
                 .replace(NO_CACHE, &backend.yaml("1h", "1h"));
         let gateway = TestGateway::start(&config).await;
         let b = backend.name();
