@@ -12,7 +12,7 @@ METRICS = {
         "counter",
         {"api", "model", "route", "status"},
         {
-            "api": {"chat", "messages"},
+            "api": {"chat", "messages", "responses", "embeddings"},
             "route": {"cache", "primary", "failover", "stale", "degraded", "error"},
         },
     ),
@@ -20,7 +20,7 @@ METRICS = {
         "histogram",
         {"api", "model", "route", "stream"},
         {
-            "api": {"chat", "messages"},
+            "api": {"chat", "messages", "responses", "embeddings"},
             "route": {"cache", "primary", "failover", "stale", "degraded", "error"},
             "stream": {"true", "false"},
         },
@@ -68,7 +68,15 @@ METRICS = {
     "ballast_translation_drops_total": (
         "counter",
         {"api", "provider", "field"},
-        {"api": {"chat", "messages"}},
+        {"api": {"chat", "messages", "responses", "embeddings"}},
+    ),
+    "ballast_stream_endings_total": (
+        "counter",
+        {"api", "model", "ending"},
+        {
+            "api": {"chat", "messages", "responses"},
+            "ending": {"complete", "upstream_error", "client_gone", "shutdown"},
+        },
     ),
 }
 
