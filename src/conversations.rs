@@ -70,9 +70,10 @@ impl Conversations {
     ) -> Reply {
         let Request::Responses(responses) = &**request else { return reply };
         let (Some(cache), true) = (&self.cache, responses.may_keep()) else { return reply };
-        // A continuation of what this gateway did not keep would be kept without its start.
-        let incomplete =
-            responses.request.previous_response_id.is_some() && responses.history.is_none();
+        // A continuation of what this gateway did not keep would be kept without its start, and
+        // a `background` response has no output yet.
+        let incomplete = responses.request.background
+            || (responses.request.previous_response_id.is_some() && responses.history.is_none());
         if incomplete || matches!(provenance.route, Route::Cache | Route::Stale) {
             return reply;
         }

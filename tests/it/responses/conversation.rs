@@ -270,6 +270,34 @@ async fn an_id_the_gateway_does_not_know_goes_as_is_to_native_targets_only() {
     );
 }
 
+/// A `background` response is answered `queued`, with its output to come from OpenAI later: the
+/// gateway cannot keep its conversation, so its continuation stays OpenAI's.
+#[tokio::test]
+async fn a_background_response_is_not_kept_so_its_continuation_goes_only_to_native_targets() {
+    let mut queued = response_with("resp_bg", Vec::new());
+    queued["status"] = json!("queued");
+    let native =
+        FakeUpstream::scripted([Reply::json(200, &queued), Reply::error(503, "down")]).await;
+    let chat = FakeUpstream::start().await;
+    let config = targets_config(
+        &[("native", "openai", &native, NATIVE), ("chat", "openai", &chat, "")],
+        MEMORY,
+        "",
+    );
+    let gateway = TestGateway::start(&config).await;
+    let mut first = first_turn();
+    first["background"] = json!(true);
+
+    let answered = gateway.responses(&first).await;
+    assert_eq!(answered.status(), 200);
+    assert_eq!(answered.json::<Value>().await.unwrap()["status"], "queued");
+    settle().await;
+    let next = gateway.responses(&second_turn("resp_bg")).await;
+
+    assert_eq!(next.status(), 503, "only the native target could continue it, and it is down");
+    assert_eq!(chat.hits(), 0, "nothing was kept to send the chat target");
+}
+
 #[tokio::test]
 async fn an_unknown_id_on_a_model_with_only_chat_targets_is_a_400_before_any_call() {
     let upstream = FakeUpstream::start().await;
