@@ -102,7 +102,7 @@ impl Responses {
     /// nothing (or nothing this gateway kept).
     fn body_for_others(&self) -> &Map<String, Value> {
         match &self.history {
-            Some(history) => self.expanded.get_or_init(|| expand(self.request.body(), history)),
+            Some(history) => self.expanded.get_or_init(|| expand(&self.request, history)),
             None => self.request.body(),
         }
     }
@@ -167,19 +167,12 @@ impl Responses {
     }
 }
 
-/// `body` continuing `history` without the upstream's help: the kept items, then the request's
-/// own input, and no `previous_response_id`. Items' ids are left out and reasoning items too:
-/// both refer to what the provider that made them stored, which another provider cannot read.
-fn expand(body: &Map<String, Value>, history: &History) -> Map<String, Value> {
-    let mut expanded = body.clone();
+/// `request` continuing `history` without the upstream's help: the kept items, then the
+/// request's own input, and no `previous_response_id`. Items' ids are left out and reasoning items
+/// too: both refer to what the provider that made them stored, which another provider cannot read.
+fn expand(request: &ResponsesRequest, history: &History) -> Map<String, Value> {
+    let mut expanded = request.body().clone();
     expanded.remove("previous_response_id");
-    let own = match body.get("input") {
-        Some(Value::String(text)) => {
-            vec![json!({"type": "message", "role": "user", "content": text})]
-        }
-        Some(Value::Array(items)) => items.clone(),
-        _ => Vec::new(),
-    };
     let portable = history.items.iter().filter(|item| !is_reasoning(item)).map(|item| {
         let mut item = item.clone();
         if let Some(fields) = item.as_object_mut() {
@@ -187,7 +180,7 @@ fn expand(body: &Map<String, Value>, history: &History) -> Map<String, Value> {
         }
         item
     });
-    let input: Vec<Value> = portable.chain(own).collect();
+    let input: Vec<Value> = portable.chain(request.input_items()).collect();
     expanded.insert("input".to_owned(), Value::Array(input));
     expanded
 }

@@ -354,19 +354,6 @@ pub fn conform(body: &[u8], wanted: Encoding) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The `usage.prompt_tokens` of an embeddings answer, for accounting.
-pub fn usage(body: &[u8]) -> Option<u64> {
-    #[derive(Deserialize)]
-    struct Answer {
-        usage: Usage,
-    }
-    #[derive(Deserialize)]
-    struct Usage {
-        prompt_tokens: u64,
-    }
-    serde_json::from_slice::<Answer>(body).ok().map(|answer| answer.usage.prompt_tokens)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,14 +567,5 @@ mod tests {
         let nan = to_base64(&[f32::NAN]);
         let nan = format!(r#"{{"object":"list","data":[{{"embedding":"{nan}"}}]}}"#);
         assert_eq!(conform(nan.as_bytes(), Encoding::Float), None, "JSON cannot carry NaN");
-    }
-
-    #[test]
-    fn usage_reads_the_prompt_tokens() {
-        assert_eq!(usage(FLOATS.as_bytes()), Some(3));
-        assert_eq!(usage(br#"{"object":"list","data":[],"usage":{"prompt_tokens":7}}"#), Some(7));
-        assert_eq!(usage(br#"{"object":"list","data":[]}"#), None);
-        assert_eq!(usage(br#"{"usage":null}"#), None);
-        assert_eq!(usage(b"nope"), None);
     }
 }
