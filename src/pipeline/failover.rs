@@ -83,10 +83,16 @@ impl Failover {
         if let (true, Some(refusal)) = (order.is_empty(), refusal) {
             return Err(Failure::refused(&Arc::from(""), refusal));
         }
-        // Stable: the routing order holds among equals.
-        order.sort_by_cached_key(|&index| {
+        let rank = |index: usize| {
             call.request.preference(&self.targets[index].health.name, carriage(index))
-        });
+        };
+        // Sorted only when the ranks differ (most requests rank every target alike), stably: the
+        // routing order holds among equals.
+        if let Some((&first, rest)) = order.split_first()
+            && rest.iter().any(|&index| rank(index) != rank(first))
+        {
+            order.sort_by_cached_key(|&index| rank(index));
+        }
         let mut attempts = 0;
         let mut upstream_time = Duration::ZERO;
         let mut failures = Vec::new();
