@@ -10,7 +10,7 @@ use http::HeaderMap;
 use tokio::time::Instant;
 
 use super::extract::{Authenticated, json_body};
-use super::handle::handle;
+use super::handle::{handle, pipeline_for};
 use crate::dialect::{Api, Responses};
 use crate::error::GatewayError;
 use crate::openai::responses::ResponsesRequest;
@@ -28,6 +28,8 @@ pub async fn create(
         // Held to the end: the body's bytes count against the gateway's budget until then.
         let (bytes, _body_hold) = json_body(request, &state).await?;
         let request = ResponsesRequest::from_bytes(bytes)?;
+        // The model is checked before the store is read for it (`handle` checks it again).
+        pipeline_for(&state, caller.as_ref(), &request.model)?;
         let history = match &request.previous_response_id {
             Some(id) => {
                 let scope = state.cache_scope(caller.as_ref().map(|caller| &caller.name));
