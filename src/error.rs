@@ -54,9 +54,10 @@ pub enum GatewayError {
     /// (and verbatim to a client of the upstream's own dialect).
     #[error("{}", .0.error.error.message)]
     UpstreamRejected(Box<Rejection>),
-    /// A parameter the model's provider cannot carry: refused before any upstream call.
+    /// A parameter the model's provider cannot carry, or a prompt no target's context window
+    /// fits (`code` says which): refused before any upstream call.
     #[error("{message}")]
-    UnsupportedParameter { param: String, message: String },
+    UnsupportedParameter { param: String, message: String, code: &'static str },
     #[error(
         "Every upstream provider for this model failed (last: {class} from `{provider}`). \
          Try again later."
@@ -135,8 +136,8 @@ impl GatewayError {
                 ("invalid_request_error", Some("method_not_allowed"), None)
             }
             Self::UpstreamRejected(rejection) => return rejection.error.clone(),
-            Self::UnsupportedParameter { param, .. } => {
-                ("invalid_request_error", Some("unsupported_parameter"), Some(param.as_str()))
+            Self::UnsupportedParameter { param, code, .. } => {
+                ("invalid_request_error", Some(*code), Some(param.as_str()))
             }
             Self::UpstreamUnavailable { .. } => ("api_error", Some("upstream_unavailable"), None),
             Self::Timeout => ("api_error", Some("timeout"), None),
@@ -276,10 +277,12 @@ impl From<Failure> for GatewayError {
         match (failure.class, failure.upstream, failure.refused) {
             (FailureClass::Deadline, ..) => Self::Timeout,
             (FailureClass::ClientError, _, Some(refusal)) => {
-                let Refusal { param, message } = *refusal;
-                Self::UnsupportedParameter { param, message }
+                let Refusal { param, message, code } = *refusal;
+                Self::UnsupportedParameter { param, message, code }
             }
-            (FailureClass::ClientError, Some(rejection), None) => Self::UpstreamRejected(rejection),
+            (FailureClass::ClientError | FailureClass::ContextOverflow, Some(rejection), None) => {
+                Self::UpstreamRejected(rejection)
+            }
             (class, ..) => Self::UpstreamUnavailable {
                 provider: failure.provider.to_string(),
                 class: class.as_str(),

@@ -1,8 +1,12 @@
 //! `Failure`: a classified upstream error. Every upstream problem is classified here, once.
 //!
-//! The class decides what happens next (SPEC §4): `rate_limit`, `server_error`, `timeout` and
-//! `connect` are retried on the same provider, then failed over; `auth` is failed over without
-//! a retry; `client_error` is neither, and its upstream message goes back to the client.
+//! The class decides what happens next (SPEC §4): `rate_limit`, `server_error`, `timeout`,
+//! `connect` and `bad_answer` (a 200 that failed the model's answer checks, `crate::checks`) are
+//! retried on the same provider, then failed over; `auth` is failed over without a retry;
+//! `client_error` is neither, and its upstream message goes back to the client;
+//! `context_overflow` (the prompt does not fit: [`CONTEXT_OVERFLOW`] lists the upstreams'
+//! wordings) is not retried and fails over only to a target with a larger window, which
+//! `Failover` decides.
 //! Three classes are the gateway's own decisions, not upstream outcomes: `circuit_open` and
 //! `bulkhead_full` (a target skipped without calling it) and `deadline` (`request_timeout`).
 //! A request a provider cannot carry (a parameter with no equivalent upstream) is refused
@@ -10,14 +14,15 @@
 //! sees of it, as of every other failure.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
 use crate::openai::error::ErrorBody;
-use crate::outcome::Api;
+use crate::outcome::{AnswerCheck, Api};
+use crate::providers::Reply;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FailureClass {
@@ -34,6 +39,10 @@ pub enum FailureClass {
     Auth,
     /// Upstream 400, 404, 413, 422 and other 4xx: the request itself is wrong.
     ClientError,
+    /// A 200 that failed one of the model's `answer_checks` (SPEC §4 "Answer checks").
+    BadAnswer,
+    /// The upstream said the prompt does not fit its context window (SPEC §4 "Context windows").
+    ContextOverflow,
     /// The provider's circuit is open: skipped without calling it.
     CircuitOpen,
     /// The provider's `max_concurrency` is reached: skipped without calling it.
@@ -53,6 +62,9 @@ pub struct Failure {
     pub upstream: Option<Box<Rejection>>,
     /// Set when the provider refused the request before sending it: what the client is told.
     pub refused: Option<Box<Refusal>>,
+    /// For `bad_answer`: the answer itself, which the client gets when every target answered
+    /// badly (the last bad answer rather than an error).
+    pub bad_answer: Option<Arc<BadAnswer>>,
     /// When it is worth trying again: the upstream's `retry-after-ms` / `retry-after`, or the
     /// time until an open circuit admits a trial.
     pub retry_after: Option<Duration>,
@@ -74,11 +86,38 @@ pub struct Rejection {
 }
 
 /// A request a provider cannot carry, refused before any upstream call: the parameter (a path
-/// into the request, such as `messages[2].content[0]`) and why, in words for the client.
+/// into the request, such as `messages[2].content[0]`) and why, in words for the client, with
+/// the error `code` the client gets (`unsupported_parameter`, or `context_length_exceeded` when
+/// the prompt fits no target's `context_window`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
     pub param: String,
     pub message: String,
+    pub code: &'static str,
+}
+
+/// An answer that failed a check, held until the walk over the targets is over: taken at most
+/// once (a stream can be read only once).
+pub struct BadAnswer {
+    pub check: AnswerCheck,
+    reply: Mutex<Option<Reply>>,
+}
+
+impl BadAnswer {
+    pub fn new(check: AnswerCheck, reply: Reply) -> Self {
+        Self { check, reply: Mutex::new(Some(reply)) }
+    }
+
+    /// The answer, unless it was taken already.
+    pub fn take(&self) -> Option<Reply> {
+        self.reply.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+impl fmt::Debug for BadAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BadAnswer").field("check", &self.check).finish_non_exhaustive()
+    }
 }
 
 impl FailureClass {
@@ -91,6 +130,8 @@ impl FailureClass {
             Self::Connect => "connect",
             Self::Auth => "auth",
             Self::ClientError => "client_error",
+            Self::BadAnswer => "bad_answer",
+            Self::ContextOverflow => "context_overflow",
             Self::CircuitOpen => "circuit_open",
             Self::BulkheadFull => "bulkhead_full",
             Self::Deadline => "deadline",
@@ -99,10 +140,14 @@ impl FailureClass {
 
     /// Worth another attempt on the same provider.
     pub fn is_retryable(self) -> bool {
-        matches!(self, Self::RateLimit | Self::ServerError | Self::Timeout | Self::Connect)
+        matches!(
+            self,
+            Self::RateLimit | Self::ServerError | Self::Timeout | Self::Connect | Self::BadAnswer
+        )
     }
 
-    /// Worth trying the model's next target.
+    /// Worth trying the model's next target, whichever it is (a `context_overflow` is worth
+    /// trying only on a larger window: `Failover` decides that one).
     pub fn fails_over(self) -> bool {
         self.is_retryable() || matches!(self, Self::Auth | Self::CircuitOpen | Self::BulkheadFull)
     }
@@ -110,6 +155,11 @@ impl FailureClass {
     /// Says something about the provider's health (counts for its circuit breaker).
     pub fn is_provider_fault(self) -> bool {
         self.is_retryable() || self == Self::Auth
+    }
+
+    /// The upstream answered well; the request is what it could not serve.
+    pub fn is_request_fault(self) -> bool {
+        matches!(self, Self::ClientError | Self::ContextOverflow)
     }
 
     fn from_status(status: StatusCode) -> Self {
@@ -135,6 +185,7 @@ impl Failure {
             detail: detail.into(),
             upstream: None,
             refused: None,
+            bad_answer: None,
             retry_after: None,
             attempts,
             upstream_time: Duration::ZERO,
@@ -148,11 +199,14 @@ impl Failure {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Self {
-        let class = FailureClass::from_status(status);
+        let mut class = FailureClass::from_status(status);
+        if matches!(status.as_u16(), 400 | 413 | 422) && says_context_overflow(body) {
+            class = FailureClass::ContextOverflow;
+        }
         let mut failure =
             Self::new(class, provider, format!("upstream answered HTTP {}", status.as_u16()));
         failure.retry_after = retry_after(headers, SystemTime::now());
-        if class == FailureClass::ClientError {
+        if class.is_request_fault() {
             let error = ErrorBody::from_upstream(body, "invalid_request_error");
             let body = Bytes::copy_from_slice(body);
             failure.upstream = Some(Box::new(Rejection { status, error, body, api: Api::Chat }));
@@ -167,6 +221,15 @@ impl Failure {
             format!("request refused before sending: `{}` cannot be translated", refusal.param);
         let mut failure = Self::new(FailureClass::ClientError, provider, detail);
         failure.refused = Some(Box::new(refusal));
+        failure
+    }
+
+    /// An answer that failed `check`: kept in the failure, for the client to get when every
+    /// target answered badly.
+    pub fn bad_answer(provider: &Arc<str>, check: AnswerCheck, reply: Reply) -> Self {
+        let detail = format!("the answer failed the `{}` check", check.as_str());
+        let mut failure = Self::new(FailureClass::BadAnswer, provider, detail);
+        failure.bad_answer = Some(Arc::new(BadAnswer::new(check, reply)));
         failure
     }
 
@@ -196,8 +259,65 @@ impl Failure {
 
 impl Refusal {
     pub fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { param: param.into(), message: message.into() }
+        Self { param: param.into(), message: message.into(), code: "unsupported_parameter" }
     }
+
+    /// The prompt (with the answer's token allowance) fits no target's `context_window`.
+    pub fn too_long(param: &str, message: String) -> Self {
+        Self { param: param.to_owned(), message, code: "context_length_exceeded" }
+    }
+}
+
+/// How upstreams say that a prompt does not fit (SPEC §4 "Context windows"), matched in the
+/// lowercased body of a 400, 413 or 422 (never a 429: "request too large" there is a
+/// tokens-per-minute limit). Error codes first, then wordings, each with the servers it covers
+/// (from their sources or their real error bodies; a test per wording below). A cap on the
+/// answer alone ("max_tokens is too large", "maximum allowed number of output tokens") says
+/// nothing about the context and matches none of them.
+pub const CONTEXT_OVERFLOW: &[&str] = &[
+    // OpenAI (chat and Responses), Azure OpenAI, Groq: `"code": "context_length_exceeded"`.
+    "context_length_exceeded",
+    // llama.cpp server: `"type": "exceed_context_size_error"`.
+    "exceed_context_size_error",
+    // OpenAI, Azure, vLLM, DeepSeek, OpenRouter, Mistral, SGLang, FastChat: "This model's
+    // maximum context length is N tokens. However, ...".
+    "maximum context length",
+    // OpenAI Responses: "Your input exceeds the context window of this model."
+    "exceeds the context window",
+    // Anthropic (and Claude on Bedrock): "prompt is too long: N tokens > M maximum".
+    "prompt is too long",
+    // Anthropic: "input length and `max_tokens` exceed context limit: X + Y > Z".
+    "exceed context limit",
+    // OpenAI and Azure gpt-5: "Input tokens exceed the configured limit of N tokens."
+    "input tokens exceed",
+    // llama.cpp server: "request (N tokens) exceeds the available context size (M tokens)".
+    "exceeds the available context size",
+    // vLLM v1: "The decoder prompt (length N) is longer than the maximum model length of M."
+    "longer than the maximum model length",
+    // SGLang, Together, TGI: "The input (N tokens) is longer than the model's context length".
+    "longer than the model's context length",
+    // vLLM (newest): "... However, the model's context length is only N tokens, ...".
+    "context length is only",
+    // Gemini: "The input token count (N) exceeds the maximum number of tokens allowed (M)."
+    "exceeds the maximum number of tokens allowed",
+    // AWS Bedrock: "Input is too long for requested model."
+    "input is too long",
+    // Ollama (`truncate: false`): "the input length exceeds the context length", "the prompt is
+    // longer than the context length currently available to the model".
+    "exceeds the context length",
+    "longer than the context length",
+    // TGI / Together (legacy), SageMaker: "`inputs` tokens + `max_new_tokens` must be <= N".
+    "`inputs` tokens + `max_new_tokens` must be",
+    // Groq and Cerebras without numbers: "Please reduce the length of the messages or completion."
+    "reduce the length of the messages",
+];
+
+/// Whether an upstream's error body says the context window was exceeded.
+fn says_context_overflow(body: &[u8]) -> bool {
+    // Error bodies are small; a huge one is not an error message worth scanning.
+    let body = &body[..body.len().min(64 * 1024)];
+    let text = String::from_utf8_lossy(body).to_lowercase();
+    CONTEXT_OVERFLOW.iter().any(|wording| text.contains(wording))
 }
 
 /// How long the upstream asks to wait: `retry-after-ms` (also Azure's `x-ms-retry-after-ms`,

@@ -19,6 +19,7 @@ pub mod json;
 pub mod metrics;
 
 pub mod cache;
+pub mod checks;
 pub mod conversations;
 pub mod dialect;
 pub mod failure;
@@ -28,6 +29,7 @@ pub mod providers;
 pub mod rate_limit;
 pub mod shared_redis;
 pub mod throttle;
+pub mod tokens;
 pub mod translate;
 
 pub mod anthropic;

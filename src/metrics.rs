@@ -13,7 +13,7 @@ use prometheus::{
 };
 
 use crate::failure::FailureClass;
-use crate::outcome::{Api, CacheStatus, CircuitState, Route, StreamEnding};
+use crate::outcome::{AnswerCheck, Api, CacheStatus, CircuitState, Route, StreamEnding};
 use crate::translate::messages_chat::request::TOOL_HINTS;
 use crate::translate::responses_chat;
 
@@ -54,6 +54,8 @@ pub struct Metrics {
     overhead: Histogram,
     translation_drops: IntCounterVec,
     stream_endings: IntCounterVec,
+    answer_check_failures: IntCounterVec,
+    context_skips: IntCounterVec,
 }
 
 /// The `field` values of `ballast_translation_drops_total`: the hints a translation knows by
@@ -218,6 +220,16 @@ impl Metrics {
                 "Streams sent to clients, by how they ended.",
                 &["api", "model", "ending"],
             )?,
+            answer_check_failures: counter(
+                "ballast_answer_check_failures_total",
+                "Upstream 200s that failed one of the model's answer checks.",
+                &["model", "provider", "check"],
+            )?,
+            context_skips: counter(
+                "ballast_context_skips_total",
+                "Targets skipped or failed over because the prompt did not fit their context window.",
+                &["model", "provider"],
+            )?,
             registry,
         };
         Ok(metrics)
@@ -253,6 +265,16 @@ impl Metrics {
     /// How a stream sent to a client of `api` for `model` ended.
     pub fn record_stream_ending(&self, api: Api, model: &str, ending: StreamEnding) {
         self.stream_endings.with_label_values(&[api.as_str(), model, ending.as_str()]).inc();
+    }
+
+    /// An answer of `provider` for `model` that failed `check`.
+    pub fn record_answer_check_failure(&self, model: &str, provider: &str, check: AnswerCheck) {
+        self.answer_check_failures.with_label_values(&[model, provider, check.as_str()]).inc();
+    }
+
+    /// A target of `model` on `provider` the prompt did not fit: skipped, or failed over from.
+    pub fn record_context_skip(&self, model: &str, provider: &str) {
+        self.context_skips.with_label_values(&[model, provider]).inc();
     }
 
     /// What a translation for `provider` left out of an answered request, by name (`dropped`

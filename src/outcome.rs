@@ -1,6 +1,6 @@
 //! The closed vocabularies ballast reports: which client API a request spoke (`Api`) and how a
-//! target carries it (`Carriage`), how it was answered (`Route`) and how its stream ended
-//! (`StreamEnding`), what the cache did (`CacheStatus`) and where a provider's circuit stands
+//! target carries it (`Carriage`), how it was answered (`Route`), which check an answer failed
+//! (`AnswerCheck`) and how its stream ended (`StreamEnding`), what the cache did (`CacheStatus`) and where a provider's circuit stands
 //! (`CircuitState`).
 //!
 //! One enum per fact, shared by the pipeline that decides it, the headers and `/status` that show
@@ -60,6 +60,31 @@ pub enum Route {
     Stale,
     /// Every target failed and nothing stale: the model's `degraded_response`.
     Degraded,
+}
+
+/// An answer check (SPEC §4 "Answer checks"): what makes a 200 useless. The `answer_checks`
+/// values of a model and the `check` label of `ballast_answer_check_failures_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AnswerCheck {
+    /// No text, no tool call and no refusal.
+    Empty,
+    /// JSON was asked for (`json_object` or `json_schema`) and the text is not, or does not
+    /// validate against the schema.
+    InvalidJson,
+    /// The model refused, or a content filter stopped it.
+    Refusal,
+}
+
+impl AnswerCheck {
+    pub const ALL: [AnswerCheck; 3] = [Self::Empty, Self::InvalidJson, Self::Refusal];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::InvalidJson => "invalid_json",
+            Self::Refusal => "refusal",
+        }
+    }
 }
 
 /// How a stream sent to a client ended (the `ending` label of `ballast_stream_endings_total`).

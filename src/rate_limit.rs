@@ -1,8 +1,8 @@
 //! Per-key rate limits: requests and tokens per minute (SPEC §2 `auth.keys[].rate_limit`).
 //!
 //! Limits count in fixed one-minute windows of wall-clock time, like OpenAI's. A request takes
-//! one request and its estimated prompt tokens (a quarter of the bytes of its text, see
-//! [`estimate_prompt_tokens`]) at admission, atomically: if either would exceed its limit,
+//! one request and its prompt tokens (counted with the `o200k_base` tokenizer,
+//! `crate::tokens::prompt_tokens`) at admission, atomically: if either would exceed its limit,
 //! nothing is taken and the request gets 429. A request whose estimate alone is over the whole
 //! `tokens_per_minute` can never be admitted, so it is refused as such, without a wait to retry.
 //! When the upstream reports its usage, the difference between the estimate and the real
@@ -15,8 +15,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use serde_json::{Map, Value};
 
 use crate::auth::Caller;
 use crate::shared_redis::SharedRedis;
@@ -246,39 +244,6 @@ fn window_now() -> (u64, Duration) {
     (window, ends.saturating_sub(now))
 }
 
-/// What one image, audio clip or file part of a request counts as: OpenAI's price of a
-/// low-detail image. Its bytes (a base64 data URL can be megabytes) are not text.
-pub const MEDIA_PART_TOKENS: u64 = 85;
-
-/// The `type`s of the content parts that carry media rather than text.
-const MEDIA_PARTS: [&str; 5] = ["image_url", "input_image", "input_audio", "file", "image"];
-
-/// Prompt tokens estimated from a request: a quarter of the bytes of every string in its body
-/// (message text, tool definitions and arguments, names...), plus [`MEDIA_PART_TOKENS`] for each
-/// media part, whose own bytes are skipped. Only made for callers with a `tokens_per_minute`
-/// limit, since it parses the whole body.
-pub fn estimate_prompt_tokens(body: &Map<String, Value>) -> u64 {
-    let (mut text, mut media) = (0u64, 0u64);
-    let mut pending: Vec<&Value> = body.values().collect();
-    // An explicit stack: the body's nesting is bounded by the parser, but recursion is not needed.
-    while let Some(value) = pending.pop() {
-        match value {
-            Value::String(string) => text += string.len() as u64,
-            Value::Array(items) => pending.extend(items),
-            Value::Object(members) => {
-                let kind = members.get("type").and_then(Value::as_str);
-                if kind.is_some_and(|kind| MEDIA_PARTS.contains(&kind)) {
-                    media += 1;
-                } else {
-                    pending.extend(members.values());
-                }
-            }
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
-        }
-    }
-    (text.div_ceil(4) + media * MEDIA_PART_TOKENS).max(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,27 +288,6 @@ mod tests {
         let admitted = limiter.admit(&caller, 1000).await.unwrap();
         assert_eq!(admitted.requests.unwrap().remaining, 9, "the refused request took nothing");
         assert_eq!(admitted.tokens.unwrap().remaining, 0);
-    }
-
-    #[test]
-    fn the_estimate_counts_text_and_a_fixed_amount_per_image_not_its_bytes() {
-        let request = |body: &serde_json::Value| {
-            estimate_prompt_tokens(
-                crate::openai::chat::ChatRequest::from_slice(body.to_string().as_bytes())
-                    .unwrap()
-                    .body(),
-            )
-        };
-        let image = format!("data:image/png;base64,{}", "A".repeat(1_000_000));
-        let with_image = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "What is in this picture?"},
-            {"type": "image_url", "image_url": {"url": image}},
-        ]}]});
-        // "m", "user", "text" and the question: 1 + 4 + 4 + 24 bytes.
-        assert_eq!(request(&with_image), 33u64.div_ceil(4) + MEDIA_PART_TOKENS);
-        let text = serde_json::json!({"model": "m", "messages": [
-            {"role": "user", "content": "x".repeat(4000)}]});
-        assert_eq!(request(&text), 4005u64.div_ceil(4));
     }
 
     #[tokio::test]

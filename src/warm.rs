@@ -147,14 +147,22 @@ async fn warm_one(
         return Err(format!("key `{}` may not use model `{model}`", caller.name));
     }
     let pipeline = state.pipeline(model).ok_or_else(|| format!("unknown model `{model}`"))?;
+    let request = Arc::new(request);
+    // The prompt is counted for the model's context windows, as a client's request is.
+    let prompt_tokens = if pipeline.has_context_windows() {
+        crate::tokens::prompt_tokens(&request).await
+    } else {
+        None
+    };
     let call = Call {
-        request: Arc::new(request),
+        request,
         model: Arc::clone(pipeline.model()),
         request_id: Arc::from(format!("warm_{:016x}", rand::random::<u64>())),
         deadline: Instant::now() + timeout,
         cache: CachePolicy::default(),
         scope: state.cache_scope(caller.map(|caller| &caller.name)),
         usage_hook: None,
+        prompt_tokens,
     };
     let answer = pipeline.call(call).await.map_err(|failure| failure.to_string())?;
     // A stream is stored once it has been read to its end.

@@ -6,10 +6,7 @@
 //! marked as such (`x-ballast-estimate: true`); the tokenizer is loaded once, on first use (not
 //! at start-up: it holds tens of MiB that a gateway whose clients never count would carry).
 
-use std::sync::OnceLock;
-
 use serde_json::Value;
-use tiktoken_rs::CoreBPE;
 
 use super::MessagesRequest;
 
@@ -22,7 +19,7 @@ pub const PER_MESSAGE: u64 = 3;
 /// The estimate for `request`; none only if the tokenizer cannot be loaded (its data is built
 /// into the binary, so that is not expected).
 pub fn estimate(request: &MessagesRequest) -> Option<u64> {
-    let bpe = tokenizer()?;
+    let bpe = crate::tokens::tokenizer()?;
     let body = request.body();
     let mut text = String::new();
     let mut media = 0;
@@ -34,11 +31,6 @@ pub fn estimate(request: &MessagesRequest) -> Option<u64> {
     let turns = body.get("messages").and_then(Value::as_array).map_or(0, Vec::len) as u64;
     let tokens = bpe.encode_ordinary(&text).len() as u64;
     Some(tokens + media * MEDIA_TOKENS + turns * PER_MESSAGE)
-}
-
-fn tokenizer() -> Option<&'static CoreBPE> {
-    static BPE: OnceLock<Option<CoreBPE>> = OnceLock::new();
-    BPE.get_or_init(|| tiktoken_rs::o200k_base().ok()).as_ref()
 }
 
 /// Appends every string of `value` (and every object key but `type`) to `text`, one per line,

@@ -70,6 +70,8 @@ pub mod mock {
     pub const CHUNK_INTERVAL: Duration = Duration::ZERO;
     pub const FAILURE_RATE: f64 = 0.0;
     pub const FAILURE_STATUS: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
+    /// With `bad_answer` set, every answer is bad unless `bad_answer_rate` says otherwise.
+    pub const BAD_ANSWER_RATE: f64 = 1.0;
 }
 
 /// `models`. `degraded_response` has no default: none.

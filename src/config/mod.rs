@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, StatusCode};
 
-use crate::outcome::{Api, Carriage};
+use crate::outcome::{AnswerCheck, Api, Carriage};
 use reqwest::Url;
 
 pub use env::Lookup;
@@ -222,6 +222,22 @@ pub struct MockSettings {
     /// Fraction of requests answered with `failure_status`.
     pub failure_rate: f64,
     pub failure_status: StatusCode,
+    /// Answers made useless on purpose, for the answer checks to catch: which, and how often.
+    pub bad_answer: Option<(MockBadAnswer, f64)>,
+    /// The mock model's own context window (its rough count of prompt tokens plus the asked
+    /// `max_tokens`): a larger request gets OpenAI's 400 `context_length_exceeded`.
+    pub context_limit: Option<u64>,
+}
+
+/// The useless answer a mock gives (`bad_answer`): each is what one answer check catches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MockBadAnswer {
+    /// An empty text.
+    Empty,
+    /// A text that is not JSON (caught only when JSON was asked for).
+    InvalidJson,
+    /// A refusal (`message.refusal`).
+    Refusal,
 }
 
 /// Per-attempt timeouts of one provider (SPEC §4).
@@ -248,6 +264,8 @@ pub struct ModelConfig {
     pub degraded_response: Option<String>,
     /// Answers of this model are cached (when the cache is on).
     pub cache: bool,
+    /// What makes an answer of this model a failure (SPEC §4 "Answer checks"); each at most once.
+    pub answer_checks: Vec<AnswerCheck>,
 }
 
 /// The order in which a request tries a model's targets.
@@ -268,6 +286,9 @@ pub struct TargetConfig {
     pub model: String,
     /// For `routing: weighted`; 1 by default.
     pub weight: f64,
+    /// The upstream model's context window in tokens, when configured: a prompt that cannot fit
+    /// is not sent to it (SPEC §4 "Context windows").
+    pub context_window: Option<u64>,
 }
 
 /// One thing wrong with a config file, and where.

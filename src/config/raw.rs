@@ -159,6 +159,9 @@ pub struct RawMock {
     pub chunk_interval: Option<String>,
     pub failure_rate: Option<f64>,
     pub failure_status: Option<u16>,
+    pub bad_answer: Option<String>,
+    pub bad_answer_rate: Option<f64>,
+    pub context_limit: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -199,6 +202,7 @@ pub struct RawModel {
     pub targets: Vec<RawTarget>,
     pub cache: Option<bool>,
     pub degraded_response: Option<String>,
+    pub answer_checks: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +211,7 @@ pub struct RawTarget {
     pub provider: String,
     pub model: String,
     pub weight: Option<f64>,
+    pub context_window: Option<u64>,
 }
 
 /// Reads a string, number or bool as text (`api_key: ${KEY}` may expand to digits).

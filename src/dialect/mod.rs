@@ -139,6 +139,16 @@ struct Typed<'a> {
     kind: Cow<'a, str>,
 }
 
+/// Whether a streamed event of `api` carries content (SPEC §4 "Streams never lie"): the test a
+/// stream is held on until it passes. Embeddings never stream.
+pub fn carries_content(api: Api) -> fn(&str) -> bool {
+    match api {
+        Api::Chat | Api::Embeddings => crate::openai::stream::carries_content,
+        Api::Messages => messages::carries_content,
+        Api::Responses => responses::carries_content,
+    }
+}
+
 /// A stream event's `type`: Anthropic and the Responses API name every event by it, and the
 /// SDKs dispatch on it. `None` when the data has no `type`.
 pub fn event_type(data: &str) -> Option<Cow<'_, str>> {

@@ -14,8 +14,9 @@ use crate::auth::Caller;
 use crate::dialect::{Api, Request};
 use crate::error::{GatewayError, rate_limit_headers};
 use crate::pipeline::{Call, Pipeline, Spent, UsageHook};
-use crate::rate_limit::{Admission, estimate_prompt_tokens};
+use crate::rate_limit::Admission;
 use crate::state::AppState;
+use crate::tokens;
 
 /// Sends `request` through its model's pipeline and answers it. An error is the route's to
 /// shape (OpenAI's or Anthropic's).
@@ -28,13 +29,18 @@ pub async fn handle(
 ) -> Result<Response, GatewayError> {
     let api = request.api();
     let pipeline = pipeline_for(state, caller.as_ref(), request.model())?;
+    let request = Arc::new(request);
+    // Counting reads the whole prompt: only a token limit or a context window needs it.
+    let limits_tokens = caller
+        .as_ref()
+        .is_some_and(|caller| caller.rate_limit.is_some_and(|l| l.tokens_per_minute.is_some()));
+    let prompt_tokens = if limits_tokens || pipeline.has_context_windows() {
+        tokens::prompt_tokens(&request).await
+    } else {
+        None
+    };
     let admission = match &caller {
-        Some(caller) => {
-            // Estimating parses the whole body: only a token limit needs it.
-            let limits_tokens = caller.rate_limit.is_some_and(|l| l.tokens_per_minute.is_some());
-            let estimate = if limits_tokens { estimate_prompt_tokens(request.body()) } else { 0 };
-            Some(state.limiter().admit(caller, estimate).await?)
-        }
+        Some(caller) => Some(state.limiter().admit(caller, prompt_tokens.unwrap_or(0)).await?),
         None => None,
     };
     // The request span's fields make the one log line per request (see `http::router::app`).
@@ -45,7 +51,7 @@ pub async fn handle(
     let stream = request.stream();
     let mut record = RequestRecord::new(metrics, api, &model, stream, started);
     let request_id = request_id::of(headers);
-    let include_usage = match &request {
+    let include_usage = match &*request {
         Request::Chat(chat) => chat.include_usage,
         Request::Messages(_) | Request::Responses(_) | Request::Embeddings(_) => true,
     };
@@ -54,7 +60,6 @@ pub async fn handle(
         .clone()
         .zip(admission)
         .map(|(caller, admission)| settle_hook(state, caller, admission));
-    let request = Arc::new(request);
     let call = Call {
         request: Arc::clone(&request),
         model: Arc::clone(&model),
@@ -63,6 +68,7 @@ pub async fn handle(
         cache: cache_control::policy(headers),
         scope: Arc::clone(&scope),
         usage_hook,
+        prompt_tokens,
     };
     match pipeline.call(call).await {
         Ok(mut answer) => {

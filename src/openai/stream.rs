@@ -94,6 +94,8 @@ pub struct Delta {
     pub role: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCallDelta>,
 }
@@ -141,6 +143,10 @@ pub fn chunks_of(completion: &ChatCompletion, include_usage: bool) -> Vec<ChatCo
         for (position, word) in content.split(' ').filter(|w| !w.is_empty()).enumerate() {
             let text = if position == 0 { word.to_owned() } else { format!(" {word}") };
             let piece = Delta { content: Some(text), ..Delta::default() };
+            chunks.push(chunk(delta(choice.index, piece, None), None));
+        }
+        if let Some(refusal) = choice.message.refusal.clone().filter(|text| !text.is_empty()) {
+            let piece = Delta { refusal: Some(refusal), ..Delta::default() };
             chunks.push(chunk(delta(choice.index, piece, None), None));
         }
         for (call_index, call) in choice.message.tool_calls.iter().enumerate() {

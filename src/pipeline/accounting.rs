@@ -23,7 +23,7 @@ use crate::config::Price;
 use crate::dialect::Api;
 use crate::metrics::{Metrics, QualityFlag};
 use crate::openai::chat::Usage;
-use crate::providers::ChunkStream;
+use crate::providers::{ChunkStream, Reply};
 
 /// Where an answer's numbers go.
 pub struct Accounting {
@@ -221,6 +221,17 @@ impl Accounting {
     }
 
     /// Accounts a stream as it passes.
+    /// Accounts `reply`: a whole answer now, a stream as it passes.
+    pub fn account(self, reply: Reply) -> Reply {
+        match reply {
+            Reply::Complete(body) => {
+                self.complete(&body);
+                Reply::Complete(body)
+            }
+            Reply::Stream(chunks) => Reply::Stream(self.stream(chunks)),
+        }
+    }
+
     pub fn stream(self, chunks: ChunkStream) -> ChunkStream {
         observe(chunks, StreamAccounting { accounting: self, seen: Observed::default() })
     }

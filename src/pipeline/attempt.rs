@@ -1,21 +1,24 @@
 //! `Attempt`: one attempt on one target (provider + upstream model), bounded by the provider's
 //! per-attempt timeouts: `first_byte` for a stream, `total` for a whole answer. Every attempt's
-//! outcome and latency go into the provider's health and the metrics; a successful answer is
-//! accounted (tokens, cost, quality). The innermost end of a target's stack: a plain async
-//! function, which `Pipeline::build` puts behind `tower::service_fn`.
+//! outcome and latency go into the provider's health and the metrics; an answer is judged by the
+//! model's answer checks (`crate::checks`: one that fails them is a `bad_answer` failure, which
+//! keeps the answer) and accounted (tokens, cost, quality). The innermost end of a target's
+//! stack: a plain async function, which `Pipeline::build` puts behind `tower::service_fn`.
 
 use std::sync::Arc;
 
+use futures_util::{StreamExt, stream};
 use tokio::time::Instant;
 
 use super::accounting::Accounting;
 use super::call::{Answer, Call, Provenance};
 use super::health::ProviderHealth;
+use crate::checks::AnswerChecks;
 use crate::config::Price;
-use crate::dialect::Carriage;
+use crate::dialect::{self, Carriage};
 use crate::failure::{Failure, FailureClass};
 use crate::metrics::Metrics;
-use crate::providers::{Provider, Reply};
+use crate::providers::{ChunkStream, Provider, Reply};
 
 pub struct Attempt {
     provider: Arc<Provider>,
@@ -23,6 +26,7 @@ pub struct Attempt {
     health: Arc<ProviderHealth>,
     metrics: Arc<Metrics>,
     price: Option<Price>,
+    checks: AnswerChecks,
 }
 
 impl Attempt {
@@ -32,8 +36,9 @@ impl Attempt {
         health: Arc<ProviderHealth>,
         metrics: Arc<Metrics>,
         price: Option<Price>,
+        checks: AnswerChecks,
     ) -> Self {
-        Self { provider, model: Arc::from(model), health, metrics, price }
+        Self { provider, model: Arc::from(model), health, metrics, price, checks }
     }
 
     /// Makes the attempt for `call`.
@@ -54,6 +59,10 @@ impl Attempt {
                 format!("{which} timeout passed"),
             )),
         };
+        let result = match result {
+            Ok(reply) => self.check(&call, reply).await,
+            Err(failure) => Err(failure),
+        };
         let elapsed = started.elapsed();
         let failure_class = result.as_ref().err().map(|failure| failure.class);
         self.metrics.record_upstream(&provider.name, failure_class, elapsed);
@@ -64,25 +73,73 @@ impl Attempt {
             failure.upstream_time = elapsed;
             failure
         })?;
-        let accounting = Accounting {
-            api: call.request.api(),
-            metrics: Arc::clone(&self.metrics),
-            model: Arc::clone(&call.model),
-            provider: Arc::clone(&provider.name),
-            price: self.price,
-            hook: call.usage_hook.clone(),
-        };
-        let reply = match reply {
-            Reply::Complete(body) => {
-                accounting.complete(&body);
-                Reply::Complete(body)
-            }
-            Reply::Stream(chunks) => Reply::Stream(accounting.stream(chunks)),
-        };
+        let reply = self.accounting(&call, call.usage_hook.clone()).account(reply);
         let mut provenance = Provenance::upstream(&provider.name, self.price, elapsed);
         let carriage = provider.carries(call.request.api());
         provenance.native = carriage == Carriage::Native;
         provenance.dropped = call.request.dropped_for(&provider.name, carriage).to_vec();
         Ok(Answer { reply, provenance })
     }
+
+    fn accounting(&self, call: &Call, hook: Option<super::call::UsageHook>) -> Accounting {
+        Accounting {
+            api: call.request.api(),
+            metrics: Arc::clone(&self.metrics),
+            model: Arc::clone(&call.model),
+            provider: Arc::clone(&self.provider.name),
+            price: self.price,
+            hook,
+        }
+    }
+
+    /// Runs the model's answer checks on `reply`: a whole answer as it is, a stream on the
+    /// events held before its first content (which are read again here, from memory). An answer
+    /// that fails one is accounted (its tokens were spent; the caller's limits are told only of
+    /// the answer it gets) and kept in the `bad_answer` failure.
+    async fn check(&self, call: &Call, reply: Reply) -> Result<Reply, Failure> {
+        if self.checks.is_off() {
+            return Ok(reply);
+        }
+        let (reply, failed) = match reply {
+            Reply::Complete(body) => {
+                let failed = self.checks.whole(&call.request, &body);
+                (Reply::Complete(body), failed)
+            }
+            Reply::Stream(chunks) => {
+                let api = call.request.api();
+                let (held, rest) = held_events(chunks, dialect::carries_content(api)).await;
+                let failed = self.checks.stream_head(api, &held);
+                (Reply::Stream(stream::iter(held.into_iter().map(Ok)).chain(rest).boxed()), failed)
+            }
+        };
+        let Some(check) = failed else { return Ok(reply) };
+        let provider = &self.provider.name;
+        tracing::info!(model = %call.model, provider = %provider, check = check.as_str(), "an answer failed its check");
+        self.metrics.record_answer_check_failure(&call.model, provider, check);
+        let reply = self.accounting(call, None).account(reply);
+        Err(Failure::bad_answer(provider, check, reply))
+    }
+}
+
+/// A stream's events up to and including the first that `carries_content`, and the rest. The
+/// provider held those already, so they are in memory: reading them again does not wait.
+async fn held_events(
+    mut chunks: ChunkStream,
+    carries_content: fn(&str) -> bool,
+) -> (Vec<String>, ChunkStream) {
+    let mut held = Vec::new();
+    while let Some(next) = chunks.next().await {
+        match next {
+            Ok(chunk) => {
+                let ready = carries_content(&chunk);
+                held.push(chunk);
+                if ready {
+                    break;
+                }
+            }
+            // Not reached: a provider returns a stream only once its first content arrived.
+            Err(failure) => return (held, stream::iter([Err(failure)]).chain(chunks).boxed()),
+        }
+    }
+    (held, chunks)
 }

@@ -79,7 +79,15 @@ impl Stage for Caching {
             (Err(failure), Some(entry)) if failure.class.fails_over() => {
                 tracing::warn!(failure = %failure, age = ?entry.age(), "every target failed; serving a stale answer");
                 self.metrics.record_cache(CacheStatus::Stale);
-                Ok(from_entry(&entry, &call, Route::Stale, CacheStatus::Stale, Some(&failure)))
+                let spent = (failure.attempts, failure.upstream_time);
+                Ok(from_entry(&entry, &call, Route::Stale, CacheStatus::Stale, spent))
+            }
+            // Every target answered badly: a stale answer is better than the last bad one.
+            (Ok(answer), Some(entry)) if answer.provenance.failed_check.is_some() => {
+                tracing::warn!(age = ?entry.age(), "every target answered badly; serving a stale answer");
+                self.metrics.record_cache(CacheStatus::Stale);
+                let spent = (answer.provenance.attempts, answer.provenance.upstream_time);
+                Ok(from_entry(&entry, &call, Route::Stale, CacheStatus::Stale, spent))
             }
             (outcome, _) => {
                 if store_failed {
@@ -144,7 +152,7 @@ impl Caching {
     fn hit(&self, entry: &Entry, call: &Call) -> Answer {
         self.metrics.record_cache(CacheStatus::Hit);
         self.metrics.record_cache_saved(&call.model, entry.cost_usd);
-        from_entry(entry, call, Route::Cache, CacheStatus::Hit, None)
+        from_entry(entry, call, Route::Cache, CacheStatus::Hit, (0, Duration::ZERO))
     }
 
     /// Stores a fresh answer (a stream once it is complete) and hands it on.
@@ -157,6 +165,10 @@ impl Caching {
         api: Api,
     ) -> Answer {
         answer.provenance.cache = status;
+        // A bad answer is never stored; dropping the flight lets its followers call themselves.
+        if answer.provenance.failed_check.is_some() {
+            return answer;
+        }
         let provider = answer.provenance.provider.clone().unwrap_or_else(|| Arc::from(""));
         let price = answer.provenance.price;
         answer.reply = match answer.reply {
@@ -220,24 +232,26 @@ impl Observer for StreamCopy {
     }
 }
 
-/// An answer from a stored entry: a hit (no upstream attempt) or a stale answer after `failure`.
+/// An answer from a stored entry: a hit (no upstream attempt) or a stale answer after the
+/// targets failed, which `spent` (attempts, upstream time) on it.
 fn from_entry(
     entry: &Entry,
     call: &Call,
     route: Route,
     cache: CacheStatus,
-    failure: Option<&Failure>,
+    (attempts, upstream_time): (u32, Duration),
 ) -> Answer {
     let provenance = Provenance {
         provider: Some(Arc::from(entry.provider.as_str())),
         route,
-        attempts: failure.map_or(0, |f| f.attempts),
-        upstream_time: failure.map_or(Duration::ZERO, |f| f.upstream_time),
+        attempts,
+        upstream_time,
         cache,
         age: Some(entry.age()),
         price: None,
         dropped: Vec::new(),
         native: false,
+        failed_check: None,
     };
     Answer { reply: entry.reply(call.request.api(), call.request.stream()), provenance }
 }

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use crate::config::Price;
 use crate::dialect::Request;
 use crate::failure::Failure;
-use crate::outcome::{CacheStatus, Route};
+use crate::outcome::{AnswerCheck, CacheStatus, Route};
 use crate::providers::Reply;
 
 /// One client request on its way through the pipeline.
@@ -28,6 +28,9 @@ pub struct Call {
     pub scope: Arc<str>,
     /// Told what an answer cost, once per answer (for per-key token limits).
     pub usage_hook: Option<UsageHook>,
+    /// The prompt's tokens (`crate::tokens`), counted when a limit or a context window needs
+    /// them; none otherwise.
+    pub prompt_tokens: Option<u64>,
 }
 
 impl Call {
@@ -46,6 +49,7 @@ impl Call {
             cache: CachePolicy::default(),
             scope: Arc::from(""),
             usage_hook: None,
+            prompt_tokens: None,
         }
     }
 }
@@ -103,6 +107,9 @@ pub struct Provenance {
     /// The answering target carried the request as it is (no translation): for a Response,
     /// that target keeps it and can continue it by id.
     pub native: bool,
+    /// Set when this is the last bad answer, given because every target answered badly: the
+    /// check it failed. Never stored in the cache.
+    pub failed_check: Option<AnswerCheck>,
 }
 
 impl Provenance {
@@ -118,6 +125,7 @@ impl Provenance {
             price,
             dropped: Vec::new(),
             native: true,
+            failed_check: None,
         }
     }
 
@@ -134,6 +142,7 @@ impl Provenance {
             price: None,
             dropped: Vec::new(),
             native: false,
+            failed_check: None,
         }
     }
 }

@@ -41,6 +41,7 @@ use retry::Retry;
 use stage::StageLayer;
 
 use crate::cache::Cache;
+use crate::checks::AnswerChecks;
 use crate::config::{ModelConfig, Price, ProviderConfig, RetryPolicy};
 use crate::dialect::{Api, Carriage, Messages};
 use crate::failure::Failure;
@@ -81,6 +82,8 @@ pub struct Pipeline {
     /// The targets that count Messages tokens themselves (Anthropic), in configured order.
     counters: Arc<[Counter]>,
     metrics: Arc<Metrics>,
+    /// Some target declares a `context_window`: requests need their prompt counted.
+    context_windows: bool,
 }
 
 /// A target asked for `count_tokens`.
@@ -122,6 +125,7 @@ impl Pipeline {
         let name: Arc<str> = Arc::from(model.name.as_str());
         let mut targets = Vec::with_capacity(model.targets.len());
         let mut counters = Vec::new();
+        let checks = AnswerChecks::new(&model.answer_checks);
         for target in &model.targets {
             let upstream = upstreams.get(&target.provider.name)?;
             if upstream.provider.carries(Api::Messages) == Carriage::Native {
@@ -130,7 +134,8 @@ impl Pipeline {
             }
             let price = pricing.get(&target.model).copied();
             targets.push(Target {
-                stack: target_stack(upstream, &target.model, price, shared),
+                stack: target_stack(upstream, &target.model, price, checks, shared),
+                context_window: target.context_window,
                 health: Arc::clone(&upstream.health),
                 weight: target.weight,
                 provider: Arc::clone(&upstream.provider),
@@ -161,12 +166,19 @@ impl Pipeline {
             service: BoxCloneSyncService::new(service),
             counters: counters.into(),
             metrics: Arc::clone(&shared.metrics),
+            context_windows: model.targets.iter().any(|target| target.context_window.is_some()),
         })
     }
 
     /// The configured alias this pipeline serves: the `model` of its `Call`s and metrics.
     pub fn model(&self) -> &Arc<str> {
         &self.model
+    }
+
+    /// Whether a target of this model declares a `context_window` (a `Call` then needs its
+    /// `prompt_tokens`).
+    pub fn has_context_windows(&self) -> bool {
+        self.context_windows
     }
 
     pub async fn call(&self, call: Call) -> Result<Answer, Failure> {
@@ -219,6 +231,7 @@ fn target_stack(
     upstream: &Upstream,
     model: &str,
     price: Option<Price>,
+    checks: AnswerChecks,
     shared: &Shared,
 ) -> TargetStack {
     let health = &upstream.health;
@@ -238,6 +251,7 @@ fn target_stack(
         Arc::clone(health),
         Arc::clone(&shared.metrics),
         price,
+        checks,
     ));
     let stack = ServiceBuilder::new()
         .layer(StageLayer::<Breaker>::shared(Arc::clone(&health.breaker)))

@@ -54,6 +54,7 @@ impl Stage for Retry {
         let mut attempts = 0;
         let mut upstream_time = Duration::ZERO;
         let mut retry = 0;
+        let mut bad_answer = None;
         loop {
             let mut failure = match next.clone().run(call.clone()).await {
                 Ok(mut answer) => {
@@ -67,6 +68,12 @@ impl Stage for Retry {
             upstream_time += failure.upstream_time;
             failure.attempts = attempts;
             failure.upstream_time = upstream_time;
+            // The latest bad answer stays with whatever failure comes last: the client may
+            // still get it (SPEC §4 "Answer checks").
+            match &failure.bad_answer {
+                Some(answer) => bad_answer = Some(Arc::clone(answer)),
+                None => failure.bad_answer.clone_from(&bad_answer),
+            }
             let Some(wait) = wait_before_retry(&failure, retry, &self.policy, call.deadline) else {
                 return Err(failure);
             };

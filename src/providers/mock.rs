@@ -15,13 +15,14 @@ use rand::Rng;
 use serde_json::{Map, Value, json};
 
 use super::{Reply, content_ready, mock_embeddings, unix_now};
-use crate::config::MockSettings;
+use crate::config::{MockBadAnswer, MockSettings};
 use crate::failure::Failure;
 use crate::openai::chat::{
     AssistantMessage, ChatCompletion, ChatRequest, Choice, FunctionCall, ToolCall, Usage,
 };
 use crate::openai::embeddings::EmbeddingsRequest;
 use crate::openai::stream::{carries_content, chunks_of};
+use crate::tokens::max_output_tokens;
 
 const VOCABULARY: [&str; 48] = [
     "the",
@@ -81,6 +82,8 @@ pub(super) struct Mock {
     chunk_interval: Duration,
     failure_rate: f64,
     failure_status: http::StatusCode,
+    bad_answer: Option<(MockBadAnswer, f64)>,
+    context_limit: Option<u64>,
 }
 
 impl Mock {
@@ -91,6 +94,8 @@ impl Mock {
             chunk_interval: settings.chunk_interval,
             failure_rate: settings.failure_rate,
             failure_status: settings.failure_status,
+            bad_answer: settings.bad_answer,
+            context_limit: settings.context_limit,
         }
     }
 
@@ -140,11 +145,34 @@ impl Mock {
 
     pub(super) async fn send(&self, request: &ChatRequest, model: &str) -> Result<Reply, Failure> {
         self.arrive().await?;
-        let completion = compose(request, model, unix_now()).map_err(|message| {
-            let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": "n", "code": null}});
+        let rejected = |message: String, param: &str, code: Option<&str>| {
+            let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}});
             let body = body.to_string();
-            Failure::from_status(&self.name, http::StatusCode::BAD_REQUEST, &http::HeaderMap::new(), body.as_bytes())
-        })?;
+            Failure::from_status(
+                &self.name,
+                http::StatusCode::BAD_REQUEST,
+                &http::HeaderMap::new(),
+                body.as_bytes(),
+            )
+        };
+        let mut completion =
+            compose(request, model, unix_now()).map_err(|message| rejected(message, "n", None))?;
+        if let Some(limit) = self.context_limit {
+            let asked = completion.usage.prompt_tokens + max_output_tokens(request.body());
+            if asked > limit {
+                // OpenAI's own words and code for it.
+                let message = format!(
+                    "This model's maximum context length is {limit} tokens. However, you requested \
+                     {asked} tokens. Please reduce the length of the messages or completion."
+                );
+                return Err(rejected(message, "messages", Some("context_length_exceeded")));
+            }
+        }
+        if let Some((kind, rate)) = self.bad_answer
+            && rand::rng().random_bool(rate)
+        {
+            spoil(&mut completion, kind);
+        }
         if !request.stream {
             let body = serde_json::to_vec(&completion).unwrap_or_default();
             return Ok(Reply::Complete(body.into()));
@@ -159,6 +187,26 @@ impl Mock {
             },
         );
         content_ready(&self.name, chunks.boxed(), carries_content).await
+    }
+}
+
+/// Makes every choice of `completion` the useless answer `kind` asks for (`bad_answer`).
+fn spoil(completion: &mut ChatCompletion, kind: MockBadAnswer) {
+    for choice in &mut completion.choices {
+        let message = &mut choice.message;
+        message.tool_calls.clear();
+        choice.finish_reason = "stop".to_owned();
+        match kind {
+            MockBadAnswer::Empty => message.content = Some(String::new()),
+            MockBadAnswer::InvalidJson => {
+                message.content =
+                    Some("Sure! Here is the JSON you asked for: {\"answer\": ".to_owned());
+            }
+            MockBadAnswer::Refusal => {
+                message.content = None;
+                message.refusal = Some("I'm sorry, but I can't help with that.".to_owned());
+            }
+        }
     }
 }
 
@@ -432,11 +480,62 @@ mod tests {
             chunk_interval: Duration::ZERO,
             failure_rate: 1.0,
             failure_status: http::StatusCode::TOO_MANY_REQUESTS,
+            bad_answer: None,
+            context_limit: None,
         };
         let mock = Mock::new(Arc::from("m"), &settings);
         let start = tokio::time::Instant::now();
         let Err(failure) = mock.send(&request(user("hi")), "m").await else { panic!("must fail") };
         assert_eq!(start.elapsed(), Duration::from_millis(400));
         assert_eq!(failure.class, crate::failure::FailureClass::RateLimit);
+    }
+
+    fn settings(
+        bad_answer: Option<(MockBadAnswer, f64)>,
+        context_limit: Option<u64>,
+    ) -> MockSettings {
+        MockSettings {
+            latency: Duration::ZERO,
+            chunk_interval: Duration::ZERO,
+            failure_rate: 0.0,
+            failure_status: http::StatusCode::SERVICE_UNAVAILABLE,
+            bad_answer,
+            context_limit,
+        }
+    }
+
+    async fn answer_of(mock: &Mock) -> Value {
+        let Ok(Reply::Complete(body)) = mock.send(&request(user("hi")), "m").await else {
+            panic!("a whole answer")
+        };
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn answers_badly_on_purpose_when_told_to() {
+        let empty = Mock::new(Arc::from("m"), &settings(Some((MockBadAnswer::Empty, 1.0)), None));
+        assert_eq!(answer_of(&empty).await["choices"][0]["message"]["content"], "");
+        let json =
+            Mock::new(Arc::from("m"), &settings(Some((MockBadAnswer::InvalidJson, 1.0)), None));
+        let text = answer_of(&json).await["choices"][0]["message"]["content"].clone();
+        assert!(serde_json::from_str::<Value>(text.as_str().unwrap()).is_err(), "{text}");
+        let refusal =
+            Mock::new(Arc::from("m"), &settings(Some((MockBadAnswer::Refusal, 1.0)), None));
+        let message = answer_of(&refusal).await["choices"][0]["message"].clone();
+        assert!(message["content"].is_null() && message["refusal"].is_string(), "{message}");
+        let never = Mock::new(Arc::from("m"), &settings(Some((MockBadAnswer::Empty, 0.0)), None));
+        assert_ne!(answer_of(&never).await["choices"][0]["message"]["content"], "");
+    }
+
+    #[tokio::test]
+    async fn a_prompt_over_its_context_limit_gets_openais_context_error() {
+        let small = Mock::new(Arc::from("m"), &settings(None, Some(10)));
+        let long = user(&"word ".repeat(100));
+        let Err(failure) = small.send(&request(long), "m").await else { panic!("must fail") };
+        assert_eq!(failure.class, crate::failure::FailureClass::ContextOverflow);
+        let rejection = failure.upstream.unwrap();
+        assert_eq!(rejection.error.error.code.as_deref(), Some("context_length_exceeded"));
+        let roomy = Mock::new(Arc::from("m"), &settings(None, Some(10_000)));
+        assert!(roomy.send(&request(user("hi")), "m").await.is_ok());
     }
 }

@@ -11,7 +11,7 @@ use super::{ChunkStream, Reply, content_ready};
 use crate::dialect::responses::carries_content;
 use crate::dialect::{Messages, Responses, messages};
 use crate::failure::{Failure, FailureClass};
-use crate::rate_limit::estimate_prompt_tokens;
+use crate::tokens::rough_prompt_tokens;
 use crate::translate::messages_chat::stream::{Event, StreamTranslation};
 use crate::translate::messages_chat::to_message;
 use crate::translate::responses_chat::stream::StreamTranslation as ResponsesStream;
@@ -33,7 +33,7 @@ pub(super) async fn messages_from_chat(
         },
         Reply::Stream(chunks) => {
             // The client's body was parsed for the translation already.
-            let estimated_input = estimate_prompt_tokens(messages.request.body());
+            let estimated_input = rough_prompt_tokens(messages.request.body());
             let mut translation = StreamTranslation::new(alias, estimated_input);
             let data = |events: Vec<Event>| events.into_iter().map(|event| event.data).collect();
             let events = translated(chunks, Arc::clone(provider), move |step| match step {

@@ -332,7 +332,8 @@ async fn a_request_larger_than_the_whole_token_limit_is_a_429_that_says_not_to_r
     let upstream = FakeUpstream::start().await;
     let gateway = TestGateway::start(&config(&upstream, NO_CACHE, "tokens_per_minute: 1000")).await;
     let mut request = chat_request(false);
-    request["messages"][0]["content"] = json!("x".repeat(8000));
+    // About 1,200 tokens of prose (two per repetition): over the whole limit.
+    request["messages"][0]["content"] = json!("ballast counts ".repeat(600));
 
     let refused = as_key(&gateway, KEY_A, &request).await;
 
@@ -348,8 +349,9 @@ async fn a_request_larger_than_the_whole_token_limit_is_a_429_that_says_not_to_r
     assert_eq!(upstream.hits(), 0);
     let fits = as_key(&gateway, KEY_A, &chat_request(false)).await;
     assert_eq!(fits.status(), 200);
-    // "chat", "user" and "Hello there": 19 bytes, 5 tokens; the refusal took none.
-    assert_eq!(fits.headers()["x-ratelimit-remaining-tokens"], "995");
+    // "user" and "Hello there", one per line: 5 o200k tokens, and 3 for the turn; the refusal
+    // took none.
+    assert_eq!(fits.headers()["x-ratelimit-remaining-tokens"], "992");
 }
 
 #[tokio::test]

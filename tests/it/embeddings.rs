@@ -121,7 +121,7 @@ async fn an_azure_target_gets_the_request_on_its_deployment_url_with_its_api_key
 
 #[tokio::test]
 async fn an_upstream_client_error_comes_back_verbatim_and_a_503_fails_over() {
-    let body = r#"{"error": {"message": "This model's maximum context length is 8192 tokens.", "type": "invalid_request_error", "param": "input", "code": null}}"#;
+    let body = r#"{"error": {"message": "'input' contains an invalid token id.", "type": "invalid_request_error", "param": "input", "code": null}}"#;
     let primary = FakeUpstream::scripted([
         Reply::Respond { status: 400, headers: Vec::new(), body: body.to_owned() },
         Reply::error(503, "overloaded"),
@@ -138,7 +138,7 @@ async fn an_upstream_client_error_comes_back_verbatim_and_a_503_fails_over() {
     );
     let gateway = TestGateway::start(&config).await;
 
-    let rejected = gateway.embeddings(&embeddings_request(json!("too long"))).await;
+    let rejected = gateway.embeddings(&embeddings_request(json!("bad ids"))).await;
     assert_eq!(rejected.status(), 400);
     assert_eq!(rejected.text().await.unwrap(), body, "the upstream's body, verbatim");
     assert_eq!((primary.hits(), backup.hits()), (1, 0), "a client error is not failed over");

@@ -9,6 +9,7 @@ use crate::config::defaults::model as default;
 use crate::config::path::YamlPath;
 use crate::config::raw::RawModel;
 use crate::config::{ConfigProblem, ModelConfig, Routing, TargetConfig};
+use crate::outcome::AnswerCheck;
 
 /// Every valid model, in file order.
 pub(super) fn models(
@@ -65,6 +66,9 @@ fn model_config(
     for (index, target) in raw.targets.into_iter().enumerate() {
         let target_path = path.key("targets").index(index);
         let weight = target.weight.unwrap_or(default::WEIGHT);
+        if target.context_window == Some(0) {
+            out.push(target_path.key("context_window").problem("must be at least 1 token"));
+        }
         if target.weight.is_some() && routing != Routing::Weighted {
             out.push(target_path.key("weight").problem("only used with `routing: weighted`"));
         } else if !(weight.is_finite() && weight > 0.0) {
@@ -78,6 +82,7 @@ fn model_config(
                 provider: Arc::clone(provider),
                 model: target.model,
                 weight,
+                context_window: target.context_window,
             }),
             // A provider that exists but is invalid has its own problem already.
             None if providers.names.contains(&target.provider) => {}
@@ -88,13 +93,36 @@ fn model_config(
             ))),
         }
     }
+    let answer_checks = answer_checks(&path.key("answer_checks"), raw.answer_checks, out);
     (!targets.is_empty()).then_some(ModelConfig {
         name,
         routing,
         targets,
         degraded_response: raw.degraded_response,
         cache: raw.cache.unwrap_or(default::CACHE),
+        answer_checks,
     })
+}
+
+/// `answer_checks: [empty, invalid_json, refusal]`, each named at most once.
+fn answer_checks(
+    path: &YamlPath,
+    raw: Option<Vec<String>>,
+    out: &mut Vec<ConfigProblem>,
+) -> Vec<AnswerCheck> {
+    let mut checks = Vec::new();
+    for (index, name) in raw.unwrap_or_default().into_iter().enumerate() {
+        match AnswerCheck::ALL.into_iter().find(|check| check.as_str() == name) {
+            Some(check) if checks.contains(&check) => {
+                out.push(path.index(index).problem(format!("`{name}` is listed twice")));
+            }
+            Some(check) => checks.push(check),
+            None => out.push(path.index(index).problem(format!(
+                "unknown answer check `{name}` (expected empty, invalid_json or refusal)"
+            ))),
+        }
+    }
+    checks
 }
 
 #[cfg(test)]
@@ -113,5 +141,20 @@ mod tests {
             "providers:\n  demo: { kind: mock, failure_rate: 2 }\nmodels:\n  m: { targets: [{ provider: demo, model: x }] }\n",
         );
         assert_eq!(found, ["providers.demo.failure_rate: must be between 0.0 and 1.0"]);
+    }
+
+    #[test]
+    fn answer_checks_and_context_windows_are_checked_with_their_paths() {
+        let found = problems(
+            "providers:\n  demo: { kind: mock }\nmodels:\n  m:\n    answer_checks: [empty, empty, valid]\n    targets: [{ provider: demo, model: x, context_window: 0 }]\n",
+        );
+        assert_eq!(
+            found,
+            [
+                "models.m.targets[0].context_window: must be at least 1 token",
+                "models.m.answer_checks[1]: `empty` is listed twice",
+                "models.m.answer_checks[2]: unknown answer check `valid` (expected empty, invalid_json or refusal)",
+            ]
+        );
     }
 }

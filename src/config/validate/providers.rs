@@ -13,8 +13,8 @@ use crate::config::keys;
 use crate::config::path::YamlPath;
 use crate::config::raw::{RawAnthropic, RawAzure, RawMock, RawOpenAi, RawProviderCommon};
 use crate::config::{
-    AnthropicSettings, AzureSettings, ConfigProblem, MockSettings, OpenAiSettings, ProviderConfig,
-    ProviderKind, Secret,
+    AnthropicSettings, AzureSettings, ConfigProblem, MockBadAnswer, MockSettings, OpenAiSettings,
+    ProviderConfig, ProviderKind, Secret,
 };
 
 /// The key read before all others, since it says which keys the others may be.
@@ -302,7 +302,46 @@ fn mock(path: &YamlPath, raw: RawMock, out: &mut Vec<ConfigProblem>) -> MockSett
         ),
         failure_rate,
         failure_status,
+        bad_answer: mock_bad_answer(path, raw.bad_answer.as_deref(), raw.bad_answer_rate, out),
+        context_limit: match raw.context_limit {
+            Some(0) => {
+                out.push(path.key("context_limit").problem("must be at least 1 token"));
+                None
+            }
+            limit => limit,
+        },
     }
+}
+
+/// `bad_answer` and its `bad_answer_rate`, which means nothing without it.
+fn mock_bad_answer(
+    path: &YamlPath,
+    kind: Option<&str>,
+    rate: Option<f64>,
+    out: &mut Vec<ConfigProblem>,
+) -> Option<(MockBadAnswer, f64)> {
+    let rate_value = rate.unwrap_or(defaults::mock::BAD_ANSWER_RATE);
+    if !(0.0..=1.0).contains(&rate_value) {
+        out.push(path.key("bad_answer_rate").problem("must be between 0.0 and 1.0"));
+    }
+    let kind = match kind {
+        None => {
+            if rate.is_some() {
+                out.push(path.key("bad_answer_rate").problem("only used with `bad_answer`"));
+            }
+            return None;
+        }
+        Some("empty") => MockBadAnswer::Empty,
+        Some("invalid_json") => MockBadAnswer::InvalidJson,
+        Some("refusal") => MockBadAnswer::Refusal,
+        Some(other) => {
+            out.push(path.key("bad_answer").problem(format!(
+                "unknown bad answer `{other}` (expected empty, invalid_json or refusal)"
+            )));
+            return None;
+        }
+    };
+    Some((kind, rate_value))
 }
 
 #[cfg(test)]
