@@ -224,6 +224,32 @@ impl Failure {
         failure
     }
 
+    /// An upstream's error event in its stream (`event`, its payload in the dialect `api`),
+    /// before any content reached the client: a server error, unless it says the context was
+    /// exceeded (OpenAI's Responses API says so in its stream), which is a `context_overflow`
+    /// whose error goes back as a 400's would.
+    pub fn from_stream_error(provider: &Arc<str>, detail: String, event: &str, api: Api) -> Self {
+        if !says_context_overflow(event.as_bytes()) {
+            return Self::new(FailureClass::ServerError, provider, detail);
+        }
+        let mut failure = Self::new(FailureClass::ContextOverflow, provider, detail);
+        let value: serde_json::Value = serde_json::from_str(event).unwrap_or_default();
+        // `response.failed` carries its error in its Response; `error` events at the top.
+        let source = value.get("response").unwrap_or(&value).to_string();
+        let error = ErrorBody::from_upstream(source.as_bytes(), "invalid_request_error");
+        let body = match api {
+            // Chat's `{"error": ...}` and Messages' `{"type": "error", "error": ...}` events
+            // are those APIs' error bodies already.
+            Api::Chat | Api::Messages => Bytes::copy_from_slice(event.as_bytes()),
+            Api::Responses | Api::Embeddings => {
+                Bytes::from(serde_json::to_vec(&error).unwrap_or_default())
+            }
+        };
+        let status = StatusCode::BAD_REQUEST;
+        failure.upstream = Some(Box::new(Rejection { status, error, body, api }));
+        failure
+    }
+
     /// An answer that failed `check`: kept in the failure, for the client to get when every
     /// target answered badly.
     pub fn bad_answer(provider: &Arc<str>, check: AnswerCheck, reply: Reply) -> Self {
@@ -431,6 +457,115 @@ mod tests {
             b"{\"error\":\"key sk-1\"}",
         );
         assert!(auth.upstream.is_none(), "an auth error message may quote the gateway's key");
+    }
+
+    #[test]
+    fn each_upstreams_context_error_wording_is_a_context_overflow() {
+        let provider: Arc<str> = Arc::from("p");
+        let none = HeaderMap::new();
+        let cases: &[(u16, &str)] = &[
+            // OpenAI chat completions (and Azure, which sends the same body).
+            (
+                400,
+                r#"{"error":{"message":"This model's maximum context length is 8192 tokens. However, your messages resulted in 10383 tokens. Please reduce the length of the messages.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+            ),
+            // OpenAI Responses.
+            (
+                400,
+                r#"{"error":{"message":"Your input exceeds the context window of this model. Please adjust your input and try again.","type":"invalid_request_error","param":"input","code":"context_length_exceeded"}}"#,
+            ),
+            // OpenAI and Azure gpt-5.
+            (
+                400,
+                r#"{"error":{"message":"Input tokens exceed the configured limit of 272000 tokens. Your messages resulted in 289650 tokens. Please reduce the length of the messages.","type":"invalid_request_error","param":"messages","code":null}}"#,
+            ),
+            // Anthropic, the prompt alone and with max_tokens.
+            (
+                400,
+                r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 208310 tokens > 200000 maximum"}}"#,
+            ),
+            (
+                400,
+                r#"{"type":"error","error":{"type":"invalid_request_error","message":"input length and `max_tokens` exceed context limit: 199759 + 8192 > 200000, decrease input length or `max_tokens` and try again"}}"#,
+            ),
+            // vLLM: old (top-level) and newer bodies, and the newest renderer's words.
+            (
+                400,
+                r#"{"object":"error","message":"This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}"#,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"The decoder prompt (length 9000) is longer than the maximum model length of 8192. Make sure that `max_model_len` is no smaller than the number of text tokens.","type":"BadRequestError","param":null,"code":400}}"#,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"You passed 9000 input tokens and requested 100 output tokens. However, the model's context length is only 8192 tokens, resulting in a maximum input length of 8092 tokens. Please reduce the length of the input prompt.","type":"BadRequestError","param":"input_tokens","code":400}}"#,
+            ),
+            // Ollama with `truncate: false`, on /v1.
+            (
+                400,
+                r#"{"error":{"message":"the input length exceeds the context length","type":"invalid_request_error","param":null,"code":null}}"#,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"the prompt is longer than the context length currently available to the model; shorten the prompt, adjust the context length in settings, or use a model with a longer context length","type":"invalid_request_error","param":null,"code":null}}"#,
+            ),
+            // llama.cpp server.
+            (
+                400,
+                r#"{"error":{"code":400,"message":"request (9412 tokens) exceeds the available context size (8192 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":9412,"n_ctx":8192}}"#,
+            ),
+            // SGLang / Together; TGI answers the same with a 422.
+            (
+                400,
+                r#"{"object":"error","message":"The input (43028 tokens) is longer than the model's context length (40960 tokens).","type":"BadRequestError","param":null,"code":400}"#,
+            ),
+            (
+                422,
+                r#"{"error":"Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given: 4000 `inputs` tokens and 200 `max_new_tokens`","error_type":"validation"}"#,
+            ),
+            // Gemini's OpenAI-compatible endpoint, AWS Bedrock, Groq.
+            (
+                400,
+                r#"[{"error":{"code":400,"message":"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}}]"#,
+            ),
+            (400, r#"{"message":"Input is too long for requested model."}"#),
+            (
+                400,
+                r#"{"error":{"message":"Please reduce the length of the messages or completion.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+            ),
+        ];
+        for (status, body) in cases {
+            let status = StatusCode::from_u16(*status).unwrap();
+            let failure = Failure::from_status(&provider, status, &none, body.as_bytes());
+            assert_eq!(failure.class, FailureClass::ContextOverflow, "{body}");
+            assert!(failure.upstream.is_some(), "the upstream's words go back: {body}");
+            assert!(!failure.class.is_retryable() && !failure.class.is_provider_fault());
+        }
+        let near_misses: &[(u16, &str)] = &[
+            // A cap on the answer alone, and a tokens-per-minute limit.
+            (
+                400,
+                r#"{"error":{"message":"max_tokens is too large: 100000. This model supports at most 16384 completion tokens, whereas you provided 100000.","type":"invalid_request_error","param":"max_tokens","code":"invalid_value"}}"#,
+            ),
+            (
+                400,
+                r#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: 100000 > 64000, which is the maximum allowed number of output tokens for claude-sonnet-4-5"}}"#,
+            ),
+            (
+                429,
+                r#"{"error":{"message":"Request too large for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Requested 50000.","type":"tokens","code":"rate_limit_exceeded"}}"#,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"Invalid 'messages[0].content': string too long. Expected a string with maximum length 10485760.","type":"invalid_request_error","code":"string_above_max_length"}}"#,
+            ),
+        ];
+        for (status, body) in near_misses {
+            let status = StatusCode::from_u16(*status).unwrap();
+            let failure = Failure::from_status(&provider, status, &none, body.as_bytes());
+            assert_ne!(failure.class, FailureClass::ContextOverflow, "{body}");
+        }
     }
 
     #[test]

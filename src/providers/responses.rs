@@ -15,8 +15,8 @@ use serde_json::Value;
 use super::sse::{self, Step};
 use super::transport::{MAX_ANSWER_BYTES, Transport};
 use super::{Reply, content_ready};
-use crate::dialect::event_type;
 use crate::dialect::responses::{EventRole, carries_content, event_role, is_response};
+use crate::dialect::{Api, event_type};
 use crate::failure::{Failure, FailureClass};
 
 /// One Responses exchange on `transport`.
@@ -35,7 +35,11 @@ pub(super) async fn exchange(
                 return Step::Fail("upstream sent a stream event without a type".into());
             };
             match event_role(&kind) {
-                EventRole::Failed => Step::Fail(format!("upstream sent `{kind}` in its stream")),
+                EventRole::Failed => Step::Error {
+                    detail: format!("upstream sent `{kind}` in its stream"),
+                    event: event.data,
+                    api: Api::Responses,
+                },
                 EventRole::End => Step::End(vec![event.data]),
                 EventRole::Part => Step::Chunks(vec![event.data]),
             }

@@ -15,6 +15,7 @@ use futures_util::{Stream, StreamExt};
 
 use crate::failure::{Failure, FailureClass};
 use crate::openai::stream::DONE;
+use crate::outcome::Api;
 
 /// The largest event (or unfinished line) accepted from an upstream.
 pub const MAX_EVENT_BYTES: usize = 1 << 20;
@@ -126,8 +127,11 @@ pub enum Step {
     Chunks(Vec<String>),
     /// The upstream's terminal event: these last chunks, then a clean end.
     End(Vec<String>),
-    /// An error event or something that is not a valid answer; the words are for operators.
+    /// Something that is not a valid answer; the words are for operators.
     Fail(String),
+    /// The upstream's own error event (its payload, in the dialect `api`), classified by its
+    /// words: most are a `server_error`, a context error is a `context_overflow`.
+    Error { detail: String, event: String, api: Api },
 }
 
 /// Turns an SSE body into chat-completion chunk payloads, one upstream event at a time through
@@ -180,6 +184,11 @@ where
                                 Failure::new(FailureClass::ServerError, &provider, detail);
                             return Some((Err(failure), None));
                         }
+                        Step::Error { detail, event, api } => {
+                            let failure =
+                                Failure::from_stream_error(&provider, detail, &event, api);
+                            return Some((Err(failure), None));
+                        }
                     }
                     continue;
                 }
@@ -223,7 +232,8 @@ where
         if event.data == DONE {
             Step::End(Vec::new())
         } else if is_error_payload(&event.data) {
-            Step::Fail("upstream sent an error event in its stream".to_owned())
+            let detail = "upstream sent an error event in its stream".to_owned();
+            Step::Error { detail, event: event.data, api: Api::Chat }
         } else {
             Step::Chunks(tidy(event.data).into_iter().collect())
         }

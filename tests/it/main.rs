@@ -8,6 +8,7 @@
 
 mod support;
 
+mod answer_checks;
 mod anthropic;
 mod auth_and_limits;
 mod azure;
@@ -15,6 +16,7 @@ mod cache;
 mod chat_completions;
 mod circuit_breaker;
 mod cli;
+mod context_windows;
 mod embeddings;
 mod errors;
 mod failover;

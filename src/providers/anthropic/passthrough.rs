@@ -12,9 +12,9 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::Anthropic;
-use crate::dialect::Messages;
 use crate::dialect::event_type;
 use crate::dialect::messages::{carries_content, is_message};
+use crate::dialect::{Api, Messages};
 use crate::failure::{Failure, FailureClass};
 use crate::providers::sse::{self, Step};
 use crate::providers::transport::MAX_ANSWER_BYTES;
@@ -41,9 +41,11 @@ impl Anthropic {
                     response.bytes_stream(),
                     |event| match event_type(&event.data).as_deref() {
                         // Named `error`, or typed so: either way the upstream gave up.
-                        name if name == Some("error") || event.event == "error" => {
-                            Step::Fail("upstream sent an error event in its stream".into())
-                        }
+                        name if name == Some("error") || event.event == "error" => Step::Error {
+                            detail: "upstream sent an error event in its stream".into(),
+                            event: event.data.clone(),
+                            api: Api::Messages,
+                        },
                         Some("message_stop") => Step::End(vec![event.data]),
                         Some(_) => Step::Chunks(vec![event.data]),
                         None => Step::Fail("upstream sent a stream event without a type".into()),
