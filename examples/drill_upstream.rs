@@ -6,16 +6,27 @@
 //! cargo run --release --example drill_upstream -- --listen 127.0.0.1:0 [--latency 20ms] [--threads 1]
 //! ```
 //!
-//! - `POST /v1/chat/completions`: counted (every mode), then, by the current mode:
-//!   - `healthy`: a fixed small `chat.completion` after `--latency` (default 20 ms, so that a
-//!     healthy upstream's own latency is visible in the drill's figures);
+//! - `POST /v1/chat/completions`: counted (every mode), then, by the current mode and by whether
+//!   the body asks for `"stream": true` (a body that is not JSON is taken as non-streamed):
+//!   - `healthy`: after `--latency` (default 20 ms, so that a healthy upstream's own latency is
+//!     visible in the drill's figures), a fixed small `chat.completion`; streamed, a
+//!     `text/event-stream` of a role chunk, two content chunks (`"drill"`, `" ok"`), a finish
+//!     chunk and `data: [DONE]`, written together;
 //!   - `503`: at once, 503 with an OpenAI-shaped `server_error` body (an overloaded upstream);
 //!   - `hang`: never answers; the connection stays open until the client goes away (the handler
 //!     is dropped then, which the `hanging` gauge of `/stats` shows);
 //!   - `429`: at once, 429 with `retry-after: 30` and an OpenAI-shaped `rate_limit_exceeded`
-//!     body.
-//! - `POST /control` with `{"mode":"healthy"|"503"|"hang"|"429"}`: switches the mode; answers
-//!   `{"mode":...,"previous":...}`. Anything else gets a 400.
+//!     body;
+//!   - `empty`: after `--latency`, a 200 `chat.completion` whose only choice has `"content": ""`
+//!     (`finish_reason` `stop`, usage present): an answer with nothing in it; streamed, a role
+//!     chunk, a finish chunk without content and `data: [DONE]`;
+//!   - `role_error`: streamed, after `--latency`, a 200 `text/event-stream` with a role-only
+//!     chunk (`"content": ""`), then an in-band error event
+//!     (`data: {"error":{"message":"upstream broke","type":"server_error","code":null}}`), then
+//!     the end of the body, without `[DONE]`; non-streamed, at once, 500 with an OpenAI-shaped
+//!     `server_error` body.
+//! - `POST /control` with `{"mode":"healthy"|"503"|"hang"|"429"|"empty"|"role_error"}`: switches
+//!   the mode; answers `{"mode":...,"previous":...}`. Anything else gets a 400.
 //! - `GET /stats`: `{"calls":N,"hanging":H,"mode":"..."}`: chat-completion requests received
 //!   so far (answered or not) and requests being held open right now.
 //! - `GET /health`: 200 `ok`.
@@ -25,6 +36,7 @@
 //! delayed ACKs can add ~40 ms to an answer). SIGINT or SIGTERM stops it at once, without
 //! waiting for held-open requests.
 
+use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -33,13 +45,14 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt as _;
 use clap::Parser;
+use serde::Deserialize;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -83,6 +96,8 @@ enum Mode {
     ServiceUnavailable = 1,
     Hang = 2,
     RateLimited = 3,
+    Empty = 4,
+    RoleError = 5,
 }
 
 impl Mode {
@@ -92,6 +107,8 @@ impl Mode {
             "503" => Some(Self::ServiceUnavailable),
             "hang" => Some(Self::Hang),
             "429" => Some(Self::RateLimited),
+            "empty" => Some(Self::Empty),
+            "role_error" => Some(Self::RoleError),
             _ => None,
         }
     }
@@ -101,6 +118,8 @@ impl Mode {
             1 => Self::ServiceUnavailable,
             2 => Self::Hang,
             3 => Self::RateLimited,
+            4 => Self::Empty,
+            5 => Self::RoleError,
             _ => Self::Healthy,
         }
     }
@@ -111,6 +130,8 @@ impl Mode {
             Self::ServiceUnavailable => "503",
             Self::Hang => "hang",
             Self::RateLimited => "429",
+            Self::Empty => "empty",
+            Self::RoleError => "role_error",
         }
     }
 }
@@ -122,11 +143,27 @@ struct Shared {
     hanging: AtomicU64,
 }
 
+/// The fixed answers, made once.
+struct Answers {
+    completion: Bytes,
+    stream: Arc<[Bytes]>,
+    empty: Bytes,
+    empty_stream: Arc<[Bytes]>,
+    role_error_stream: Arc<[Bytes]>,
+}
+
 #[derive(Clone)]
 struct AppState {
     shared: Arc<Shared>,
     latency: Duration,
-    completion: Bytes,
+    answers: Arc<Answers>,
+}
+
+/// All the handler reads of a request body; other fields are ignored.
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default)]
+    stream: Option<bool>,
 }
 
 /// Counts a held-open request for as long as its handler lives (hyper drops the handler when
@@ -169,8 +206,14 @@ fn main() -> ExitCode {
 }
 
 async fn serve(listen: SocketAddr, latency: Duration) -> std::io::Result<()> {
-    let state =
-        AppState { shared: Arc::default(), latency, completion: Bytes::from(completion_body()) };
+    let answers = Answers {
+        completion: Bytes::from(completion_body("Hello from drill_upstream.")),
+        stream: stream_events(&["drill", " ok"]).into(),
+        empty: Bytes::from(completion_body("")),
+        empty_stream: stream_events(&[]).into(),
+        role_error_stream: role_error_events().into(),
+    };
+    let state = AppState { shared: Arc::default(), latency, answers: Arc::new(answers) };
     let shared = Arc::clone(&state.shared);
     let app = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
@@ -199,19 +242,38 @@ async fn serve(listen: SocketAddr, latency: Duration) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn chat_completions(State(state): State<AppState>) -> Response {
+async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Response {
     state.shared.calls.fetch_add(1, Ordering::Relaxed);
+    let stream =
+        serde_json::from_slice::<Probe>(&body).ok().and_then(|probe| probe.stream).unwrap_or(false);
+    let answers = &state.answers;
     match Mode::from_u8(state.shared.mode.load(Ordering::Relaxed)) {
-        Mode::Healthy => {
-            if !state.latency.is_zero() {
-                tokio::time::sleep(state.latency).await;
-            }
-            (
-                [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-                state.completion,
-            )
-                .into_response()
+        Mode::Healthy if stream => {
+            sleep(state.latency).await;
+            event_stream(&answers.stream)
         }
+        Mode::Healthy => {
+            sleep(state.latency).await;
+            json(answers.completion.clone())
+        }
+        Mode::Empty if stream => {
+            sleep(state.latency).await;
+            event_stream(&answers.empty_stream)
+        }
+        Mode::Empty => {
+            sleep(state.latency).await;
+            json(answers.empty.clone())
+        }
+        Mode::RoleError if stream => {
+            sleep(state.latency).await;
+            event_stream(&answers.role_error_stream)
+        }
+        Mode::RoleError => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The server had an error while processing your request.",
+            "server_error",
+            None,
+        ),
         Mode::ServiceUnavailable => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "The server is overloaded or not ready yet.",
@@ -242,7 +304,7 @@ async fn control(State(state): State<AppState>, body: Bytes) -> Response {
     let Some(mode) = mode else {
         return error(
             StatusCode::BAD_REQUEST,
-            "expected {\"mode\":\"healthy\"|\"503\"|\"hang\"|\"429\"}",
+            "expected {\"mode\":\"healthy\"|\"503\"|\"hang\"|\"429\"|\"empty\"|\"role_error\"}",
             "invalid_request_error",
             None,
         );
@@ -262,6 +324,32 @@ async fn stats(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
+/// Waits `latency` (nothing when it is zero).
+async fn sleep(latency: Duration) {
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+}
+
+/// A 200 JSON answer of fixed bytes.
+fn json(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+/// A 200 `text/event-stream` of fixed events, one body frame each, written without delay; the
+/// body ends after the last one.
+fn event_stream(events: &[Bytes]) -> Response {
+    let frames = events.iter().cloned().map(Ok::<Bytes, Infallible>).collect::<Vec<_>>();
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        Body::from_stream(futures_util::stream::iter(frames)),
+    )
+        .into_response()
+}
+
 /// An OpenAI-shaped error answer.
 fn error(status: StatusCode, message: &str, kind: &str, code: Option<&str>) -> Response {
     let body = serde_json::json!({
@@ -270,8 +358,9 @@ fn error(status: StatusCode, message: &str, kind: &str, code: Option<&str>) -> R
     (status, axum::Json(body)).into_response()
 }
 
-/// A fixed non-streamed answer.
-fn completion_body() -> Vec<u8> {
+/// A fixed non-streamed answer with `content` as its text (empty for the `empty` mode).
+fn completion_body(content: &str) -> Vec<u8> {
+    let completion_tokens = if content.is_empty() { 0 } else { 6 };
     let body = serde_json::json!({
         "id": "chatcmpl-drill-0001",
         "object": "chat.completion",
@@ -279,11 +368,53 @@ fn completion_body() -> Vec<u8> {
         "model": "drill-upstream-model",
         "choices": [{
             "index": 0,
-            "message": { "role": "assistant", "content": "Hello from drill_upstream.", "refusal": null },
+            "message": { "role": "assistant", "content": content, "refusal": null },
             "logprobs": null,
             "finish_reason": "stop",
         }],
-        "usage": { "prompt_tokens": 8, "completion_tokens": 6, "total_tokens": 14 },
+        "usage": {
+            "prompt_tokens": 8,
+            "completion_tokens": completion_tokens,
+            "total_tokens": 8 + completion_tokens,
+        },
     });
     serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// One `chat.completion.chunk` event with `delta` and `finish_reason`.
+fn chunk_event(delta: &serde_json::Value, finish: Option<&str>) -> Bytes {
+    let chunk = serde_json::json!({
+        "id": "chatcmpl-drill-0001",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": "drill-upstream-model",
+        "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
+    });
+    Bytes::from(format!("data: {chunk}\n\n"))
+}
+
+/// The role-only opening chunk every stream here starts with.
+fn role_event() -> Bytes {
+    chunk_event(&serde_json::json!({ "role": "assistant", "content": "" }), None)
+}
+
+/// A streamed answer: the role chunk, one chunk per piece of `content` (none: an empty answer),
+/// a finish chunk without content, `[DONE]`.
+fn stream_events(content: &[&str]) -> Vec<Bytes> {
+    let mut events = vec![role_event()];
+    events.extend(
+        content.iter().map(|text| chunk_event(&serde_json::json!({ "content": text }), None)),
+    );
+    events.push(chunk_event(&serde_json::json!({}), Some("stop")));
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    events
+}
+
+/// The `role_error` stream: the role chunk, then an in-band error event, then the end of the
+/// body (no `[DONE]`).
+fn role_error_events() -> Vec<Bytes> {
+    let error = serde_json::json!({
+        "error": { "message": "upstream broke", "type": "server_error", "code": null }
+    });
+    vec![role_event(), Bytes::from(format!("data: {error}\n\n"))]
 }
