@@ -234,7 +234,12 @@ fn compose(request: &ChatRequest, model: &str, created: u64) -> Result<ChatCompl
             Some(tool) => tool_call(tool, last.map_or("", text_of), choice_seed),
             None => {
                 let prefix = (last_role == "tool").then(|| last.map_or("", text_of));
-                text_answer(prefix, choice_seed, max_tokens)
+                let (mut message, finish, tokens) = text_answer(prefix, choice_seed, max_tokens);
+                if let Some(json) = json_answer(request.body(), &message, last.map_or("", text_of))
+                {
+                    message.content = Some(json);
+                }
+                (message, finish, tokens)
             }
         };
         completion_tokens += tokens;
@@ -253,6 +258,27 @@ fn compose(request: &ChatRequest, model: &str, created: u64) -> Result<ChatCompl
         choices,
         usage: Usage::new(prompt_tokens, completion_tokens),
     })
+}
+
+/// The answer as the JSON `response_format` asks for, when it asks: `{"answer": text}` for
+/// `json_object`, an object that fits the schema's properties for `json_schema` (as tool
+/// arguments are made).
+fn json_answer(
+    body: &Map<String, Value>,
+    message: &AssistantMessage,
+    prompt: &str,
+) -> Option<String> {
+    let format = body.get("response_format")?;
+    match format.get("type").and_then(Value::as_str)? {
+        "json_object" => {
+            Some(json!({"answer": message.content.as_deref().unwrap_or("")}).to_string())
+        }
+        "json_schema" => {
+            let schema = format.pointer("/json_schema/schema").unwrap_or(&Value::Null);
+            Some(Value::Object(arguments_for(schema, prompt)).to_string())
+        }
+        _ => None,
+    }
 }
 
 /// The tool the answer calls: the one `tool_choice` names, else the first; none for `"none"`.

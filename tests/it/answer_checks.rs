@@ -276,12 +276,19 @@ models:
             request["response_format"] = format;
         }
 
-        let (headers, _) = sends(&gateway, &request).await;
+        let (headers, body) = sends(&gateway, &request).await;
 
         assert_eq!(headers["x-ballast-provider"], "sound", "{kind}");
+        if kind == "invalid_json" {
+            let text = content(&body).as_str().unwrap();
+            assert!(serde_json::from_str::<Value>(text).is_ok(), "the mock answers JSON: {text}");
+        }
         let metrics = gateway.metrics().await;
         let failed = [("provider", "broken"), ("check", check)];
         assert_eq!(metric_sum(&metrics, "ballast_answer_check_failures_total", &failed), 1.0);
+        let sound = [("provider", "sound")];
+        let good = metric_sum(&metrics, "ballast_answer_check_failures_total", &sound);
+        assert_eq!(good, 0.0, "{kind}: a good answer, not the last bad one");
     }
 }
 

@@ -38,6 +38,8 @@ METRICS = {
                 "connect",
                 "auth",
                 "client_error",
+                "bad_answer",
+                "context_overflow",
             }
         },
     ),
@@ -78,6 +80,12 @@ METRICS = {
             "ending": {"complete", "upstream_error", "client_gone", "shutdown"},
         },
     ),
+    "ballast_answer_check_failures_total": (
+        "counter",
+        {"model", "provider", "check"},
+        {"check": {"empty", "invalid_json", "refusal"}},
+    ),
+    "ballast_context_skips_total": ("counter", {"model", "provider"}, {}),
 }
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
