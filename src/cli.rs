@@ -307,15 +307,23 @@ fn route_table(path: &Path, config: &Config) -> String {
             model.routing.as_str()
         );
         let _ = writeln!(text, "    serves: {}", served_apis(model));
+        if !model.answer_checks.is_empty() {
+            let checks: Vec<&str> =
+                model.answer_checks.iter().map(|check| check.as_str()).collect();
+            let _ = writeln!(text, "    answer checks: {}", checks.join(", "));
+        }
         for (index, target) in model.targets.iter().enumerate() {
-            let weight = if model.routing == Routing::Weighted {
+            let mut notes = if model.routing == Routing::Weighted {
                 format!(", weight {}", target.weight)
             } else {
                 String::new()
             };
+            if let Some(window) = target.context_window {
+                notes.push_str(&format!(", context window {window} tokens"));
+            }
             let _ = writeln!(
                 text,
-                "    {}. {} → {} ({}{weight})",
+                "    {}. {} → {} ({}{notes})",
                 index + 1,
                 target.provider.name,
                 target.model,

@@ -227,6 +227,9 @@ fn the_shipped_configs_pass_check() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let demo = ballast(&["check", "--config", "config/demo.yaml"], root);
     assert!(demo.status.success(), "{}", stdout(&demo));
+    let shown = stdout(&demo);
+    assert!(shown.contains("    answer checks: empty, invalid_json, refusal\n"), "{shown}");
+    assert!(shown.contains("(mock, context window 200000 tokens)"), "{shown}");
     let real = Command::new(BIN)
         .args(["check", "--config", "config/ballast.yaml"])
         .current_dir(root)
