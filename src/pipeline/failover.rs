@@ -96,10 +96,9 @@ impl Failover {
             .prompt_tokens
             .map(|prompt| Need { prompt, answer: tokens::max_output_tokens(call.request.body()) });
         if let Some(need) = need {
-            let before = order.clone();
+            let largest = order.iter().filter_map(|&i| self.targets[i].context_window).max();
             self.keep_fitting(&mut order, |window| need.fits(window));
             if order.is_empty() {
-                let largest = before.iter().filter_map(|&i| self.targets[i].context_window).max();
                 return Err(Failure::refused(&Arc::from(""), need.refusal(api, largest)));
             }
         }

@@ -110,7 +110,11 @@ async fn a_stream_whose_anthropic_upstream_fails_before_content_fails_over_to_on
                 StreamEnd::Finish,
             ),
         ),
-        ("a close", Reply::anthropic_stream(&[message_start(), ping], StreamEnd::Close)),
+        ("a close", Reply::anthropic_stream(&[message_start(), ping.clone()], StreamEnd::Close)),
+        (
+            "a stall past first_byte",
+            Reply::anthropic_stream(&[message_start(), ping], StreamEnd::Stall),
+        ),
     ];
     for (failure, failing) in failures {
         for backup_kind in ["openai", "anthropic"] {
@@ -121,7 +125,12 @@ async fn a_stream_whose_anthropic_upstream_fails_before_content_fails_over_to_on
                 Reply::sse("anthropic_stream.sse")
             };
             let backup = FakeUpstream::scripted([backup_reply]).await;
-            let config = mixed_targets_config(("anthropic", &primary), (backup_kind, &backup));
+            let mut config = mixed_targets_config(("anthropic", &primary), (backup_kind, &backup));
+            if failure.starts_with("a stall") {
+                let primary_retry = "retry: { max_retries: 0 }, ";
+                let with_timeout = "retry: { max_retries: 0 }, timeouts: { first_byte: 300ms }, ";
+                config = config.replacen(primary_retry, with_timeout, 1);
+            }
             let gateway = TestGateway::start(&config).await;
 
             let response = gateway.messages(&messages_request(true)).await;
