@@ -206,17 +206,21 @@ for n in 1 2; do
     fi
 done
 
-run_client() { # URL SECONDS RATE BODY OUT_JSONL SUMMARY_JSON
-    # In the background and waited for, as oha is. It stops by itself after SECONDS and at most
-    # its timeout (15 s) + 1 s more for stragglers.
-    "$BIN/examples/drill_client" --url "$1" --seconds "$2" --rate "$3" --body "$4" \
-        --timeout 15s --threads "$CLIENT_THREADS" --out "$5" >"$6" 2>"$RUN/client.stderr" &
-    local pid=$!
+# Waits for a load generator started in the background (so that a signal reaches the EXIT trap
+# at once); its failure ends the drill with its stderr.
+await_load() { # PID NAME STDERR_FILE
+    local pid=$1 rc=0
     PIDS+=("$pid")
-    local rc=0
     wait "$pid" || rc=$?
     unset 'PIDS[${#PIDS[@]}-1]'
-    if [[ $rc -ne 0 ]]; then log "drill_client failed ($rc):"; cat "$RUN/client.stderr" >&2; exit 1; fi
+    if [[ $rc -ne 0 ]]; then log "$2 failed ($rc):"; cat "$3" >&2; exit 1; fi
+}
+
+run_client() { # URL SECONDS RATE BODY OUT_JSONL SUMMARY_JSON
+    # It stops by itself after SECONDS and at most its timeout (15 s) + 1 s more for stragglers.
+    "$BIN/examples/drill_client" --url "$1" --seconds "$2" --rate "$3" --body "$4" \
+        --timeout 15s --threads "$CLIENT_THREADS" --out "$5" >"$6" 2>"$RUN/client.stderr" &
+    await_load $! drill_client "$RUN/client.stderr"
 }
 
 # And one streamed request, judged by drill_client: a good stream, from the primary.
@@ -234,14 +238,8 @@ run_oha() { # URL SECONDS RATE OUT_JSON [DB]
         --worker-threads "$OHA_THREADS" -w --latency-correction -t 15s
         -m POST -H 'content-type: application/json' -d "$BODY")
     [[ $# -ge 5 ]] && args+=(--db-url "$5")
-    # In the background and waited for, so that a signal reaches the EXIT trap at once.
     "$OHA" "${args[@]}" "$1" >"$RUN/oha.stdout" 2>"$RUN/oha.stderr" &
-    local pid=$!
-    PIDS+=("$pid")
-    local rc=0
-    wait "$pid" || rc=$?
-    unset 'PIDS[${#PIDS[@]}-1]'
-    if [[ $rc -ne 0 ]]; then log "oha failed ($rc):"; cat "$RUN/oha.stderr" >&2; exit 1; fi
+    await_load $! oha "$RUN/oha.stderr"
 }
 
 # --- the secondary's own latency, direct, at a low rate -------------------------------------------
