@@ -307,6 +307,16 @@ fn route_table(path: &Path, config: &Config) -> String {
             model.routing.as_str()
         );
         let _ = writeln!(text, "    serves: {}", served_apis(model));
+        if let Some(hedge) = model.hedge {
+            let delay = match hedge.delay {
+                crate::config::HedgeDelay::Auto => {
+                    "auto (recent p95 time to first byte)".to_owned()
+                }
+                crate::config::HedgeDelay::Fixed(delay) => format!("{delay:?}"),
+            };
+            let share = (hedge.max_share * 100_000.0).round() / 1_000.0;
+            let _ = writeln!(text, "    hedge: delay {delay}, max_share {share}%");
+        }
         if !model.answer_checks.is_empty() {
             let checks: Vec<&str> =
                 model.answer_checks.iter().map(|check| check.as_str()).collect();

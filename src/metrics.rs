@@ -13,7 +13,9 @@ use prometheus::{
 };
 
 use crate::failure::FailureClass;
-use crate::outcome::{AnswerCheck, Api, CacheStatus, CircuitState, Route, StreamEnding};
+use crate::outcome::{
+    AnswerCheck, Api, CacheStatus, CircuitState, HedgeOutcome, Route, StreamEnding,
+};
 use crate::translate::messages_chat::request::TOOL_HINTS;
 use crate::translate::responses_chat;
 
@@ -56,6 +58,7 @@ pub struct Metrics {
     stream_endings: IntCounterVec,
     answer_check_failures: IntCounterVec,
     context_skips: IntCounterVec,
+    hedges: IntCounterVec,
 }
 
 /// The `field` values of `ballast_translation_drops_total`: the hints a translation knows by
@@ -230,6 +233,11 @@ impl Metrics {
                 "Targets skipped or failed over because the prompt did not fit their context window.",
                 &["model", "provider"],
             )?,
+            hedges: counter(
+                "ballast_hedges_total",
+                "Hedges started, by how their race ended.",
+                &["model", "outcome"],
+            )?,
             registry,
         };
         Ok(metrics)
@@ -270,6 +278,11 @@ impl Metrics {
     /// An answer of `provider` for `model` that failed `check`.
     pub fn record_answer_check_failure(&self, model: &str, provider: &str, check: AnswerCheck) {
         self.answer_check_failures.with_label_values(&[model, provider, check.as_str()]).inc();
+    }
+
+    /// A hedge started for a request of `model`, and how its race ended.
+    pub fn record_hedge(&self, model: &str, outcome: HedgeOutcome) {
+        self.hedges.with_label_values(&[model, outcome.as_str()]).inc();
     }
 
     /// A target of `model` on `provider` the prompt did not fit: skipped, or failed over from.

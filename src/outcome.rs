@@ -1,6 +1,7 @@
 //! The closed vocabularies ballast reports: which client API a request spoke (`Api`) and how a
 //! target carries it (`Carriage`), how it was answered (`Route`), which check an answer failed
-//! (`AnswerCheck`) and how its stream ended (`StreamEnding`), what the cache did (`CacheStatus`) and where a provider's circuit stands
+//! (`AnswerCheck`), how a hedge's race ended (`HedgeOutcome`) and how its stream ended
+//! (`StreamEnding`), what the cache did (`CacheStatus`) and where a provider's circuit stands
 //! (`CircuitState`).
 //!
 //! One enum per fact, shared by the pipeline that decides it, the headers and `/status` that show
@@ -83,6 +84,27 @@ impl AnswerCheck {
             Self::Empty => "empty",
             Self::InvalidJson => "invalid_json",
             Self::Refusal => "refusal",
+        }
+    }
+}
+
+/// How a hedge's race ended (the `outcome` label of `ballast_hedges_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HedgeOutcome {
+    /// The hedge answered first.
+    Won,
+    /// The first attempt answered first.
+    Lost,
+    /// Both failed.
+    Failed,
+}
+
+impl HedgeOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Won => "won",
+            Self::Lost => "lost",
+            Self::Failed => "failed",
         }
     }
 }

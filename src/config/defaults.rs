@@ -83,6 +83,12 @@ pub mod model {
     pub const WEIGHT: f64 = 1.0;
     /// A model's answers are cached when the cache is on.
     pub const CACHE: bool = true;
+    /// `hedge.max_share` when not given: a tenth of the model's requests.
+    pub const HEDGE_MAX_SHARE: f64 = 0.1;
+    /// `hedge.delay: auto` while the provider has too few recent samples to say.
+    pub const HEDGE_DELAY_UNKNOWN: std::time::Duration = std::time::Duration::from_millis(500);
+    /// `hedge.delay: auto` is never shorter.
+    pub const HEDGE_DELAY_MIN: std::time::Duration = std::time::Duration::from_millis(50);
 }
 
 /// Not defaults but the longest durations (and the cache's smallest and largest size) validation

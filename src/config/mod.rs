@@ -266,6 +266,24 @@ pub struct ModelConfig {
     pub cache: bool,
     /// What makes an answer of this model a failure (SPEC §4 "Answer checks"); each at most once.
     pub answer_checks: Vec<AnswerCheck>,
+    /// When a second target races a slow first one (SPEC §4 "Hedging"); none by default.
+    pub hedge: Option<HedgePolicy>,
+}
+
+/// `hedge`: when a slow attempt gets a second one on another provider, and how often.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HedgePolicy {
+    pub delay: HedgeDelay,
+    /// At most this fraction (0–1] of the model's requests over the last 10 s start a hedge.
+    pub max_share: f64,
+}
+
+/// How long the first attempt has before a hedge starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HedgeDelay {
+    /// The first attempt's provider's recent p95 time to first byte (at least 50 ms).
+    Auto,
+    Fixed(Duration),
 }
 
 /// The order in which a request tries a model's targets.

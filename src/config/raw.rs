@@ -203,6 +203,16 @@ pub struct RawModel {
     pub cache: Option<bool>,
     pub degraded_response: Option<String>,
     pub answer_checks: Option<Vec<String>>,
+    pub hedge: Option<RawHedge>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHedge {
+    #[serde(default, deserialize_with = "text")]
+    pub delay: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub max_share: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -92,12 +92,16 @@ pub async fn handle(
                 metrics.record_translation_drops(api, provider, &provenance.dropped);
             }
             let dropped = dropped_header(&provenance.dropped);
+            let hedged = provenance.hedged;
             record.answered(Some(provenance.route), 200);
             let framing = respond::Framing { api, include_usage };
             let mut response =
                 respond::answer(answer, framing, request_id, state.streams_cut(), record);
             if let Some(dropped) = dropped {
                 response.headers_mut().insert("x-ballast-dropped", dropped);
+            }
+            if hedged {
+                response.headers_mut().insert("x-ballast-hedged", HeaderValue::from_static("true"));
             }
             if let Some(admission) = &admission {
                 rate_limit_headers(response.headers_mut(), admission);

@@ -67,7 +67,7 @@ impl Attempt {
         let failure_class = result.as_ref().err().map(|failure| failure.class);
         self.metrics.record_upstream(&provider.name, failure_class, elapsed);
         let fault = failure_class.is_some_and(FailureClass::is_provider_fault);
-        self.health.record_attempt(!fault, elapsed);
+        self.health.record_attempt(!fault, elapsed, call.request.stream());
         self.health.breaker.record_attempt(fault);
         let reply = result.map_err(|mut failure| {
             failure.upstream_time = elapsed;

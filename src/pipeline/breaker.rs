@@ -95,6 +95,18 @@ impl Breaker {
         };
     }
 
+    /// An attempt that lost a race to a hedge (it was dropped, so its permit said nothing): a
+    /// fault while closed, and a failed trial while half-open.
+    pub fn record_lost_race(&self) {
+        let mut state = self.lock();
+        if let State::HalfOpen { .. } = *state {
+            *state = self.open();
+            return;
+        }
+        drop(state);
+        self.record_attempt(true);
+    }
+
     /// A trial request's whole outcome: `None` when it proved nothing (e.g. the deadline cut it).
     fn record(&self, trial: bool, fault: Option<bool>) {
         if !trial {

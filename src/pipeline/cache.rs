@@ -79,14 +79,23 @@ impl Stage for Caching {
             (Err(failure), Some(entry)) if failure.class.fails_over() => {
                 tracing::warn!(failure = %failure, age = ?entry.age(), "every target failed; serving a stale answer");
                 self.metrics.record_cache(CacheStatus::Stale);
-                let spent = (failure.attempts, failure.upstream_time);
+                let spent = Spent {
+                    attempts: failure.attempts,
+                    upstream_time: failure.upstream_time,
+                    hedged: false,
+                };
                 Ok(from_entry(&entry, &call, Route::Stale, CacheStatus::Stale, spent))
             }
             // Every target answered badly: a stale answer is better than the last bad one.
             (Ok(answer), Some(entry)) if answer.provenance.failed_check.is_some() => {
                 tracing::warn!(age = ?entry.age(), "every target answered badly; serving a stale answer");
                 self.metrics.record_cache(CacheStatus::Stale);
-                let spent = (answer.provenance.attempts, answer.provenance.upstream_time);
+                let bad = &answer.provenance;
+                let spent = Spent {
+                    attempts: bad.attempts,
+                    upstream_time: bad.upstream_time,
+                    hedged: bad.hedged,
+                };
                 Ok(from_entry(&entry, &call, Route::Stale, CacheStatus::Stale, spent))
             }
             (outcome, _) => {
@@ -152,7 +161,7 @@ impl Caching {
     fn hit(&self, entry: &Entry, call: &Call) -> Answer {
         self.metrics.record_cache(CacheStatus::Hit);
         self.metrics.record_cache_saved(&call.model, entry.cost_usd);
-        from_entry(entry, call, Route::Cache, CacheStatus::Hit, (0, Duration::ZERO))
+        from_entry(entry, call, Route::Cache, CacheStatus::Hit, Spent::default())
     }
 
     /// Stores a fresh answer (a stream once it is complete) and hands it on.
@@ -232,26 +241,35 @@ impl Observer for StreamCopy {
     }
 }
 
+/// What the targets spent before a stale answer (nothing, for a hit).
+#[derive(Default)]
+struct Spent {
+    attempts: u32,
+    upstream_time: Duration,
+    hedged: bool,
+}
+
 /// An answer from a stored entry: a hit (no upstream attempt) or a stale answer after the
-/// targets failed, which `spent` (attempts, upstream time) on it.
+/// targets failed, which `spent` what it says on it.
 fn from_entry(
     entry: &Entry,
     call: &Call,
     route: Route,
     cache: CacheStatus,
-    (attempts, upstream_time): (u32, Duration),
+    spent: Spent,
 ) -> Answer {
     let provenance = Provenance {
         provider: Some(Arc::from(entry.provider.as_str())),
         route,
-        attempts,
-        upstream_time,
+        attempts: spent.attempts,
+        upstream_time: spent.upstream_time,
         cache,
         age: Some(entry.age()),
         price: None,
         dropped: Vec::new(),
         native: false,
         failed_check: None,
+        hedged: spent.hedged,
     };
     Answer { reply: entry.reply(call.request.api(), call.request.stream()), provenance }
 }

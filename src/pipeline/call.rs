@@ -110,6 +110,8 @@ pub struct Provenance {
     /// Set when this is the last bad answer, given because every target answered badly: the
     /// check it failed. Never stored in the cache.
     pub failed_check: Option<AnswerCheck>,
+    /// A hedge was started for the request (`x-ballast-hedged: true`).
+    pub hedged: bool,
 }
 
 impl Provenance {
@@ -126,6 +128,7 @@ impl Provenance {
             dropped: Vec::new(),
             native: true,
             failed_check: None,
+            hedged: false,
         }
     }
 
@@ -143,6 +146,7 @@ impl Provenance {
             dropped: Vec::new(),
             native: false,
             failed_check: None,
+            hedged: false,
         }
     }
 }

@@ -12,12 +12,13 @@ use tower::util::BoxCloneSyncService;
 use super::budget::RetryBudget;
 use super::call::{Answer, Call, Provenance};
 use super::health::ProviderHealth;
+use super::hedge::Hedging;
 use super::routing::{self, Candidate};
 use crate::config::Routing;
 use crate::dialect::{Api, Carriage};
 use crate::failure::{BadAnswer, Failure, FailureClass, Refusal};
 use crate::metrics::Metrics;
-use crate::outcome::Route;
+use crate::outcome::{CircuitState, HedgeOutcome, Route};
 use crate::providers::Provider;
 use crate::tokens;
 
@@ -52,6 +53,42 @@ pub struct Failover {
     targets: Vec<Target>,
     budget: Arc<RetryBudget>,
     metrics: Arc<Metrics>,
+    /// With `hedge` on the model: when a second target races a slow first one.
+    hedging: Option<Hedging>,
+}
+
+/// Where the walk is, and what it has spent and kept so far.
+#[derive(Default)]
+struct Walk {
+    /// The targets still to try, in order, and the one being tried.
+    order: Vec<usize>,
+    position: usize,
+    attempts: u32,
+    upstream_time: Duration,
+    failures: Vec<Failure>,
+    /// The latest answer that failed the model's checks, and its target's index.
+    bad_answer: Option<(Arc<BadAnswer>, usize)>,
+    /// A hedge was started for the request (`x-ballast-hedged`).
+    hedged: bool,
+    /// The first target in the request's order: the one whose answer is `primary`.
+    first: Option<usize>,
+}
+
+/// How one step of the walk went: one target alone, or a target and the hedge that raced it.
+struct Step {
+    /// What to judge, in order (the first target's, then the hedge's): an answer ends the
+    /// walk, a failure is taken in.
+    results: Vec<(usize, Result<Answer, Failure>)>,
+    /// The hedge that ran, and how its race ended.
+    hedge: Option<(usize, HedgeOutcome)>,
+    /// The first attempt, when the hedge answered before it and it was cancelled.
+    lost: Option<usize>,
+}
+
+impl Step {
+    fn alone(index: usize, result: Result<Answer, Failure>) -> Self {
+        Self { results: vec![(index, result)], hedge: None, lost: None }
+    }
 }
 
 impl Failover {
@@ -61,8 +98,9 @@ impl Failover {
         targets: Vec<Target>,
         budget: Arc<RetryBudget>,
         metrics: Arc<Metrics>,
+        hedging: Option<Hedging>,
     ) -> Self {
-        Self { model, routing, targets, budget, metrics }
+        Self { model, routing, targets, budget, metrics, hedging }
     }
 
     /// Walks the targets in routing order for `call`, skipping those that cannot carry it (an
@@ -72,12 +110,16 @@ impl Failover {
     /// (`Request::preference`: the provider that stored a continued conversation, then the
     /// targets that run a tool only its own dialect runs); the routing order holds among equals.
     ///
-    /// A target that says the prompt did not fit (`context_overflow`) is followed only by
-    /// targets with a larger or unknown window. When every target failed and one of them gave an
-    /// answer that failed the model's checks, the last such answer is the answer (SPEC §4
-    /// "Answer checks").
+    /// With hedging, a target that is slow to answer is raced by the next target on another
+    /// provider (`race`). A target that says the prompt did not fit (`context_overflow`) is
+    /// followed only by targets with a larger or unknown window. When every target failed and
+    /// one of them gave an answer that failed the model's checks, the last such answer is the
+    /// answer (SPEC §4 "Answer checks").
     pub async fn run(self: Arc<Self>, call: Call) -> Result<Answer, Failure> {
         self.budget.deposit();
+        if let Some(hedging) = &self.hedging {
+            hedging.note_request();
+        }
         let mut order = routing::order(self.routing, &self.targets, &mut routing::random_unit());
         let api = call.request.api();
         let carriage = |index: usize| self.targets[index].provider.carries(api);
@@ -112,58 +154,147 @@ impl Failover {
         {
             order.sort_by_cached_key(|&index| rank(index));
         }
-        let mut attempts = 0;
-        let mut upstream_time = Duration::ZERO;
-        let mut failures = Vec::new();
-        let mut bad_answer = None;
-        let mut position = 0;
-        while let Some(&index) = order.get(position) {
-            let target = &self.targets[index];
-            match target.stack.clone().oneshot(call.clone()).await {
-                Ok(mut answer) => {
-                    answer.provenance.attempts += attempts;
-                    answer.provenance.upstream_time += upstream_time;
-                    if position > 0 {
-                        answer.provenance.route = Route::Failover;
+        let mut walk = Walk { first: order.first().copied(), order, ..Walk::default() };
+        while let Some(&index) = walk.order.get(walk.position) {
+            let step = match (&self.hedging, self.hedge_target(&walk.order, walk.position)) {
+                (Some(hedging), Some(hedge)) => self.race(&call, index, hedge, hedging).await,
+                _ => Step::alone(index, target_call(&self.targets[index], &call).await),
+            };
+            if let Some((hedge, outcome)) = step.hedge {
+                walk.hedged = true;
+                // Tried now: not tried again later in the walk.
+                walk.order.retain(|&other| other != hedge);
+                self.metrics.record_hedge(&self.model, outcome);
+            }
+            if let Some(lost) = step.lost {
+                // Cancelled (dropped with the race): too slow to be useful (SPEC §4).
+                self.targets[lost].health.record_lost_race();
+                walk.attempts += 1;
+            }
+            let mut results = step.results.into_iter().peekable();
+            while let Some((by, result)) = results.next() {
+                match result {
+                    Ok(answer) => return Ok(self.answered(answer, by, &walk)),
+                    Err(failure) => {
+                        let next = results.peek().map(|(next, _)| *next);
+                        let next = next.or_else(|| walk.order.get(walk.position + 1).copied());
+                        if let Some(stop) = self.failed(&call, &mut walk, by, failure, next) {
+                            return stop;
+                        }
                     }
-                    return Ok(answer);
-                }
-                Err(mut failure) => {
-                    attempts += failure.attempts;
-                    upstream_time += failure.upstream_time;
-                    if let Some(answer) = failure.bad_answer.take() {
-                        bad_answer = Some((answer, index, position));
-                    }
-                    if failure.class == FailureClass::ContextOverflow {
-                        self.metrics.record_context_skip(&self.model, &target.health.name);
-                        let window = target.context_window;
-                        let mut rest = order.split_off(position + 1);
-                        self.keep_fitting(&mut rest, |next| larger(next, window));
-                        order.extend(rest);
-                    } else if !failure.class.fails_over() {
-                        failure.attempts = attempts;
-                        failure.upstream_time = upstream_time;
-                        return self.or_bad_answer(&call, bad_answer, failure);
-                    }
-                    if let Some(next) = order.get(position + 1) {
-                        let to = &self.targets[*next].health.name;
-                        self.metrics.record_failover(&self.model, &failure.provider, to);
-                        tracing::info!(
-                            model = %self.model,
-                            from = %failure.provider,
-                            to = %to,
-                            failure = failure.class.as_str(),
-                            "failing over"
-                        );
-                    }
-                    failures.push(failure);
                 }
             }
-            position += 1;
+            walk.position += 1;
         }
-        let mut failure = every_target_failed(failures, attempts);
-        failure.upstream_time = upstream_time;
-        self.or_bad_answer(&call, bad_answer, failure)
+        let attempts = walk.attempts;
+        let mut failure = every_target_failed(std::mem::take(&mut walk.failures), attempts);
+        failure.upstream_time = walk.upstream_time;
+        self.or_bad_answer(&call, &mut walk, failure)
+    }
+
+    /// The answer of target `index`, with what the walk spent before it.
+    fn answered(&self, mut answer: Answer, index: usize, walk: &Walk) -> Answer {
+        answer.provenance.attempts += walk.attempts;
+        answer.provenance.upstream_time += walk.upstream_time;
+        if walk.first != Some(index) {
+            answer.provenance.route = Route::Failover;
+        }
+        answer.provenance.hedged = walk.hedged;
+        answer
+    }
+
+    /// Takes in the failure of target `index` (at or after the walk's position): what it spent,
+    /// its bad answer, and for a context error the targets it leaves. `Some` when the walk stops
+    /// here (a failure that is not worth another target); else it names the move to `next`.
+    fn failed(
+        &self,
+        call: &Call,
+        walk: &mut Walk,
+        index: usize,
+        mut failure: Failure,
+        next: Option<usize>,
+    ) -> Option<Result<Answer, Failure>> {
+        let target = &self.targets[index];
+        walk.attempts += failure.attempts;
+        walk.upstream_time += failure.upstream_time;
+        if let Some(answer) = failure.bad_answer.take() {
+            walk.bad_answer = Some((answer, index));
+        }
+        if failure.class == FailureClass::ContextOverflow {
+            self.metrics.record_context_skip(&self.model, &target.health.name);
+            let window = target.context_window;
+            let mut rest = walk.order.split_off((walk.position + 1).min(walk.order.len()));
+            self.keep_fitting(&mut rest, |next| larger(next, window));
+            walk.order.extend(rest);
+        } else if !failure.class.fails_over() {
+            failure.attempts = walk.attempts;
+            failure.upstream_time = walk.upstream_time;
+            return Some(self.or_bad_answer(call, walk, failure));
+        }
+        if let Some(next) = next {
+            let to = &self.targets[next].health.name;
+            self.metrics.record_failover(&self.model, &failure.provider, to);
+            tracing::info!(
+                model = %self.model,
+                from = %failure.provider,
+                to = %to,
+                failure = failure.class.as_str(),
+                "failing over"
+            );
+        }
+        walk.failures.push(failure);
+        None
+    }
+
+    /// The target that would hedge the one at `position`: the next in the order on another
+    /// provider, whose circuit is not open.
+    fn hedge_target(&self, order: &[usize], position: usize) -> Option<usize> {
+        self.hedging.as_ref()?;
+        let first = &self.targets[*order.get(position)?].health;
+        order.iter().skip(position + 1).find_map(|&index| {
+            let health = &self.targets[index].health;
+            let other = health.name != first.name;
+            (other && health.breaker.state() != CircuitState::Open).then_some(index)
+        })
+    }
+
+    /// Target `first`, raced by target `hedge` once it has been slow for the hedge delay (and
+    /// the hedge budget allows). The loser is dropped, which closes its upstream connection; when
+    /// one attempt fails, the other is waited for.
+    async fn race(&self, call: &Call, first: usize, hedge: usize, hedging: &Hedging) -> Step {
+        let first_target = &self.targets[first];
+        let mut first_call = std::pin::pin!(target_call(first_target, call));
+        let delay = hedging.delay(&first_target.health, call.request.stream());
+        tokio::select! {
+            result = &mut first_call => return Step::alone(first, result),
+            () = tokio::time::sleep(delay) => {}
+        }
+        if !hedging.try_start() {
+            return Step::alone(first, first_call.await);
+        }
+        tracing::debug!(model = %self.model, from = %first_target.health.name, to = %self.targets[hedge].health.name, delay = ?delay, "hedging");
+        let mut hedge_call = std::pin::pin!(target_call(&self.targets[hedge], call));
+        let (first_result, hedge_result, lost) = tokio::select! {
+            result = &mut first_call => match result {
+                Ok(answer) => (Some(Ok(answer)), None, None),
+                Err(failure) => (Some(Err(failure)), Some(hedge_call.await), None),
+            },
+            result = &mut hedge_call => match result {
+                Ok(answer) => (None, Some(Ok(answer)), Some(first)),
+                Err(failure) => (Some(first_call.await), Some(Err(failure)), None),
+            },
+        };
+        let outcome = match (&first_result, &hedge_result) {
+            (_, Some(Ok(_))) if !matches!(first_result, Some(Ok(_))) => HedgeOutcome::Won,
+            (Some(Ok(_)), _) => HedgeOutcome::Lost,
+            _ => HedgeOutcome::Failed,
+        };
+        let results = [first_result.map(|r| (first, r)), hedge_result.map(|r| (hedge, r))];
+        Step {
+            results: results.into_iter().flatten().collect(),
+            hedge: Some((hedge, outcome)),
+            lost,
+        }
     }
 
     /// Keeps the targets of `order` whose window `fits`, counting the others as context skips.
@@ -183,10 +314,10 @@ impl Failover {
     fn or_bad_answer(
         &self,
         call: &Call,
-        bad_answer: Option<(Arc<BadAnswer>, usize, usize)>,
+        walk: &mut Walk,
         failure: Failure,
     ) -> Result<Answer, Failure> {
-        let Some((answer, index, position)) = bad_answer else { return Err(failure) };
+        let Some((answer, index)) = walk.bad_answer.take() else { return Err(failure) };
         let Some(reply) = answer.take() else { return Err(failure) };
         let target = &self.targets[index];
         let name = &target.health.name;
@@ -194,12 +325,18 @@ impl Failover {
         let carriage = target.provider.carries(call.request.api());
         let mut provenance = Provenance::upstream(name, None, failure.upstream_time);
         provenance.attempts = failure.attempts;
-        provenance.route = if position > 0 { Route::Failover } else { Route::Primary };
+        provenance.route = if walk.first == Some(index) { Route::Primary } else { Route::Failover };
         provenance.native = carriage == Carriage::Native;
         provenance.dropped = call.request.dropped_for(name, carriage).to_vec();
         provenance.failed_check = Some(answer.check);
+        provenance.hedged = walk.hedged;
         Ok(Answer { reply, provenance })
     }
+}
+
+/// One call of a target's whole stack (breaker, bulkhead, retries, attempt).
+async fn target_call(target: &Target, call: &Call) -> Result<Answer, Failure> {
+    target.stack.clone().oneshot(call.clone()).await
 }
 
 /// What a request needs of a context window: its prompt and the answer's allowance.

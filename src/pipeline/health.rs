@@ -1,7 +1,9 @@
 //! `ProviderHealth`: what the gateway knows about one provider right now: its circuit breaker,
-//! its recent error rate and latency, and its concurrency slots. Shared by every model that
-//! routes to the provider; read by `/status`, `/readyz` and `least_latency` routing.
+//! its recent error rate and latency, its recent times to first byte, and its concurrency
+//! slots. Shared by every model that routes to the provider; read by `/status`, `/readyz`,
+//! `least_latency` routing and `hedge: { delay: auto }`.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -18,6 +20,12 @@ const ERROR_WINDOW: Duration = Duration::from_secs(60);
 const DECAY: Duration = Duration::from_secs(10);
 const OK: usize = 0;
 const FAILED: usize = 1;
+/// Times to first byte kept per kind of attempt (streamed, whole), at most...
+const FIRST_BYTE_SAMPLES: usize = 200;
+/// ...and at most this old.
+const FIRST_BYTE_AGE: Duration = Duration::from_secs(60);
+/// Fewer recent samples than this say nothing about a p95.
+const FIRST_BYTE_MIN_SAMPLES: usize = 10;
 
 #[derive(Debug)]
 pub struct ProviderHealth {
@@ -27,6 +35,15 @@ pub struct ProviderHealth {
     pub slots: Option<Arc<Semaphore>>,
     outcomes: Mutex<RecentCounts>,
     latency: Mutex<PeakEwma>,
+    /// Successful attempts' times to first byte (a stream's first content, a whole answer's
+    /// last byte, which for these APIs is its first): whole answers, then streams.
+    first_bytes: [Mutex<FirstBytes>; 2],
+}
+
+/// The latest times to first byte of one kind of attempt, with when each was taken.
+#[derive(Debug, Default)]
+struct FirstBytes {
+    samples: VecDeque<(Instant, Duration)>,
 }
 
 /// A peak-sensitive moving average: a slower sample is taken at once, faster ones decay in.
@@ -44,17 +61,34 @@ impl ProviderHealth {
             slots: config.max_concurrency.map(|n| Arc::new(Semaphore::new(n))),
             outcomes: Mutex::new(RecentCounts::new(ERROR_WINDOW)),
             latency: Mutex::new(PeakEwma::default()),
+            first_bytes: Default::default(),
             name,
         }
     }
 
-    /// Records one attempt: its success, and for a success how long the answer took to start.
-    pub fn record_attempt(&self, ok: bool, elapsed: Duration) {
+    /// Records one attempt (`streamed` or whole): its success, and for a success how long the
+    /// answer took to start.
+    pub fn record_attempt(&self, ok: bool, elapsed: Duration, streamed: bool) {
         let now = Instant::now();
         lock(&self.outcomes).add(if ok { OK } else { FAILED }, now);
         if ok {
             lock(&self.latency).observe(elapsed, now);
+            lock(&self.first_bytes[usize::from(streamed)]).observe(elapsed, now);
         }
+    }
+
+    /// An attempt that lost its race to a hedge (SPEC §4 "Hedging"): too slow to be useful,
+    /// so a failure for the error rate and the breaker (a half-open trial that lost opens the
+    /// circuit again). Recorded after the attempt was dropped.
+    pub fn record_lost_race(&self) {
+        lock(&self.outcomes).add(FAILED, Instant::now());
+        self.breaker.record_lost_race();
+    }
+
+    /// The p95 of recent successful attempts' times to first byte, `streamed` or whole; none
+    /// with too few samples in the last minute.
+    pub fn first_byte_p95(&self, streamed: bool) -> Option<Duration> {
+        lock(&self.first_bytes[usize::from(streamed)]).p95(Instant::now())
     }
 
     /// Failed attempts / all attempts over the last minute (0 with no attempts).
@@ -85,6 +119,31 @@ impl PeakEwma {
     }
 }
 
+impl FirstBytes {
+    fn observe(&mut self, sample: Duration, now: Instant) {
+        if self.samples.len() == FIRST_BYTE_SAMPLES {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((now, sample));
+    }
+
+    /// Nearest-rank p95 of the samples younger than `FIRST_BYTE_AGE`.
+    fn p95(&self, now: Instant) -> Option<Duration> {
+        let mut recent: Vec<Duration> = self
+            .samples
+            .iter()
+            .filter(|(taken, _)| now.duration_since(*taken) < FIRST_BYTE_AGE)
+            .map(|(_, sample)| *sample)
+            .collect();
+        if recent.len() < FIRST_BYTE_MIN_SAMPLES {
+            return None;
+        }
+        recent.sort_unstable();
+        let rank = (recent.len() * 95).div_ceil(100).max(1);
+        recent.get(rank - 1).copied()
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -102,5 +161,25 @@ mod tests {
         assert_eq!(ewma.millis, 900.0);
         ewma.observe(Duration::from_millis(100), start + Duration::from_secs(31));
         assert!(ewma.millis < 150.0, "{}", ewma.millis);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_byte_p95_needs_recent_samples_and_keeps_streams_apart() {
+        let mut first_bytes = FirstBytes::default();
+        let start = Instant::now();
+        for ms in 1..=9 {
+            first_bytes.observe(Duration::from_millis(ms * 10), start);
+        }
+        assert_eq!(first_bytes.p95(start), None, "nine samples say nothing");
+        for ms in 10..=100 {
+            first_bytes.observe(Duration::from_millis(ms * 10), start);
+        }
+        assert_eq!(first_bytes.p95(start), Some(Duration::from_millis(950)));
+        assert_eq!(first_bytes.p95(start + FIRST_BYTE_AGE), None, "all of them too old");
+        for _ in 0..FIRST_BYTE_SAMPLES {
+            first_bytes.observe(Duration::from_millis(5), start);
+        }
+        assert_eq!(first_bytes.samples.len(), FIRST_BYTE_SAMPLES);
+        assert_eq!(first_bytes.p95(start), Some(Duration::from_millis(5)), "the oldest gave way");
     }
 }

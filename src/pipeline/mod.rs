@@ -12,6 +12,7 @@ mod deadline;
 mod degraded;
 mod failover;
 mod health;
+mod hedge;
 mod observe;
 mod retry;
 mod routing;
@@ -37,6 +38,7 @@ use cache::Caching;
 use deadline::Deadline;
 use degraded::Degraded;
 use failover::{Failover, Target, TargetStack};
+use hedge::Hedging;
 use retry::Retry;
 use stage::StageLayer;
 
@@ -147,6 +149,7 @@ impl Pipeline {
             targets,
             Arc::clone(&shared.budget),
             Arc::clone(&shared.metrics),
+            model.hedge.map(Hedging::new),
         ));
         let degraded = model
             .degraded_response

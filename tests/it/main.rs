@@ -20,6 +20,7 @@ mod context_windows;
 mod embeddings;
 mod errors;
 mod failover;
+mod hedging;
 mod hostile_input;
 mod http_surface;
 mod logging;

@@ -86,6 +86,11 @@ METRICS = {
         {"check": {"empty", "invalid_json", "refusal"}},
     ),
     "ballast_context_skips_total": ("counter", {"model", "provider"}, {}),
+    "ballast_hedges_total": (
+        "counter",
+        {"model", "outcome"},
+        {"outcome": {"won", "lost", "failed"}},
+    ),
 }
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use yaml_serde::Mapping;
 
 use super::providers::Providers;
+use super::values::duration;
+use crate::config::defaults::bounds;
 use crate::config::defaults::model as default;
 use crate::config::path::YamlPath;
-use crate::config::raw::RawModel;
-use crate::config::{ConfigProblem, ModelConfig, Routing, TargetConfig};
+use crate::config::raw::{RawHedge, RawModel};
+use crate::config::{ConfigProblem, HedgeDelay, HedgePolicy, ModelConfig, Routing, TargetConfig};
 use crate::outcome::AnswerCheck;
 
 /// Every valid model, in file order.
@@ -94,6 +96,16 @@ fn model_config(
         }
     }
     let answer_checks = answer_checks(&path.key("answer_checks"), raw.answer_checks, out);
+    let hedge = raw.hedge.map(|hedge| hedge_policy(&path.key("hedge"), hedge, out));
+    if hedge.is_some() {
+        let providers: std::collections::HashSet<&str> =
+            targets.iter().map(|target| target.provider.name.as_str()).collect();
+        if providers.len() < 2 && !targets.is_empty() {
+            out.push(path.key("hedge").problem(
+                "a hedge races another provider: the model needs targets on at least two providers",
+            ));
+        }
+    }
     (!targets.is_empty()).then_some(ModelConfig {
         name,
         routing,
@@ -101,7 +113,41 @@ fn model_config(
         degraded_response: raw.degraded_response,
         cache: raw.cache.unwrap_or(default::CACHE),
         answer_checks,
+        hedge,
     })
+}
+
+/// `hedge: { delay: auto | 80ms, max_share: 10% | 0.1 }`.
+fn hedge_policy(path: &YamlPath, raw: RawHedge, out: &mut Vec<ConfigProblem>) -> HedgePolicy {
+    let delay = match raw.delay.as_deref() {
+        None | Some("auto") => HedgeDelay::Auto,
+        Some(_) => HedgeDelay::Fixed(duration(
+            &path.key("delay"),
+            raw.delay,
+            default::HEDGE_DELAY_UNKNOWN,
+            bounds::MAX_TIMEOUT,
+            out,
+        )),
+    };
+    let max_share = match raw.max_share.as_deref().map(str::trim) {
+        None => default::HEDGE_MAX_SHARE,
+        Some(text) => {
+            let parsed = match text.strip_suffix('%') {
+                Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+                None => text.parse::<f64>(),
+            };
+            match parsed {
+                Ok(share) if share > 0.0 && share <= 1.0 => share,
+                _ => {
+                    out.push(path.key("max_share").problem(format!(
+                        "`{text}` is not a share above 0 and at most 1 (write 10% or 0.1)"
+                    )));
+                    default::HEDGE_MAX_SHARE
+                }
+            }
+        }
+    };
+    HedgePolicy { delay, max_share }
 }
 
 /// `answer_checks: [empty, invalid_json, refusal]`, each named at most once.
@@ -141,6 +187,21 @@ mod tests {
             "providers:\n  demo: { kind: mock, failure_rate: 2 }\nmodels:\n  m: { targets: [{ provider: demo, model: x }] }\n",
         );
         assert_eq!(found, ["providers.demo.failure_rate: must be between 0.0 and 1.0"]);
+    }
+
+    #[test]
+    fn a_hedge_needs_a_share_and_a_second_provider() {
+        let found = problems(
+            "providers:\n  a: { kind: mock }\nmodels:\n  m:\n    hedge: { delay: 0ms, max_share: 150% }\n    targets: [{ provider: a, model: x }, { provider: a, model: y }]\n",
+        );
+        assert_eq!(
+            found,
+            [
+                "models.m.hedge.delay: must be longer than zero",
+                "models.m.hedge.max_share: `150%` is not a share above 0 and at most 1 (write 10% or 0.1)",
+                "models.m.hedge: a hedge races another provider: the model needs targets on at least two providers",
+            ]
+        );
     }
 
     #[test]
