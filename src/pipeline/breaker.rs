@@ -249,4 +249,18 @@ mod tests {
         drop(breaker.admit().unwrap());
         assert!(breaker.admit().is_ok(), "the dropped trial released its place");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn races_lost_to_hedges_count_like_failures_and_a_lost_trial_reopens() {
+        let breaker = breaker(2);
+        breaker.record_lost_race();
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        breaker.record_lost_race();
+        assert_eq!(breaker.state(), CircuitState::Open, "two lost races in a row");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        drop(breaker.admit().unwrap()); // the trial, dropped with the race it lost
+        breaker.record_lost_race();
+        assert_eq!(breaker.state(), CircuitState::Open, "not another trial at once");
+        assert!(breaker.admit().is_err());
+    }
 }
