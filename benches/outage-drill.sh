@@ -1,41 +1,45 @@
 #!/usr/bin/env bash
 # Outage drill: the real gateway on loopback in front of two fake upstreams
 # (examples/drill_upstream.rs), under a steady open-loop load, while the PRIMARY goes through
-# seven phases: healthy -> 503 storm -> hangs -> 429 with Retry-After: 30 -> empty 200s ->
-# streams that open with a role chunk and then fail in-band -> healthy again. The secondary
-# stays healthy throughout. Per phase it reports the share of client requests answered 2xx (in
-# the two phases whose failures are 200s, the share of GOOD answers, judged client-side by
-# examples/drill_client.rs), client p50/p99, and upstream calls per client request, against the
-# targets below. See benches/outage-drill.md for the last run.
+# nine phases: healthy -> 503 storm -> hangs -> 429 with Retry-After: 30 -> empty 200s ->
+# streams that open with a role chunk and then fail in-band -> slow (every answer after 2 s) ->
+# a latency tail (1 answer in 40 after 5 s) -> healthy again. The secondary stays healthy
+# throughout. Per phase it reports the share of client requests answered 2xx (in the two phases
+# whose failures are 200s, the share of GOOD answers, judged client-side by
+# examples/drill_client.rs), client p50/p99, upstream calls per client request and hedges per
+# client request, against the targets below. See benches/outage-drill.md for the last run with
+# hedging and benches/outage-drill-nohedge.md for the same drill without.
 #
-#   benches/outage-drill.sh                        # ~5 minutes once built
+#   benches/outage-drill.sh                        # hedging on; ~7 minutes once built
+#   HEDGE=off RESULTS=benches/outage-drill-nohedge.md benches/outage-drill.sh
+#   HEDGE=both benches/outage-drill.sh            # off then on, one gateway each: ~14 minutes
 #   RATE=200 PHASE_SECONDS=12 CONNECTIONS=1500 SEQUENCES="chained isolated" benches/outage-drill.sh
 #   SOURCE=HEAD benches/outage-drill.sh           # the last commit, not the working tree
 #
-# Loopback only. It starts the two upstreams, the gateway, a /status poller, oha and drill_client,
-# and stops exactly those, by PID, on exit. It is a measurement: it exits 0 whether the targets
-# are met or not, and non-zero only when it cannot measure (a build, an install or a start
-# failed).
+# Loopback only. It starts the two upstreams, the gateway (one per run: two with HEDGE=both), a
+# /status poller, oha and drill_client, and stops exactly those, by PID, on exit. It is a
+# measurement: it exits 0 whether the targets are met or not, and non-zero only when it cannot
+# measure (a build, an install or a start failed; a gateway without hedging refuses HEDGE=on).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 RATE=${RATE:-200}                   # client requests per second (open loop)
-PHASE_SECONDS=${PHASE_SECONDS:-12}  # per phase; 7 phases per sequence
+PHASE_SECONDS=${PHASE_SECONDS:-12}  # per phase; 9 phases per sequence
 # oha's HTTP/1 connections = the most requests it can have in flight. Before the primary's
 # circuit opens in the hang phase, requests take 2-6 s (attempt timeouts and retries), so at
 # 200 req/s over a thousand can be in flight at once; fewer connections would throttle the
 # open-loop rate exactly when it matters.
 CONNECTIONS=${CONNECTIONS:-1500}
-LATENCY=${LATENCY:-20ms}            # the fake upstreams' own latency when healthy
+LATENCY=${LATENCY:-40ms}            # the fake upstreams' own latency when healthy
 WARMUP=${WARMUP:-3}                 # seconds of load through the gateway before phase 1
 OHA_THREADS=${OHA_THREADS:-1}
 CLIENT_THREADS=${CLIENT_THREADS:-1} # drill_client's tokio workers
 OHA_VERSION=${OHA_VERSION:-1.16.0}
 # Which phase sequences to run, in order:
-#   chained:  the seven phases back to back, as an outage would go; the primary's circuit state
+#   chained:  the nine phases back to back, as an outage would go; the primary's circuit state
 #             (and the retry budget) carries over from one phase to the next, so a failure
 #             phase may start with the circuit already open;
-#   isolated: the same seven phases, but before each failure phase the primary is made healthy
+#   isolated: the same nine phases, but before each failure phase the primary is made healthy
 #             and load runs (unmeasured) until its circuit reads closed, so that each failure
 #             mode is met from a closed circuit.
 SEQUENCES=${SEQUENCES:-chained isolated}
@@ -43,12 +47,24 @@ INTERLUDE_SECONDS=${INTERLUDE_SECONDS:-7}   # > the primary's open_for (5 s)
 # What to build: empty for the working tree as it is; a commit (e.g. HEAD) to build a clean
 # export of it instead, under benches/out/drill-build (useful while the tree is mid-edit).
 SOURCE=${SOURCE:-}
+# Hedging on the drill model: `on` gives it `hedge: { delay: auto, max_share: 10% }` (HEDGE_YAML),
+# `off` no hedge key; `both` runs the whole drill twice, off then on, on the same upstreams and
+# the same build, restarting only the gateway with the other config in between.
+HEDGE=${HEDGE:-on}
+HEDGE_YAML=${HEDGE_YAML:-'{ delay: auto, max_share: 10% }'}
+# Where the report goes (HEDGE=on or off); with HEDGE=both the run without hedging goes to
+# RESULTS_NOHEDGE and the one with to RESULTS.
 RESULTS=${RESULTS:-benches/outage-drill.md}
+RESULTS_NOHEDGE=${RESULTS_NOHEDGE:-${RESULTS%.md}-nohedge.md}
 
 # Targets.
 TARGET_OK_PCT=99.9          # answered 2xx (oha phases) or good answers (drill_client phases), every phase
 TARGET_HANG_P99_FACTOR=2    # hang-phase p99 once the circuit opened < factor x secondary's own p50
 TARGET_CALLS_PER_REQ=1.25   # upstream calls (primary + secondary) per client request, every phase
+# With hedging on only (with it off, the same figures are reported, with the verdict n/a):
+TARGET_HEDGE_P99_MS=150         # p99 in the slow and the tail phases
+TARGET_TAIL_CALLS_PER_REQ=1.15  # upstream calls per client request in the tail phase
+TARGET_HANG_PHASE_P99_MS=150    # the hang phase's p99 over the whole phase (isolated sequence)
 
 TOOLS=benches/out/tools
 RUN=benches/out/drill
@@ -64,7 +80,7 @@ STREAM_BODY='{"model":"drill","stream":true,"messages":[{"role":"user","content"
 # which a gateway without answer checks or stream holding would pass through as successes.
 PHASES=("healthy:healthy:oha" "503-storm:503:oha" "hang:hang:oha" "429-retry-after-30:429:oha"
     "empty-200s:empty:client" "role-chunk-then-error:role_error:client-stream"
-    "healthy-again:healthy:oha")
+    "slow:slow:oha" "tail:tail:oha" "healthy-again:healthy:oha")
 
 log() { printf '[drill] %s\n' "$*" >&2; }
 now() { date +%s.%N; }
@@ -85,6 +101,13 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- tools and builds ----------------------------------------------------------------------------
+case $HEDGE in
+    on|off|both) ;;
+    *) log "HEDGE=$HEDGE: expected on, off or both"; exit 2 ;;
+esac
+if [[ $HEDGE == both && $RESULTS_NOHEDGE == "$RESULTS" ]]; then
+    log "HEDGE=both needs RESULTS_NOHEDGE other than RESULTS ($RESULTS)"; exit 2
+fi
 for tool in cargo python3 curl; do
     command -v "$tool" >/dev/null || { log "needs $tool"; exit 2; }
 done
@@ -147,13 +170,55 @@ set_mode() { # MODE
         "http://$primary_ADDR/control" >/dev/null
 }
 stats() { curl -fsS --max-time 2 "http://$1/stats"; }
+calls() { # ADDR -> the upstream's calls so far
+    stats "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["calls"])'
+}
 
-# --- the gateway ---------------------------------------------------------------------------------
+# Waits for a load generator started in the background (so that a signal reaches the EXIT trap
+# at once); its failure ends the drill with its stderr.
+await_load() { # PID NAME STDERR_FILE
+    local pid=$1 rc=0
+    PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    unset 'PIDS[${#PIDS[@]}-1]'
+    if [[ $rc -ne 0 ]]; then log "$2 failed ($rc):"; cat "$3" >&2; exit 1; fi
+}
+
+# Takes a process that has been stopped out of PIDS.
+forget_pid() { # PID
+    local kept=() p
+    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || kept+=("$p"); done
+    PIDS=("${kept[@]}")
+}
+
+run_client() { # URL SECONDS RATE BODY OUT_JSONL SUMMARY_JSON
+    # It stops by itself after SECONDS and at most its timeout (15 s) + 1 s more for stragglers.
+    "$BIN/examples/drill_client" --url "$1" --seconds "$2" --rate "$3" --body "$4" \
+        --timeout 15s --threads "$CLIENT_THREADS" --out "$5" >"$6" 2>"$RUN/client.stderr" &
+    await_load $! drill_client "$RUN/client.stderr"
+}
+
+run_oha() { # URL SECONDS RATE OUT_JSON [DB]
+    local args=(--no-tui --output-format json -o "$4" -z "${2}s" -q "$3" -c "$CONNECTIONS"
+        --worker-threads "$OHA_THREADS" -w --latency-correction -t 15s
+        -m POST -H 'content-type: application/json' -d "$BODY")
+    [[ $# -ge 5 ]] && args+=(--db-url "$5")
+    "$OHA" "${args[@]}" "$1" >"$RUN/oha.stdout" 2>"$RUN/oha.stderr" &
+    await_load $! oha "$RUN/oha.stderr"
+}
+
+# --- the gateway (one per run; OUT is the run's directory) ---------------------------------------
 # No response cache: every drill request is the same, so with the (default) memory cache all but
 # the first would be answered from it and no upstream would ever be called. `answer_checks:
 # [empty]`: a 200 with no text, no tool call and no refusal is a failed attempt (bad_answer),
 # retried and failed over like a 503 and counted by the circuit breaker (the empty-200s phase).
-cat >"$RUN/ballast.yaml" <<EOF
+# With hedging on, `hedge:` on the drill model: once the first attempt has neither answered nor
+# streamed content after the delay, one more starts on the next target (the secondary). Without
+# it, the model's last line is empty.
+write_config() { # HEDGE(on|off) -> $OUT/ballast.yaml
+    local hedge=""
+    if [[ $1 == on ]]; then hedge="    hedge: $HEDGE_YAML"; fi
+    cat >"$OUT/ballast.yaml" <<EOF
 server: { listen: 127.0.0.1:0, request_timeout: 10s, shutdown_grace: 2s }
 cache: { backend: none }
 providers:
@@ -173,85 +238,84 @@ models:
   drill:
     targets: [ { provider: primary, model: p }, { provider: secondary, model: s } ]
     answer_checks: [empty]
+${hedge}
 EOF
-GW_PID=""
-for attempt in 1 2 3; do
-    GW_PORT=$(free_port)
-    # warn: no per-request log lines (an info line per response would cost throughput), but the
-    # breaker's "circuit opened" lines, whose timestamps the report uses.
-    BALLAST_LOG=warn "$BIN/ballast" serve --config "$RUN/ballast.yaml" \
-        --listen "127.0.0.1:$GW_PORT" --log-format json 2>>"$RUN/gateway.log" &
-    GW_PID=$!
-    PIDS+=("$GW_PID")
-    if wait_http "http://127.0.0.1:$GW_PORT/healthz" "$GW_PID"; then
-        break
+}
+
+GW_PID="" GW="" GATEWAY_URL=""
+start_gateway() { # HEDGE(on|off) -> GW_PID, GW, GATEWAY_URL
+    local attempt port
+    GW_PID=""
+    for attempt in 1 2 3; do
+        port=$(free_port)
+        # warn: no per-request log lines (an info line per response would cost throughput), but
+        # the breaker's "circuit opened" lines, whose timestamps the report uses.
+        BALLAST_LOG=warn "$BIN/ballast" serve --config "$OUT/ballast.yaml" \
+            --listen "127.0.0.1:$port" --log-format json 2>>"$OUT/gateway.log" &
+        GW_PID=$!
+        PIDS+=("$GW_PID")
+        if wait_http "http://127.0.0.1:$port/healthz" "$GW_PID"; then
+            break
+        fi
+        log "gateway start attempt $attempt failed:"; tail -5 "$OUT/gateway.log" >&2
+        stop_pid "$GW_PID"; forget_pid "$GW_PID"; GW_PID=""
+    done
+    [[ -n "$GW_PID" ]] || exit 1
+    GW="127.0.0.1:$port"
+    GATEWAY_URL="http://$GW/v1/chat/completions"
+    log "ballast on $GW (pid $GW_PID, hedging $1)"
+}
+
+stop_gateway() {
+    stop_pid "$GW_PID"; forget_pid "$GW_PID"; GW_PID=""
+}
+
+# The gateway's hedges so far: sum(ballast_hedges_total) by outcome, as JSON (all 0 while it has
+# none, as without hedging).
+hedges() {
+    curl -fsS --max-time 2 "http://$GW/metrics" | awk '
+        /^ballast_hedges_total[{ ]/ {
+            o = "other"
+            if (match($0, /outcome="[^"]*"/)) o = substr($0, RSTART + 9, RLENGTH - 10)
+            if (o != "won" && o != "lost" && o != "failed") o = "other"
+            v = $0
+            if (index(v, "}") > 0) v = substr(v, index(v, "}") + 1); else sub(/^[^ ]+/, "", v)
+            split(v, f, " ")
+            n[o] += f[1]
+        }
+        END {
+            printf "{\"won\":%d,\"lost\":%d,\"failed\":%d,\"other\":%d}\n",
+                n["won"], n["lost"], n["failed"], n["other"]
+        }'
+}
+
+# Two identical requests: both must be answered by the primary itself (not a cache); and one
+# streamed request, judged by drill_client: a good stream, from the primary.
+check_gateway() {
+    local n headers before
+    before=$(calls "$primary_ADDR")
+    for n in 1 2; do
+        headers=$(curl -sS --max-time 5 -D - -o "$OUT/check.json" -H 'content-type: application/json' \
+            -d "$BODY" "$GATEWAY_URL")
+        if ! grep -qi '^x-ballast-provider: primary' <<<"$headers" \
+            || ! grep -qi '^x-ballast-route: primary' <<<"$headers" \
+            || ! grep -q '"object":"chat.completion"' "$OUT/check.json"; then
+            log "unexpected answer $n through the gateway:"; printf '%s\n' "$headers" >&2
+            head -c 300 "$OUT/check.json" >&2; exit 1
+        fi
+    done
+    run_client "$GATEWAY_URL" 1 1 "$STREAM_BODY" "$OUT/check-stream.jsonl" "$OUT/check-stream.json"
+    if ! grep -q '"good":1,' "$OUT/check-stream.json"; then
+        log "the streamed check request through the gateway is not a good answer:"
+        cat "$OUT/check-stream.jsonl" >&2; exit 1
     fi
-    log "gateway start attempt $attempt failed:"; tail -5 "$RUN/gateway.log" >&2
-    stop_pid "$GW_PID"; unset 'PIDS[${#PIDS[@]}-1]'; GW_PID=""
-done
-[[ -n "$GW_PID" ]] || exit 1
-GW="127.0.0.1:$GW_PORT"
-GATEWAY_URL="http://$GW/v1/chat/completions"
-log "ballast on $GW (pid $GW_PID)"
-
-# Two identical requests: both must be answered by the primary itself (not a cache).
-for n in 1 2; do
-    headers=$(curl -sS --max-time 5 -D - -o "$RUN/check.json" -H 'content-type: application/json' \
-        -d "$BODY" "$GATEWAY_URL")
-    if ! grep -qi '^x-ballast-provider: primary' <<<"$headers" \
-        || ! grep -qi '^x-ballast-route: primary' <<<"$headers" \
-        || ! grep -q '"object":"chat.completion"' "$RUN/check.json"; then
-        log "unexpected answer $n through the gateway:"; printf '%s\n' "$headers" >&2
-        head -c 300 "$RUN/check.json" >&2; exit 1
+    if [[ $(calls "$primary_ADDR") != $((before + 3)) ]]; then
+        log "the primary did not see the three check requests: $(stats "$primary_ADDR")"; exit 1
     fi
-done
-
-# Waits for a load generator started in the background (so that a signal reaches the EXIT trap
-# at once); its failure ends the drill with its stderr.
-await_load() { # PID NAME STDERR_FILE
-    local pid=$1 rc=0
-    PIDS+=("$pid")
-    wait "$pid" || rc=$?
-    unset 'PIDS[${#PIDS[@]}-1]'
-    if [[ $rc -ne 0 ]]; then log "$2 failed ($rc):"; cat "$3" >&2; exit 1; fi
 }
 
-run_client() { # URL SECONDS RATE BODY OUT_JSONL SUMMARY_JSON
-    # It stops by itself after SECONDS and at most its timeout (15 s) + 1 s more for stragglers.
-    "$BIN/examples/drill_client" --url "$1" --seconds "$2" --rate "$3" --body "$4" \
-        --timeout 15s --threads "$CLIENT_THREADS" --out "$5" >"$6" 2>"$RUN/client.stderr" &
-    await_load $! drill_client "$RUN/client.stderr"
-}
-
-# And one streamed request, judged by drill_client: a good stream, from the primary.
-run_client "$GATEWAY_URL" 1 1 "$STREAM_BODY" "$RUN/check-stream.jsonl" "$RUN/check-stream.json"
-if ! grep -q '"good":1,' "$RUN/check-stream.json"; then
-    log "the streamed check request through the gateway is not a good answer:"
-    cat "$RUN/check-stream.jsonl" >&2; exit 1
-fi
-if [[ $(stats "$primary_ADDR") != *'"calls":3,'* ]]; then
-    log "the primary did not see the three check requests: $(stats "$primary_ADDR")"; exit 1
-fi
-
-run_oha() { # URL SECONDS RATE OUT_JSON [DB]
-    local args=(--no-tui --output-format json -o "$4" -z "${2}s" -q "$3" -c "$CONNECTIONS"
-        --worker-threads "$OHA_THREADS" -w --latency-correction -t 15s
-        -m POST -H 'content-type: application/json' -d "$BODY")
-    [[ $# -ge 5 ]] && args+=(--db-url "$5")
-    "$OHA" "${args[@]}" "$1" >"$RUN/oha.stdout" 2>"$RUN/oha.stderr" &
-    await_load $! oha "$RUN/oha.stderr"
-}
-
-# --- the secondary's own latency, direct, at a low rate -------------------------------------------
-log "secondary's own latency: direct, 50 req/s for 4 s"
-run_oha "http://$secondary_ADDR/v1/chat/completions" 4 50 "$RUN/secondary-direct.json" \
-    "$RUN/secondary-direct.db"
-
-log "warm-up through the gateway: ${WARMUP}s at $RATE req/s"
-run_oha "$GATEWAY_URL" "$WARMUP" "$RATE" "$RUN/warmup.json"
-
-# --- the poller: /status and the primary's held-open count every 100 ms, and every 500 ms one
-# probe request through the gateway whose x-ballast-* headers are recorded ------------------------
+# --- the poller (one per run): /status and the primary's held-open count every 100 ms, and every
+# 500 ms one probe request through the gateway whose x-ballast-* headers are recorded -------------
 cat >"$RUN/poller.py" <<'PY'
 import json, os, sys, threading, time, urllib.error, urllib.request
 
@@ -290,7 +354,8 @@ def probe():
             r.read()
             rec.update(status=r.status, route=r.headers.get("x-ballast-route"),
                        provider=r.headers.get("x-ballast-provider"),
-                       attempts=r.headers.get("x-ballast-attempts"))
+                       attempts=r.headers.get("x-ballast-attempts"),
+                       hedged=r.headers.get("x-ballast-hedged") == "true")
     except Exception as err:  # noqa: BLE001
         rec.update(status=None, error=str(err))
     rec["ms"] = (time.time() - t) * 1e3
@@ -311,13 +376,27 @@ while time.time() < deadline and not os.path.exists(stop_path) and os.getppid() 
     tick += 1
     time.sleep(max(0.0, 0.1 - (time.time() - t)))
 PY
-# The poller's own bound, whatever happens here: both sequences (each phase plus the wait for its
-# stragglers, at most 16 s), the interludes (at most 4 rounds, with a healthy primary, before
-# each of the isolated sequence's phases), and a margin.
-POLL_SECONDS=$((2 * ${#PHASES[@]} * (PHASE_SECONDS + 16) + ${#PHASES[@]} * 4 * (INTERLUDE_SECONDS + 2) + 300))
-python3 "$RUN/poller.py" "$GW" "$primary_ADDR" "$RUN/poll.jsonl" "$RUN/poll.stop" "$POLL_SECONDS" &
-POLLER_PID=$!
-PIDS+=("$POLLER_PID")
+POLLER_PID="" POLL_SECONDS=0
+start_poller() { # -> POLLER_PID
+    local n=${#PHASES[@]} n_seq
+    n_seq=$(wc -w <<<"$SEQUENCES")
+    # The poller's own bound, whatever happens here: every sequence's phases (each phase, plus
+    # the wait for its stragglers, at most 16 s, plus its mode switch and its /status, /stats and
+    # /metrics reads, at most 2 s each), the interludes (at most 4 rounds, with a healthy
+    # primary, each at most its length + 16 s, before each phase of the isolated sequence and
+    # before the sequence), and a margin. It grows with the number of phases and sequences.
+    POLL_SECONDS=$((n_seq * n * (PHASE_SECONDS + 16 + 16) + (n + 1) * 4 * (INTERLUDE_SECONDS + 16 + 2) + 300))
+    rm -f "$OUT/poll.stop"
+    python3 "$RUN/poller.py" "$GW" "$primary_ADDR" "$OUT/poll.jsonl" "$OUT/poll.stop" "$POLL_SECONDS" &
+    POLLER_PID=$!
+    PIDS+=("$POLLER_PID")
+}
+
+stop_poller() {
+    touch "$OUT/poll.stop"
+    sleep 0.5   # it sees the file within 100 ms
+    stop_pid "$POLLER_PID"; forget_pid "$POLLER_PID"; POLLER_PID=""
+}
 
 # --- the phases (PHASES is at the top) ----------------------------------------------------------
 primary_circuit() {
@@ -335,7 +414,7 @@ close_primary_circuit() { # SEQ INDEX
         state=$(primary_circuit)
         [[ $state == closed ]] && return 0
         log "  interlude: primary circuit $state; ${INTERLUDE_SECONDS}s of load with the primary healthy"
-        run_oha "$GATEWAY_URL" "$INTERLUDE_SECONDS" "$RATE" "$RUN/interlude-$1-$2-$k.json"
+        run_oha "$GATEWAY_URL" "$INTERLUDE_SECONDS" "$RATE" "$OUT/interlude-$1-$2-$k.json"
     done
     log "  the primary's circuit is still $(primary_circuit); going on (the report shows its state)"
 }
@@ -352,7 +431,7 @@ others() {
 }
 
 run_sequence() { # NAME ISOLATED(0|1)
-    local seq=$1 isolated=$2 i=0 phase name mode load c0 tb t0 t1 ta p0 s0 p1 s1
+    local seq=$1 isolated=$2 i=0 phase name mode load c0 tb t0 t1 ta p0 s0 h0 p1 s1 h1
     for phase in "${PHASES[@]}"; do
         i=$((i + 1))
         name=${phase%%:*}
@@ -362,62 +441,43 @@ run_sequence() { # NAME ISOLATED(0|1)
         if [[ $isolated == 1 && $mode != healthy ]]; then
             close_primary_circuit "$seq" "$i"
         fi
-        others | sed "s/^/$seq phase $i: /" >>"$RUN/others.txt"
+        others | sed "s/^/$seq phase $i: /" >>"$OUT/others.txt"
         set_mode "$mode"
         c0=$(primary_circuit)
         tb=$(now)
-        p0=$(stats "$primary_ADDR"); s0=$(stats "$secondary_ADDR")
+        p0=$(stats "$primary_ADDR"); s0=$(stats "$secondary_ADDR"); h0=$(hedges)
         log "$seq phase $i/${#PHASES[@]}: $name (primary: $mode, its circuit $c0), ${PHASE_SECONDS}s at $RATE req/s ($load)"
         t0=$(now)
         case $load in
-            oha) run_oha "$GATEWAY_URL" "$PHASE_SECONDS" "$RATE" "$RUN/$seq-$i.json" "$RUN/$seq-$i.db" ;;
+            oha) run_oha "$GATEWAY_URL" "$PHASE_SECONDS" "$RATE" "$OUT/$seq-$i.json" "$OUT/$seq-$i.db" ;;
             client) run_client "$GATEWAY_URL" "$PHASE_SECONDS" "$RATE" "$BODY" \
-                "$RUN/$seq-$i.jsonl" "$RUN/$seq-$i.summary.json" ;;
+                "$OUT/$seq-$i.jsonl" "$OUT/$seq-$i.summary.json" ;;
             client-stream) run_client "$GATEWAY_URL" "$PHASE_SECONDS" "$RATE" "$STREAM_BODY" \
-                "$RUN/$seq-$i.jsonl" "$RUN/$seq-$i.summary.json" ;;
+                "$OUT/$seq-$i.jsonl" "$OUT/$seq-$i.summary.json" ;;
             *) log "phase $name: unknown load \`$load' (oha, client, client-stream)"; exit 2 ;;
         esac
         t1=$(now)
-        p1=$(stats "$primary_ADDR"); s1=$(stats "$secondary_ADDR")
+        p1=$(stats "$primary_ADDR"); s1=$(stats "$secondary_ADDR"); h1=$(hedges)
         ta=$(now)
-        printf '{"seq":"%s","index":%d,"name":"%s","mode":"%s","load":"%s","circuit0":"%s","tb":%s,"t0":%s,"t1":%s,"ta":%s,"p0":%s,"s0":%s,"p1":%s,"s1":%s}\n' \
-            "$seq" "$i" "$name" "$mode" "$load" "$c0" "$tb" "$t0" "$t1" "$ta" "$p0" "$s0" "$p1" "$s1" >>"$RUN/phases.jsonl"
+        printf '{"seq":"%s","index":%d,"name":"%s","mode":"%s","load":"%s","circuit0":"%s","tb":%s,"t0":%s,"t1":%s,"ta":%s,"p0":%s,"s0":%s,"h0":%s,"p1":%s,"s1":%s,"h1":%s}\n' \
+            "$seq" "$i" "$name" "$mode" "$load" "$c0" "$tb" "$t0" "$t1" "$ta" "$p0" "$s0" "$h0" "$p1" "$s1" "$h1" >>"$OUT/phases.jsonl"
     done
 }
-
-: >"$RUN/phases.jsonl"
-: >"$RUN/others.txt"
-sleep 1   # a few polls before the first phase
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-for seq in $SEQUENCES; do
-    case $seq in
-        chained) run_sequence chained 0 ;;
-        isolated) close_primary_circuit isolated 0; run_sequence isolated 1 ;;
-        *) log "unknown sequence \`$seq' (chained, isolated)"; exit 2 ;;
-    esac
-done
-touch "$RUN/poll.stop"
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-sleep 0.5
-kill -0 "$GW_PID" 2>/dev/null || { log "the gateway died during the drill"; exit 1; }
-
-export RUN RATE PHASE_SECONDS CONNECTIONS LATENCY OHA_THREADS COMMIT \
-    TARGET_OK_PCT TARGET_HANG_P99_FACTOR TARGET_CALLS_PER_REQ
-DRILL_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
-MACHINE="nproc $(nproc), Linux $(uname -r), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
-OHA_VER=$("$OHA" --version)
-RUSTC_VER=$(rustc --version)
-export DRILL_DATE MACHINE OHA_VER RUSTC_VER LOAD_BEFORE LOAD_AFTER
-
-python3 - >"$RUN/report.md" <<'PY'
+# --- the report (run once per drill run, by drill below) -------------------------------------
+cat >"$RUN/report.py" <<'PY'
 import json, os, re, sqlite3
 from datetime import datetime, timezone
 
 env = os.environ
-run = env["RUN"]
+run = env["OUT"]   # this run's files; the secondary's direct latency is in env["RUN"]
 ok_target = float(env["TARGET_OK_PCT"])
 hang_factor = float(env["TARGET_HANG_P99_FACTOR"])
 calls_target = float(env["TARGET_CALLS_PER_REQ"])
+hedge_on = env["HEDGE_RUN"] == "on"
+hedge_p99_ms = float(env["TARGET_HEDGE_P99_MS"])
+tail_calls_target = float(env["TARGET_TAIL_CALLS_PER_REQ"])
+hang_phase_p99_ms = float(env["TARGET_HANG_PHASE_P99_MS"])
+OUTCOMES = ("won", "lost", "failed", "other")
 
 
 def pct(values, q):
@@ -466,7 +526,7 @@ def fmt_ms(v):
 
 
 # The secondary's own latency, direct.
-sec_lat = [r[3] for r in rows(f"{run}/secondary-direct.db") if 200 <= r[4] < 300]
+sec_lat = [r[3] for r in rows(f"{env['RUN']}/secondary-direct.db") if 200 <= r[4] < 300]
 sec_p50, sec_p99 = pct(sec_lat, 50), pct(sec_lat, 99)
 hang_limit = hang_factor * sec_p50 if sec_p50 else None
 
@@ -526,7 +586,12 @@ def analyse(ph):
     ph_probes = [p for p in probes if ph["tb"] <= p["t"] < ph["ta"]]
     calls_p = ph["p1"]["calls"] - ph["p0"]["calls"]
     calls_s = ph["s1"]["calls"] - ph["s0"]["calls"]
+    delayed = ph["p1"].get("delayed", 0) - ph["p0"].get("delayed", 0)
     requests = total + len(ph_probes)
+    # Hedges started in the phase, by outcome: sum(ballast_hedges_total) on the gateway's /metrics,
+    # read right along with the /stats reads (so probes' hedges are in, as in calls per request).
+    hedges = {o: ph["h1"].get(o, 0) - ph["h0"].get(o, 0) for o in OUTCOMES}
+    hedged = sum(hedges.values())
     ph_polls = [p for p in polls if t0 <= p["t"] <= t1]
     seen = []
     for p in ph_polls:
@@ -544,6 +609,8 @@ def analyse(ph):
     routes = {}
     for p in ph_probes:
         key = f"{p.get('status')} {p.get('route')}/{p.get('provider')} x{p.get('attempts')}"
+        if p.get("hedged"):
+            key += " hedged"
         routes[key] = routes.get(key, 0) + 1
     r = {
         "seq": seq, "i": i, "name": ph["name"], "mode": ph["mode"], "circuit0": ph["circuit0"],
@@ -554,6 +621,8 @@ def analyse(ph):
         "p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat, default=None),
         "calls_p": calls_p, "calls_s": calls_s, "requests": requests, "probes": len(ph_probes),
         "cpr": (calls_p + calls_s) / requests if requests else 0.0, "seen": seen,
+        "delayed": delayed, "hedges": hedges, "hedged": hedged,
+        "hpr": hedged / requests if requests else 0.0,
         "open_log": open_log, "hanging": hanging, "peak": peak,
         "late": sum(1 for x in rs if x[0] - x[1] > 0.05), "routes": routes, "seconds": t1 - t0,
     }
@@ -594,11 +663,24 @@ BLURBS = {
 
 out = []
 w = out.append
-all_verdicts = []
+all_verdicts, all_na = [], []
 judged_names = ", ".join(dict.fromkeys(
     r["name"] for _, results in sequences for r in results if r["judged"]))
-w("# Outage drill: primary fails, secondary answers\n")
+w(f"# Outage drill: primary fails, secondary answers (hedging {'on' if hedge_on else 'off'})\n")
 w(f"- date: {env['DRILL_DATE']}")
+if hedge_on:
+    w(f"- hedging: **on**: the drill model has `hedge: {env['HEDGE_YAML']}`: once the first "
+      "attempt (on the primary) has neither answered nor streamed its first content after the "
+      "delay, one more attempt starts on the next target (the secondary); the first good answer "
+      "wins and the other is cancelled, and an attempt that loses to a hedge counts as a failure "
+      "for its provider's circuit breaker; at most max_share of the model's requests over the "
+      "last 10 s start a hedge"
+      + (f"; the same drill without hedging: `{env['COMPANION']}`" if env.get("COMPANION") else ""))
+else:
+    w("- hedging: **off**: no `hedge` key on the drill model (the same drill, for comparison with "
+      "hedging on); the hedging targets are reported with their measured values and the verdict "
+      "n/a"
+      + (f"; the same drill with hedging: `{env['COMPANION']}`" if env.get("COMPANION") else ""))
 w(f"- machine: {env['MACHINE']}; load average before/after the phases: "
   f"{env['LOAD_BEFORE']} / {env['LOAD_AFTER']}")
 w(f"- ballast: commit {env['COMMIT']}, release build, {env['RUSTC_VER']}, log level warn")
@@ -609,7 +691,10 @@ w(f"- load: {env['OHA_VER']}, open loop at {env['RATE']} req/s, {env['PHASE_SECO
   + ("; in the phases whose failures are 200s, examples/drill_client.rs instead (below)"
      if judged_names else ""))
 w(f"- upstreams: examples/drill_upstream.rs x2, healthy latency {env['LATENCY']}; the secondary "
-  "is healthy throughout; the primary's mode is switched right before each phase")
+  "is healthy throughout; the primary's mode is switched right before each phase. In `slow` "
+  "the primary answers every request after a flat 2 s (the length of its attempt timeout, "
+  "`total: 2s`, in the config below); in `tail` it answers one call in 40 (every 40th counted "
+  "from the phase's start) after a flat 5 s and the others after its healthy latency")
 w(f"- the secondary's own latency (direct, 50 req/s, {len(sec_lat)} requests): "
   f"p50 {fmt_ms(sec_p50)} ms, p99 {fmt_ms(sec_p99)} ms")
 w(f"- targets: answered 2xx >= {ok_target:g} % in every phase"
@@ -617,13 +702,21 @@ w(f"- targets: answered 2xx >= {ok_target:g} % in every phase"
      if judged_names else "")
   + f"; hang-phase p99 once the primary's "
   f"circuit has opened < {hang_factor:g} x the secondary's own p50 = {fmt_ms(hang_limit)} ms; "
-  f"upstream calls (primary + secondary) per client request <= {calls_target:g} in every phase")
+  f"upstream calls (primary + secondary) per client request <= {calls_target:g} in every phase; "
+  f"with hedging on: p99 <= {hedge_p99_ms:g} ms in slow and in tail, the hang phase's p99 over "
+  f"the whole phase < {hang_phase_p99_ms:g} ms (isolated sequence), upstream calls per client "
+  f"request <= {tail_calls_target:g} in tail"
+  + ("" if hedge_on else " (reported, verdict n/a: hedging is off)"))
 w("- client requests are those of the phase's load generator (oha, or drill_client): the 2xx "
   "(or good-answer) share and the latencies are over them. Calls per request also counts, in its "
   "denominator, the probe requests (2/s) the script sends through the gateway to record the "
   "`x-ballast-*` headers, since their upstream calls are in the numerator. The probes are always "
   "non-streamed: in a `role_error` phase the primary answers them 500 (its non-streamed failure "
-  "in that mode).")
+  "in that mode). Hedges per request is the increase of `sum(ballast_hedges_total)` on the "
+  "gateway's `/metrics`, read along with the upstreams' `/stats` right before and right after "
+  "the phase, over the same denominator (client requests + probes); its outcomes (won: the hedge "
+  "answered; lost: the first attempt did; failed: both failed) are in the notes under each "
+  "table, and a probe whose answer had `x-ballast-hedged: true` is listed as `hedged`.")
 if judged_names:
     w(f"- **good answers** ({judged_names}): the primary's failures there are 200s (an answer with "
       "no content; a stream that opens with a role-only chunk, then sends an in-band "
@@ -652,13 +745,15 @@ for seq, results in sequences:
     w(BLURBS.get(seq, ""))
     w("")
     w("| # | phase (primary mode) | circuit at start | client requests | answered 2xx | p50 (ms) "
-      "| p99 (ms) | max (ms) | upstream calls (primary + secondary) | calls / request |")
-    w("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+      "| p99 (ms) | max (ms) | upstream calls (primary + secondary) | calls / request "
+      "| hedges / request |")
+    w("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
         share = f"good answers: {r['ok_pct']:.2f} %" if r["judged"] else f"{r['ok_pct']:.2f} %"
         w(f"| {r['i']} | {r['name']} ({r['mode']}) | {r['circuit0']} | {r['total']} | "
           f"{share} | {fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | {fmt_ms(r['max'])} | "
-          f"{r['calls_p']} + {r['calls_s']} = {r['calls_p'] + r['calls_s']} | {r['cpr']:.3f} |")
+          f"{r['calls_p']} + {r['calls_s']} = {r['calls_p'] + r['calls_s']} | {r['cpr']:.3f} | "
+          f"{r['hpr']:.3f} |")
     w("")
     if any(r["judged"] for r in results):
         w("Where the share reads *good answers*, the load was drill_client and the share is of "
@@ -666,11 +761,21 @@ for seq, results in sequences:
         w("")
     w("| target | phase | measured | target | verdict |")
     w("| --- | --- | ---: | ---: | --- |")
-    verdicts = []
+    verdicts, na = [], []
 
-    def check(name, phase, measured, target, ok):
-        verdicts.append(ok)
-        w(f"| {name} | {phase} | {measured} | {target} | {'PASS' if ok else 'MISS'} |")
+    def check(name, phase, measured, target, ok, hedging=False):
+        """A target row; a hedging target without hedging is reported, not judged."""
+        if hedging and not hedge_on:
+            na.append(name)
+            verdict = "n/a (no hedging)"
+        else:
+            verdicts.append(ok)
+            verdict = "PASS" if ok else "MISS"
+        w(f"| {name} | {phase} | {measured} | {target} | {verdict} |")
+
+    def ms_check(name, phase, value, op, limit_ms):
+        ok = value is not None and (value * 1e3 <= limit_ms if op == "<=" else value * 1e3 < limit_ms)
+        check(name, phase, f"{fmt_ms(value)} ms", f"{op} {limit_ms:g} ms", ok, hedging=True)
 
     for r in results:
         check("good answers" if r["judged"] else "answered 2xx", r["name"],
@@ -685,12 +790,25 @@ for seq, results in sequences:
             check("p99 once the circuit opened", r["name"], "it never opened",
                   f"< {fmt_ms(hang_limit)} ms", False)
     for r in results:
+        if r["mode"] in ("slow", "tail"):
+            ms_check("p99 (hedging)", r["name"], r["p99"], "<=", hedge_p99_ms)
+    for r in results:
+        if r["mode"] == "hang" and seq == "isolated":
+            ms_check("p99 over the whole phase (hedging)", r["name"], r["p99"], "<",
+                     hang_phase_p99_ms)
+    for r in results:
         check("upstream calls per request", r["name"], f"{r['cpr']:.3f}", f"<= {calls_target:g}",
               r["cpr"] <= calls_target)
+    for r in results:
+        if r["mode"] == "tail":
+            check("upstream calls per request (hedging)", r["name"], f"{r['cpr']:.3f}",
+                  f"<= {tail_calls_target:g}", r["cpr"] <= tail_calls_target, hedging=True)
     w("")
-    w(f"{seq}: {sum(verdicts)} of {len(verdicts)} targets met.")
+    w(f"{seq}: {sum(verdicts)} of {len(verdicts)} targets met"
+      + (f" ({len(na)} hedging targets n/a: hedging is off)." if na else "."))
     w("")
     all_verdicts += verdicts
+    all_na += na
     for r in results:
         tool = "drill_client" if r["judged"] else "oha"
         measure = "good" if r["judged"] else "2xx"
@@ -717,8 +835,15 @@ for seq, results in sequences:
                         f"p50 {fmt_ms(r['after_p50'])} ms, p99 {fmt_ms(r['after_p99'])} ms, "
                         f"{r['after_slow']} took >= 1 s")
         bits.append(f"peak client requests in flight {r['peak']}, sends {tool} made > 50 ms late {r['late']}")
+        h = r["hedges"]
+        bits.append(f"hedges started {r['hedged']} ({r['hpr']:.3f} / request): won {h['won']}, "
+                    f"lost {h['lost']}, failed {h['failed']}"
+                    + (f", other outcomes {h['other']}" if h["other"] else ""))
+        if r["delayed"]:
+            bits.append(f"primary calls delayed by its mode (2 s slow, 5 s tail) {r['delayed']}")
         if r["hanging"]:
-            bits.append(f"peak requests held open by the primary {r['hanging']}")
+            bits.append(f"peak requests held open by the primary (hung, or waiting out a delay) "
+                        f"{r['hanging']}")
         bits.append("probes (status route/provider x attempts): "
                     + (", ".join(f"{k}: {v}" for k, v in sorted(r["routes"].items())) or "none"))
         w("- " + "; ".join(bits))
@@ -728,8 +853,9 @@ if others:
     w("Other benchmark processes running on the machine at phase starts (noise): "
       + "; ".join(f"`{l}`" for l in others[:10]) + (" ..." if len(others) > 10 else ""))
     w("")
-w(f"Overall: {sum(all_verdicts)} of {len(all_verdicts)} targets met. Gateway log lines at warn "
-  f"or above other than 'circuit opened': {warnings}.")
+w(f"Overall: {sum(all_verdicts)} of {len(all_verdicts)} targets met"
+  + (f" ({len(all_na)} hedging targets n/a: hedging is off)" if all_na else "")
+  + f". Gateway log lines at warn or above other than 'circuit opened': {warnings}.")
 w("")
 w("## Gateway config used\n")
 w("```yaml")
@@ -738,7 +864,84 @@ w("```")
 print("\n".join(out))
 PY
 
-cat "$RUN/report.md"
-cp "$RUN/report.md" "$RESULTS"
-log "written to $RESULTS (raw oha JSON/SQLite, drill_client JSONL, poll log and gateway log in $RUN)"
+# --- one run of the drill: a gateway with hedging on or off, the sequences, the report ------------
+drill() { # HEDGE(on|off) OUT RESULTS [COMPANION: the other run's results file]
+    local hedge=$1 seq
+    OUT=$2
+    mkdir -p "$OUT"
+    : >"$OUT/phases.jsonl"
+    : >"$OUT/others.txt"
+    : >"$OUT/gateway.log"
+    log "=== the drill with hedging $hedge (results: $3; raw files: $OUT)"
+    set_mode healthy
+    write_config "$hedge"
+    start_gateway "$hedge"
+    check_gateway
+    log "warm-up through the gateway: ${WARMUP}s at $RATE req/s"
+    run_oha "$GATEWAY_URL" "$WARMUP" "$RATE" "$OUT/warmup.json"
+    start_poller
+    sleep 1   # a few polls before the first phase
+    LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+    for seq in $SEQUENCES; do
+        case $seq in
+            chained) run_sequence chained 0 ;;
+            isolated) close_primary_circuit isolated 0; run_sequence isolated 1 ;;
+            *) log "unknown sequence \`$seq' (chained, isolated)"; exit 2 ;;
+        esac
+    done
+    LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+    stop_poller
+    kill -0 "$GW_PID" 2>/dev/null || { log "the gateway died during the drill"; exit 1; }
+    stop_gateway
+
+    HEDGE_RUN=$hedge COMPANION=${4:-}
+    DRILL_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+    export OUT HEDGE_RUN COMPANION DRILL_DATE LOAD_BEFORE LOAD_AFTER
+    python3 "$RUN/report.py" >"$OUT/report.md"
+    cat "$OUT/report.md"
+    cp "$OUT/report.md" "$3"
+    log "written to $3 (raw oha JSON/SQLite, drill_client JSONL, poll log and gateway log in $OUT)"
+}
+
+export RUN RATE PHASE_SECONDS CONNECTIONS LATENCY OHA_THREADS COMMIT HEDGE_YAML \
+    TARGET_OK_PCT TARGET_HANG_P99_FACTOR TARGET_CALLS_PER_REQ \
+    TARGET_HEDGE_P99_MS TARGET_TAIL_CALLS_PER_REQ TARGET_HANG_PHASE_P99_MS
+MACHINE="nproc $(nproc), Linux $(uname -r), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+OHA_VER=$("$OHA" --version)
+RUSTC_VER=$(rustc --version)
+export MACHINE OHA_VER RUSTC_VER
+
+# Every run's config is validated (`ballast check`, offline) before the first run starts, so that
+# a gateway that refuses one (HEDGE=on or both with a build that has no hedging) fails the drill
+# at once rather than after the run without hedging.
+check_config() { # HEDGE(on|off) OUT
+    OUT=$2
+    mkdir -p "$OUT"
+    write_config "$1"
+    if ! "$BIN/ballast" check --config "$OUT/ballast.yaml" >"$OUT/config-check.txt" 2>&1; then
+        log "the gateway refuses the drill's config with hedging $1:"; cat "$OUT/config-check.txt" >&2
+        if [[ $1 == on ]]; then
+            log "(a gateway without hedging refuses the \`hedge' key; HEDGE=off runs without it)"
+        fi
+        exit 1
+    fi
+}
+
+case $HEDGE in
+    on|off) check_config "$HEDGE" "$RUN" ;;
+    both) check_config off "$RUN/hedge-off"; check_config on "$RUN/hedge-on" ;;
+esac
+
+# The secondary's own latency, direct, at a low rate: once (both runs of HEDGE=both share it).
+log "secondary's own latency: direct, 50 req/s for 4 s"
+run_oha "http://$secondary_ADDR/v1/chat/completions" 4 50 "$RUN/secondary-direct.json" \
+    "$RUN/secondary-direct.db"
+
+case $HEDGE in
+    on|off) drill "$HEDGE" "$RUN" "$RESULTS" ;;
+    both)
+        drill off "$RUN/hedge-off" "$RESULTS_NOHEDGE" "$RESULTS"
+        drill on "$RUN/hedge-on" "$RESULTS" "$RESULTS_NOHEDGE"
+        ;;
+esac
 exit 0

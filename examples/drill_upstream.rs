@@ -24,11 +24,22 @@
 //!     chunk (`"content": ""`), then an in-band error event
 //!     (`data: {"error":{"message":"upstream broke","type":"server_error","code":null}}`), then
 //!     the end of the body, without `[DONE]`; non-streamed, at once, 500 with an OpenAI-shaped
-//!     `server_error` body.
-//! - `POST /control` with `{"mode":"healthy"|"503"|"hang"|"429"|"empty"|"role_error"}`: switches
-//!   the mode; answers `{"mode":...,"previous":...}`. Anything else gets a 400.
-//! - `GET /stats`: `{"calls":N,"hanging":H,"mode":"..."}`: chat-completion requests received
-//!   so far (answered or not) and requests being held open right now.
+//!     `server_error` body;
+//!   - `slow`: streamed or not, after a flat 2 s (instead of `--latency`, not on top of it), the
+//!     `healthy` answer: an upstream that works, but too slowly;
+//!   - `tail`: the `healthy` answer, after `--latency`, except for every 40th call counted in
+//!     this mode (the 40th, 80th, ... since the `/control` request that set it), which waits a
+//!     flat 5 s instead: a latency tail of 1 answer in 40 (2.5 %), deterministic.
+//! - `POST /control` with
+//!   `{"mode":"healthy"|"503"|"hang"|"429"|"empty"|"role_error"|"slow"|"tail"}`: switches the
+//!   mode (`tail` also restarts its count of calls, even when it was already the mode); answers
+//!   `{"mode":...,"previous":...}`. Anything else gets a 400.
+//! - `GET /stats`: `{"calls":N,"delayed":D,"hanging":H,"mode":"..."}`: chat-completion requests
+//!   received so far (answered or not); those of them that were given a `slow` or `tail` delay
+//!   (2 s or 5 s) so far; and requests being held open right now: hung (`hang`) or waiting out a
+//!   `slow`/`tail` delay (the ordinary `--latency` wait is not counted). A request whose client
+//!   goes away (a gateway that gave up on it, or cancelled it because another attempt won) is
+//!   dropped, and leaves the gauge, at once.
 //! - `GET /health`: 200 `ok`.
 //!
 //! On start it prints `listening 127.0.0.1:PORT` on stdout (so `--listen 127.0.0.1:0` works).
@@ -98,7 +109,16 @@ enum Mode {
     RateLimited = 3,
     Empty = 4,
     RoleError = 5,
+    Slow = 6,
+    Tail = 7,
 }
+
+/// How long every answer waits in the `slow` mode (instead of `--latency`).
+const SLOW_DELAY: Duration = Duration::from_secs(2);
+/// In the `tail` mode, every this-many-th call waits [`TAIL_DELAY`] instead of `--latency`.
+const TAIL_EVERY: u64 = 40;
+/// How long a `tail` call picked by [`TAIL_EVERY`] waits.
+const TAIL_DELAY: Duration = Duration::from_secs(5);
 
 impl Mode {
     fn parse(name: &str) -> Option<Self> {
@@ -109,6 +129,8 @@ impl Mode {
             "429" => Some(Self::RateLimited),
             "empty" => Some(Self::Empty),
             "role_error" => Some(Self::RoleError),
+            "slow" => Some(Self::Slow),
+            "tail" => Some(Self::Tail),
             _ => None,
         }
     }
@@ -120,6 +142,8 @@ impl Mode {
             3 => Self::RateLimited,
             4 => Self::Empty,
             5 => Self::RoleError,
+            6 => Self::Slow,
+            7 => Self::Tail,
             _ => Self::Healthy,
         }
     }
@@ -132,6 +156,8 @@ impl Mode {
             Self::RateLimited => "429",
             Self::Empty => "empty",
             Self::RoleError => "role_error",
+            Self::Slow => "slow",
+            Self::Tail => "tail",
         }
     }
 }
@@ -140,7 +166,11 @@ impl Mode {
 struct Shared {
     mode: AtomicU8,
     calls: AtomicU64,
+    /// Calls given a `slow` or `tail` delay.
+    delayed: AtomicU64,
     hanging: AtomicU64,
+    /// Calls received in the `tail` mode since it was last set.
+    tail_calls: AtomicU64,
 }
 
 /// The fixed answers, made once.
@@ -166,8 +196,8 @@ struct Probe {
     stream: Option<bool>,
 }
 
-/// Counts a held-open request for as long as its handler lives (hyper drops the handler when
-/// the client closes the connection).
+/// Counts a held-open request (hung, or waiting out a `slow`/`tail` delay) for as long as its
+/// handler lives (hyper drops the handler when the client closes the connection).
 struct Hanging(Arc<Shared>);
 
 impl Hanging {
@@ -248,13 +278,22 @@ async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Respons
         serde_json::from_slice::<Probe>(&body).ok().and_then(|probe| probe.stream).unwrap_or(false);
     let answers = &state.answers;
     match Mode::from_u8(state.shared.mode.load(Ordering::Relaxed)) {
-        Mode::Healthy if stream => {
-            sleep(state.latency).await;
-            event_stream(&answers.stream)
-        }
         Mode::Healthy => {
             sleep(state.latency).await;
-            json(answers.completion.clone())
+            healthy(answers, stream)
+        }
+        Mode::Slow => {
+            delay(&state.shared, SLOW_DELAY).await;
+            healthy(answers, stream)
+        }
+        Mode::Tail => {
+            let n = state.shared.tail_calls.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % TAIL_EVERY == 0 {
+                delay(&state.shared, TAIL_DELAY).await;
+            } else {
+                sleep(state.latency).await;
+            }
+            healthy(answers, stream)
         }
         Mode::Empty if stream => {
             sleep(state.latency).await;
@@ -304,11 +343,15 @@ async fn control(State(state): State<AppState>, body: Bytes) -> Response {
     let Some(mode) = mode else {
         return error(
             StatusCode::BAD_REQUEST,
-            "expected {\"mode\":\"healthy\"|\"503\"|\"hang\"|\"429\"|\"empty\"|\"role_error\"}",
+            "expected {\"mode\":\"healthy\"|\"503\"|\"hang\"|\"429\"|\"empty\"|\"role_error\"|\"slow\"|\"tail\"}",
             "invalid_request_error",
             None,
         );
     };
+    if mode == Mode::Tail {
+        // Before the switch, so that the first call in the mode is call 1 of the new count.
+        state.shared.tail_calls.store(0, Ordering::Relaxed);
+    }
     let previous = Mode::from_u8(state.shared.mode.swap(mode as u8, Ordering::Relaxed));
     axum::Json(serde_json::json!({ "mode": mode.name(), "previous": previous.name() }))
         .into_response()
@@ -318,6 +361,7 @@ async fn stats(State(state): State<AppState>) -> Response {
     let shared = &state.shared;
     axum::Json(serde_json::json!({
         "calls": shared.calls.load(Ordering::Relaxed),
+        "delayed": shared.delayed.load(Ordering::Relaxed),
         "hanging": shared.hanging.load(Ordering::Relaxed),
         "mode": Mode::from_u8(shared.mode.load(Ordering::Relaxed)).name(),
     }))
@@ -329,6 +373,19 @@ async fn sleep(latency: Duration) {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+}
+
+/// A `slow`/`tail` delay: counted in `delayed`, and in `hanging` while it lasts (or until the
+/// client goes away and the handler is dropped).
+async fn delay(shared: &Arc<Shared>, delay: Duration) {
+    shared.delayed.fetch_add(1, Ordering::Relaxed);
+    let _held = Hanging::new(shared);
+    tokio::time::sleep(delay).await;
+}
+
+/// The `healthy` answer, streamed or not.
+fn healthy(answers: &Answers, stream: bool) -> Response {
+    if stream { event_stream(&answers.stream) } else { json(answers.completion.clone()) }
 }
 
 /// A 200 JSON answer of fixed bytes.
