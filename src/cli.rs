@@ -106,14 +106,14 @@ async fn serve(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let open = config.auth.is_none();
     crate::fd_limit::raise_and_log(config.server.max_connections);
-    let gateway = Gateway::bind(config, args.listen).await?;
+    let gateway = Gateway::bind(config, args.listen).await?.reloading_from(path.to_path_buf());
     let addr = gateway.local_addr()?;
     if open && !addr.ip().is_loopback() {
         tracing::warn!(addr = %addr, "no `auth` keys: anyone who can reach this address can use every model");
     }
     let signal = server::shutdown_signal();
     if let Some(operator) = gateway.operator_addr() {
-        tracing::info!(addr = %operator, "serving /metrics and /status");
+        tracing::info!(addr = %operator, "serving /metrics, /status and /admin/*");
     }
     tracing::info!(addr = %addr, config = %path.display(), "listening");
     gateway.serve(signal).await;
@@ -203,7 +203,7 @@ fn problem_list(path: &Path, problems: &[ConfigProblem]) -> String {
 
 /// What `check` prints for a valid config: server settings, providers, models → targets.
 /// Keys and header values are never printed.
-fn route_table(path: &Path, config: &Config) -> String {
+pub(crate) fn route_table(path: &Path, config: &Config) -> String {
     let server = &config.server;
     let mut text = format!("{}: OK\n\n", path.display());
     let _ = writeln!(
@@ -218,6 +218,16 @@ fn route_table(path: &Path, config: &Config) -> String {
         format_duration(server.shutdown_grace),
         server.workers,
     );
+    let operator = match server.metrics_listen {
+        Some(addr) => format!(
+            "operator listener: {addr} (/metrics, /status, /admin/reload, \
+             /admin/providers/NAME/circuit)"
+        ),
+        None => "operator listener: none (/metrics and /status on listen; no /admin endpoints \
+                 without server.metrics_listen)"
+            .to_owned(),
+    };
+    let _ = writeln!(text, "{operator}\n");
     let _ = writeln!(text, "providers:");
     for provider in &config.providers {
         let t = &provider.timeouts;
@@ -285,7 +295,7 @@ fn route_table(path: &Path, config: &Config) -> String {
             cache.max_entries,
             format_size(cache.max_bytes)
         ),
-        CacheBackend::Redis { url } => format!("redis at {}", redacted_url(url)),
+        CacheBackend::Redis(redis) => format!("redis at {}", redis.describe()),
         CacheBackend::None => "none".to_owned(),
     };
     let _ = writeln!(

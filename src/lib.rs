@@ -27,6 +27,7 @@ pub mod outcome;
 pub mod pipeline;
 pub mod providers;
 pub mod rate_limit;
+pub mod reload;
 pub mod shared_redis;
 pub mod throttle;
 pub mod tokens;

@@ -59,6 +59,8 @@ pub struct Metrics {
     answer_check_failures: IntCounterVec,
     context_skips: IntCounterVec,
     hedges: IntCounterVec,
+    config_reloads: IntCounterVec,
+    last_reload_success: prometheus::Gauge,
 }
 
 /// The `field` values of `ballast_translation_drops_total`: the hints a translation knows by
@@ -238,6 +240,19 @@ impl Metrics {
                 "Hedges started, by how their race ended.",
                 &["model", "outcome"],
             )?,
+            config_reloads: counter(
+                "ballast_config_reloads_total",
+                "Config reloads (SIGHUP, POST /admin/reload), applied or refused.",
+                &["result"],
+            )?,
+            last_reload_success: {
+                let metric = prometheus::Gauge::new(
+                    "ballast_config_last_reload_success_timestamp_seconds",
+                    "Unix time the running config was loaded (at start, then by each applied reload).",
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
             registry,
         };
         Ok(metrics)
@@ -390,6 +405,19 @@ impl Metrics {
 
     pub fn record_cache_saved(&self, model: &str, usd: f64) {
         self.cache_saved.with_label_values(&[model]).inc_by(usd);
+    }
+
+    /// A reload applied (`ok`) or refused; an applied one also sets the success time.
+    pub fn record_reload(&self, applied: bool, unix_seconds: u64) {
+        self.config_reloads.with_label_values(&[if applied { "ok" } else { "error" }]).inc();
+        if applied {
+            self.set_loaded_at(unix_seconds);
+        }
+    }
+
+    /// When the running config was loaded.
+    pub fn set_loaded_at(&self, unix_seconds: u64) {
+        self.last_reload_success.set(unix_seconds as f64);
     }
 
     pub fn record_overhead(&self, elapsed: Duration) {

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::auth::Caller;
+use crate::config::RedisConfig;
 use crate::shared_redis::SharedRedis;
 
 const WINDOW: Duration = Duration::from_secs(60);
@@ -93,9 +94,9 @@ pub enum Refused {
 }
 
 impl RateLimiter {
-    /// Shares counts through `redis_url` when given (the cache's Redis).
-    pub fn new(redis_url: Option<&str>) -> Result<Self, String> {
-        let redis = redis_url.map(SharedRedis::new).transpose()?;
+    /// Shares counts through `redis` when given (the cache's Redis).
+    pub fn new(redis: Option<&RedisConfig>) -> Result<Self, String> {
+        let redis = redis.map(SharedRedis::new).transpose()?;
         Ok(Self {
             redis,
             script: redis::Script::new(CHECK_AND_ADD),

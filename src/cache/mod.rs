@@ -57,7 +57,7 @@ impl Cache {
         let store = match &config.backend {
             CacheBackend::None => return Ok(None),
             CacheBackend::Memory => Store::memory(config.max_entries, config.max_bytes, lifetimes),
-            CacheBackend::Redis { url } => Store::redis(url, lifetimes)?,
+            CacheBackend::Redis(redis) => Store::redis(redis, lifetimes)?,
         };
         Ok(Some(Arc::new(Self {
             store,

@@ -68,7 +68,7 @@ pub struct RateLimit {
     pub tokens_per_minute: Option<u64>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct CacheConfig {
     pub backend: CacheBackend,
     /// How long an entry is fresh.
@@ -83,11 +83,68 @@ pub struct CacheConfig {
     pub shared_across_keys: bool,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CacheBackend {
     Memory,
-    Redis { url: String },
+    Redis(RedisConfig),
     None,
+}
+
+/// The Redis that replicas share (the cache, rate limits, kept conversations), and how to
+/// trust it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    pub nodes: RedisNodes,
+    /// `redis_ca_file`: certificates to trust for `rediss://` instead of the system roots.
+    pub ca: Option<CaBundle>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RedisNodes {
+    /// `redis_url`: one server (`redis://` or `rediss://`).
+    Single(String),
+    /// `redis_cluster`: seed URLs of a Redis Cluster, all of one scheme.
+    Cluster(Vec<String>),
+}
+
+/// A PEM bundle, read when the config is loaded.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CaBundle {
+    pub path: PathBuf,
+    pub pem: Vec<u8>,
+}
+
+impl fmt::Debug for CaBundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaBundle").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl RedisConfig {
+    /// Whether the connection is TLS (`rediss://`).
+    pub fn tls(&self) -> bool {
+        match &self.nodes {
+            RedisNodes::Single(url) => url.starts_with("rediss://"),
+            RedisNodes::Cluster(seeds) => seeds.iter().all(|url| url.starts_with("rediss://")),
+        }
+    }
+
+    /// For the log and `check`: the URLs with their passwords left out.
+    pub fn describe(&self) -> String {
+        let mut text = match &self.nodes {
+            RedisNodes::Single(url) => redacted_url(url),
+            RedisNodes::Cluster(seeds) => format!(
+                "cluster of {} seed{} ({})",
+                seeds.len(),
+                if seeds.len() == 1 { "" } else { "s" },
+                seeds.iter().map(|url| redacted_url(url)).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        if let Some(ca) = &self.ca {
+            text.push_str(&format!(", trusting {}", ca.path.display()));
+        }
+        text
+    }
 }
 
 /// USD per million tokens of one upstream model.
@@ -103,7 +160,7 @@ impl Price {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Serve `/metrics` and `/status` here instead of on `listen`.
@@ -124,7 +181,7 @@ pub struct ServerConfig {
     pub workers: usize,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct ProviderConfig {
     pub name: String,
     pub kind: ProviderKind,
@@ -151,7 +208,7 @@ pub struct BreakerPolicy {
     pub open_for: Duration,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum ProviderKind {
     /// Any server speaking OpenAI's chat completions: OpenAI, vLLM, Ollama, LiteLLM...
     OpenAi(OpenAiSettings),
@@ -181,7 +238,7 @@ impl ProviderKind {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct AzureSettings {
     /// `https://RESOURCE.openai.azure.com`; `/openai/deployments/{model}/chat/completions` follows.
     pub base_url: Url,
@@ -190,7 +247,7 @@ pub struct AzureSettings {
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct AnthropicSettings {
     /// `https://api.anthropic.com`; `/v1/messages` follows.
     pub base_url: Url,
@@ -200,7 +257,7 @@ pub struct AnthropicSettings {
     pub default_max_tokens: u32,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct OpenAiSettings {
     /// Ends with `/v1` for OpenAI; `chat/completions` is appended to it.
     pub base_url: Url,
@@ -213,7 +270,7 @@ pub struct OpenAiSettings {
     pub native_responses: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct MockSettings {
     /// Time to the first byte of an answer.
     pub latency: Duration,

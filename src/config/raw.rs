@@ -50,6 +50,9 @@ pub struct RawCache {
     #[serde(default, deserialize_with = "text")]
     pub redis_url: Option<String>,
     #[serde(default, deserialize_with = "text")]
+    pub redis_ca_file: Option<String>,
+    pub redis_cluster: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "text")]
     pub ttl: Option<String>,
     #[serde(default, deserialize_with = "text")]
     pub stale_ttl: Option<String>,

@@ -13,7 +13,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use super::extract::Authenticated;
-use super::{chat, embeddings, health, messages, metrics, models, request_id, responses};
+use super::{admin, chat, embeddings, health, messages, metrics, models, request_id, responses};
 use crate::error::GatewayError;
 use crate::state::AppState;
 
@@ -94,9 +94,12 @@ fn operator_routes() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics::metrics)).route("/status", get(health::status))
 }
 
-/// The router of `server.metrics_listen`: the operator routes and health, nothing else.
+/// The router of `server.metrics_listen`: the operator routes, the admin endpoints (which exist
+/// only here) and health, nothing else.
 pub fn operator_app(state: AppState) -> App {
     operator_routes()
+        .route("/admin/reload", post(admin::reload))
+        .route("/admin/providers/{name}/circuit", post(admin::circuit))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(unknown_route)

@@ -9,7 +9,13 @@
 //! request, whose whole outcome (after its retries) closes the circuit or opens it again. Only
 //! failures that say something about the provider count (`FailureClass::is_provider_fault`); a
 //! client error proves the provider answers and counts as a success.
+//!
+//! An operator may force the circuit (`POST /admin/providers/{name}/circuit`): held open, the
+//! provider is skipped like an open circuit (drained before maintenance); held closed, it is
+//! called whatever the breaker would say. While forced the breaker learns nothing; `auto`
+//! returns the provider to it with a closed circuit and a clean count.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -26,7 +32,20 @@ pub struct Breaker {
     provider: Arc<str>,
     policy: BreakerPolicy,
     state: Mutex<State>,
+    /// `Forced` as a number (`FORCED_*`): read by every admission, so not behind the lock.
+    forced: AtomicU8,
 }
+
+/// An operator's override of the breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forced {
+    Open,
+    Closed,
+}
+
+const NOT_FORCED: u8 = 0;
+const FORCED_OPEN: u8 = 1;
+const FORCED_CLOSED: u8 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -45,27 +64,74 @@ pub struct Permit {
 
 impl Breaker {
     pub fn new(provider: Arc<str>, policy: BreakerPolicy) -> Self {
-        Self { provider, policy, state: Mutex::new(State::Closed { failures: 0 }) }
+        Self {
+            provider,
+            policy,
+            state: Mutex::new(State::Closed { failures: 0 }),
+            forced: AtomicU8::new(NOT_FORCED),
+        }
     }
 
-    /// A permit, or how long until the circuit admits a trial.
-    pub fn admit(self: &Arc<Self>) -> Result<Permit, Duration> {
+    /// The operator's override, if any.
+    pub fn forced(&self) -> Option<Forced> {
+        match self.forced.load(Ordering::Relaxed) {
+            FORCED_OPEN => Some(Forced::Open),
+            FORCED_CLOSED => Some(Forced::Closed),
+            _ => None,
+        }
+    }
+
+    /// Holds the circuit open or closed (`Some`), or returns it to the breaker (`None`), with a
+    /// closed circuit and no failures counted either way.
+    pub fn force(&self, forced: Option<Forced>) {
+        let code = match forced {
+            Some(Forced::Open) => FORCED_OPEN,
+            Some(Forced::Closed) => FORCED_CLOSED,
+            None => NOT_FORCED,
+        };
+        *self.lock() = State::Closed { failures: 0 };
+        self.forced.store(code, Ordering::Relaxed);
+        match forced {
+            Some(Forced::Open) => {
+                tracing::warn!(provider = %self.provider, "circuit held open by the operator: the provider is skipped")
+            }
+            Some(Forced::Closed) => {
+                tracing::warn!(provider = %self.provider, "circuit held closed by the operator")
+            }
+            None => tracing::info!(provider = %self.provider, "circuit returned to the breaker"),
+        }
+    }
+
+    /// A permit, or how long until the circuit admits a trial (none while it is held open).
+    pub fn admit(self: &Arc<Self>) -> Result<Permit, Option<Duration>> {
+        match self.forced() {
+            Some(Forced::Open) => return Err(None),
+            Some(Forced::Closed) => {
+                return Ok(Permit { breaker: Arc::clone(self), trial: false, recorded: false });
+            }
+            None => {}
+        }
         let mut state = self.lock();
         let now = Instant::now();
         let trial = match *state {
             State::Closed { .. } => false,
-            State::Open { until } if now < until => return Err(until - now),
+            State::Open { until } if now < until => return Err(Some(until - now)),
             State::Open { .. } | State::HalfOpen { trial_in_flight: false } => {
                 *state = State::HalfOpen { trial_in_flight: true };
                 true
             }
             // One trial at a time; others wait for its verdict without calling.
-            State::HalfOpen { trial_in_flight: true } => return Err(Duration::ZERO),
+            State::HalfOpen { trial_in_flight: true } => return Err(Some(Duration::ZERO)),
         };
         Ok(Permit { breaker: Arc::clone(self), trial, recorded: false })
     }
 
     pub fn state(&self) -> CircuitState {
+        match self.forced() {
+            Some(Forced::Open) => return CircuitState::Open,
+            Some(Forced::Closed) => return CircuitState::Closed,
+            None => {}
+        }
         match *self.lock() {
             State::Closed { .. } => CircuitState::Closed,
             State::Open { until } if Instant::now() < until => CircuitState::Open,
@@ -75,6 +141,9 @@ impl Breaker {
 
     /// While open: the time until a trial is admitted.
     pub fn opens_in(&self) -> Option<Duration> {
+        if self.forced().is_some() {
+            return None;
+        }
         match *self.lock() {
             State::Open { until } => until.checked_duration_since(Instant::now()),
             _ => None,
@@ -83,6 +152,9 @@ impl Breaker {
 
     /// One attempt's outcome while closed: a fault counts towards opening, a success resets.
     pub fn record_attempt(&self, fault: bool) {
+        if self.forced().is_some() {
+            return;
+        }
         let mut state = self.lock();
         *state = match *state {
             State::Closed { .. } if !fault => State::Closed { failures: 0 },
@@ -98,6 +170,9 @@ impl Breaker {
     /// An attempt that lost a race to a hedge (it was dropped, so its permit said nothing): a
     /// fault while closed, and a failed trial while half-open.
     pub fn record_lost_race(&self) {
+        if self.forced().is_some() {
+            return;
+        }
         let mut state = self.lock();
         if let State::HalfOpen { .. } = *state {
             *state = self.open();
@@ -109,7 +184,7 @@ impl Breaker {
 
     /// A trial request's whole outcome: `None` when it proved nothing (e.g. the deadline cut it).
     fn record(&self, trial: bool, fault: Option<bool>) {
-        if !trial {
+        if !trial || self.forced().is_some() {
             return;
         }
         let mut state = self.lock();
@@ -172,7 +247,7 @@ impl Stage for Breaker {
                     &self.provider,
                     "circuit open: skipped",
                 );
-                failure.retry_after = Some(opens_in);
+                failure.retry_after = opens_in;
                 return Err(failure);
             }
         };
@@ -209,7 +284,7 @@ mod tests {
         assert_eq!(breaker.state(), CircuitState::Closed, "a success resets the count");
         fail(&breaker);
         assert_eq!(breaker.state(), CircuitState::Open);
-        assert_eq!(breaker.admit().err(), Some(Duration::from_secs(30)));
+        assert_eq!(breaker.admit().err(), Some(Some(Duration::from_secs(30))));
         tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(breaker.opens_in(), Some(Duration::from_secs(20)));
     }
@@ -262,5 +337,29 @@ mod tests {
         breaker.record_lost_race();
         assert_eq!(breaker.state(), CircuitState::Open, "not another trial at once");
         assert!(breaker.admit().is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forced_state_holds_whatever_the_breaker_sees_until_auto() {
+        let breaker = breaker(1);
+        breaker.force(Some(Forced::Open));
+        assert_eq!(breaker.state(), CircuitState::Open);
+        assert_eq!(breaker.admit().err(), Some(None), "held open: skipped, no reopening time");
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(breaker.admit().is_err(), "held open past any open_for");
+
+        breaker.force(Some(Forced::Closed));
+        for _ in 0..5 {
+            fail(&breaker);
+        }
+        breaker.record_lost_race();
+        assert_eq!(breaker.state(), CircuitState::Closed, "held closed through failures");
+        assert!(!breaker.admit().unwrap().trial);
+
+        breaker.force(None);
+        assert_eq!(breaker.forced(), None);
+        assert_eq!(breaker.state(), CircuitState::Closed, "back to the breaker, closed");
+        fail(&breaker);
+        assert_eq!(breaker.state(), CircuitState::Open, "which learns again");
     }
 }

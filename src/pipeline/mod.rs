@@ -26,6 +26,7 @@ use std::time::Duration;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
+pub use breaker::Forced;
 pub use budget::RetryBudget;
 pub use call::{Answer, CachePolicy, Call, Provenance, Spent, UsageHook};
 pub use health::ProviderHealth;
@@ -50,7 +51,9 @@ use crate::failure::Failure;
 use crate::metrics::Metrics;
 use crate::providers::Provider;
 
-/// A configured provider with what the gateway tracks about it; shared by every model.
+/// A configured provider with what the gateway tracks about it; shared by every model (and by
+/// the next config generation while the provider is unchanged).
+#[derive(Clone)]
 pub struct Upstream {
     pub provider: Arc<Provider>,
     pub health: Arc<ProviderHealth>,

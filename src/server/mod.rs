@@ -1,26 +1,33 @@
 //! The listeners: binding, the accept loop of each worker (hyper-util) under
 //! `server.max_connections`, graceful shutdown. One connection's life, its protocol settings
-//! and timers, is `connection`; the router it serves, with its edge layers, is `http::router`.
+//! and timers, is `connection`; the router it serves, with its edge layers, is `http::router`,
+//! built per config generation and taken per request through `live`.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::{Semaphore, TryAcquireError, oneshot};
+use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::http::router::{self, App};
 use crate::state::AppState;
 use crate::throttle::Throttle;
 use crate::workers;
 
 mod connection;
+pub mod live;
+
+use self::live::{Live, Routed};
+
+/// Reload requests waiting for the reload task (it handles one at a time).
+const RELOAD_QUEUE: usize = 8;
 
 /// Connections held at once on `server.metrics_listen`, apart from `server.max_connections`,
 /// so that a flood of the public listener never locks the operator out of `/metrics`.
@@ -43,6 +50,8 @@ pub struct Gateway {
     /// `server.metrics_listen`: `/metrics` and `/status` apart from the public listener.
     operator_listener: Option<TcpListener>,
     state: AppState,
+    /// The file SIGHUP and `POST /admin/reload` re-read; none for an embedded gateway.
+    config_path: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +74,14 @@ impl Gateway {
             Some(addr) => Some(bind(addr)?),
             None => None,
         };
-        Ok(Self { listener, operator_listener, state })
+        Ok(Self { listener, operator_listener, state, config_path: None })
+    }
+
+    /// Reloads from `path` on SIGHUP and `POST /admin/reload` (the file the config came from).
+    #[must_use]
+    pub fn reloading_from(mut self, path: PathBuf) -> Self {
+        self.config_path = Some(path);
+        self
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -84,11 +100,12 @@ impl Gateway {
     /// socket, each with its own runtime (see `crate::workers`). This returns once every worker
     /// has drained.
     pub async fn serve(self, signal: impl Future<Output = ()> + Send) {
-        let Self { listener, operator_listener, state } = self;
+        let Self { listener, operator_listener, state, config_path } = self;
         let stop = CancellationToken::new();
         // Dropping this future (e.g. with the runtime that polls it) stops the other workers.
         let _stop_workers = stop.clone().drop_guard();
-        let app = router::app(state.clone());
+        let live = Live::new(state.clone());
+        let app = live.service(false);
         // One limit for every worker's accept loop on `listen`; the operator listener has its own.
         let limit =
             ConnectionLimit::new(state.config().server.max_connections, "server.max_connections");
@@ -98,9 +115,16 @@ impl Gateway {
                 serve_listener(listener, app, limit, &state, &stop).await;
             }
         };
+        let reloads = async {
+            if let Some(path) = config_path {
+                let (requests, receiver) = mpsc::channel(RELOAD_QUEUE);
+                state.accept_reloads(requests);
+                crate::reload::serve(live.clone(), path, receiver, stop.clone()).await;
+            }
+        };
         let operator = async {
             if let Some(listener) = operator_listener {
-                let app = router::operator_app(state.clone());
+                let app = live.service(true);
                 let limit = ConnectionLimit::new(OPERATOR_MAX_CONNECTIONS, "operator listener");
                 serve_listener(listener, app, limit, &state, &stop).await;
             }
@@ -109,7 +133,7 @@ impl Gateway {
             signal.await;
             stop.cancel();
         };
-        tokio::join!(main, operator, stopper);
+        tokio::join!(main, operator, reloads, stopper);
         for worker in workers {
             // An error only means the thread ended without saying so: it is done either way.
             let _ = worker.await;
@@ -122,7 +146,7 @@ impl Gateway {
 /// A worker whose socket cannot be cloned is left out, with an error in the log.
 fn spawn_workers(
     listener: TcpListener,
-    app: &App,
+    app: &Routed,
     limit: &ConnectionLimit,
     state: &AppState,
     stop: &CancellationToken,
@@ -195,7 +219,7 @@ impl ConnectionLimit {
 /// while all are taken, new connections wait in the kernel's backlog.
 async fn serve_listener(
     listener: TcpListener,
-    app: App,
+    app: Routed,
     limit: ConnectionLimit,
     state: &AppState,
     stop: &CancellationToken,

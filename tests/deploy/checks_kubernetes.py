@@ -464,6 +464,46 @@ def k8s_termination_grace():
     return problems
 
 
+@check("kubernetes: a ConfigMap change reloads without a restart: a sidecar SIGHUPs ballast")
+def k8s_config_reloader():
+    deployment, container = gateway()
+    spec = get(deployment, "spec.template.spec") or {}
+    problems = []
+    if spec.get("shareProcessNamespace") is not True:
+        problems.append("shareProcessNamespace is not true: no sidecar can signal ballast")
+    env = {e["name"]: e.get("value") for e in container.get("env") or []}
+    config_path = env.get("BALLAST_CONFIG") or ""
+    mounts = container.get("volumeMounts") or []
+    config_mount = next(
+        (m for m in mounts if PurePosixPath(config_path).is_relative_to(m["mountPath"])), None
+    )
+    if config_mount is None:
+        return problems + [f"BALLAST_CONFIG={config_path} is not on a mounted volume"]
+    if config_mount.get("subPath"):
+        problems.append("the config is mounted with subPath, which the kubelet never updates")
+    reloader = next(
+        (c for c in spec.get("containers") or [] if c.get("name") == "config-reloader"), None
+    )
+    if reloader is None:
+        return problems + ["no container named config-reloader"]
+    script = " ".join((reloader.get("command") or []) + (reloader.get("args") or []))
+    if config_path not in script:
+        problems.append(f"the config-reloader does not watch {config_path}")
+    if "kill -HUP" not in script or "ballast" not in script:
+        problems.append("the config-reloader does not send SIGHUP to ballast")
+    if not any(
+        m.get("name") == config_mount["name"] and m.get("mountPath") == config_mount["mountPath"]
+        for m in reloader.get("volumeMounts") or []
+    ):
+        problems.append(f"the config-reloader does not mount {config_mount['name']} where ballast does")
+    security = reloader.get("securityContext") or {}
+    if security.get("allowPrivilegeEscalation") is not False or security.get(
+        "readOnlyRootFilesystem"
+    ) is not True:
+        problems.append("the config-reloader may escalate privileges or write its root filesystem")
+    return problems
+
+
 @check("kubernetes: scrape annotations and pod spreading for the gateway")
 def k8s_scrape_and_spread():
     deployment, container = gateway()

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use crate::support::{
-    self, FakeUpstream, NO_CACHE, RedisServer, Reply, TestGateway, chat_request, openai_config,
+    self, FakeUpstream, NO_CACHE, RedisCluster, RedisServer, Reply, TestGateway, chat_request,
+    openai_config,
 };
 use serde_json::{Value, json};
 
@@ -264,6 +265,27 @@ async fn two_gateways_on_one_redis_share_a_keys_limit() {
     let limited = as_key(&second, KEY_A, &request).await;
 
     assert_eq!(limited.status(), 429, "the fourth request overall, whichever replica gets it");
+}
+
+#[tokio::test]
+async fn two_gateways_on_one_redis_cluster_share_a_keys_limit() {
+    let cluster = RedisCluster::start(3, None).await;
+    let upstream = FakeUpstream::start().await;
+    let seeds: Vec<String> = cluster.seeds().iter().map(|url| format!("'{url}'")).collect();
+    let cache = format!("cache: {{ backend: redis, redis_cluster: [{}] }}", seeds.join(", "));
+    let yaml = config(&upstream, &cache, "requests_per_minute: 3");
+    let (first, second) = (TestGateway::start(&yaml).await, TestGateway::start(&yaml).await);
+    let mut request = chat_request(false);
+
+    for (index, gateway) in [&first, &second, &first].into_iter().enumerate() {
+        request["messages"][0]["content"] = json!(format!("question {index}"));
+        let response = as_key(gateway, KEY_A, &request).await;
+        assert_eq!(response.status(), 200, "request {index}");
+    }
+    request["messages"][0]["content"] = json!("question 3");
+    let limited = as_key(&second, KEY_A, &request).await;
+
+    assert_eq!(limited.status(), 429, "the fourth request overall, counted in the cluster");
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ mod logging;
 mod messages;
 mod metrics;
 mod properties;
+mod reload;
 mod request_bodies;
 mod responses;
 mod retries;

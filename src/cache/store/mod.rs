@@ -18,6 +18,7 @@ use std::time::Duration;
 use self::memory::Memory;
 use self::redis::RedisStore;
 use super::entry::Entry;
+use crate::config::RedisConfig;
 
 pub enum Store {
     Memory(Memory),
@@ -65,9 +66,9 @@ impl Store {
         Self::Memory(Memory::new(max_entries, max_bytes, lifetimes))
     }
 
-    /// A Redis store at `url`; connects lazily, so it never blocks start-up.
-    pub fn redis(url: &str, lifetimes: Lifetimes) -> Result<Self, String> {
-        RedisStore::new(url, lifetimes).map(Self::Redis)
+    /// A Redis store; connects lazily, so it never blocks start-up.
+    pub fn redis(config: &RedisConfig, lifetimes: Lifetimes) -> Result<Self, String> {
+        RedisStore::new(config, lifetimes).map(Self::Redis)
     }
 
     pub fn backend(&self) -> &'static str {

@@ -13,6 +13,7 @@ use ::redis::{AsyncCommands, Script};
 
 use super::{Lifetimes, StoreError, Written};
 use crate::cache::entry::Entry;
+use crate::config::RedisConfig;
 use crate::shared_redis::SharedRedis;
 
 /// Atomically: unless KEYS[1] has more than ARGV[3] ms (the stale time) left to live, set it
@@ -31,9 +32,9 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    pub fn new(url: &str, lifetimes: Lifetimes) -> Result<Self, String> {
+    pub fn new(config: &RedisConfig, lifetimes: Lifetimes) -> Result<Self, String> {
         Ok(Self {
-            redis: SharedRedis::new(url)?,
+            redis: SharedRedis::new(config)?,
             put_unless_fresh: Script::new(PUT_UNLESS_FRESH),
             lifetimes,
         })

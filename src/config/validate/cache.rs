@@ -8,7 +8,11 @@ use crate::config::defaults::cache as default;
 use crate::config::path::YamlPath;
 use crate::config::raw::RawCache;
 use crate::config::units::format_size;
-use crate::config::{CacheBackend, CacheConfig, ConfigProblem, redacted_url};
+use crate::config::{
+    CaBundle, CacheBackend, CacheConfig, ConfigProblem, RedisConfig, RedisNodes, redacted_url,
+};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
 pub(super) fn cache_config(
     path: &YamlPath,
@@ -16,28 +20,18 @@ pub(super) fn cache_config(
     out: &mut Vec<ConfigProblem>,
 ) -> CacheConfig {
     let raw: RawCache = super::section(path, value, out);
-    let backend = match (raw.backend.as_deref().unwrap_or(default::BACKEND), raw.redis_url) {
-        ("memory", _) => CacheBackend::Memory,
-        ("none", _) => CacheBackend::None,
-        ("redis", Some(url)) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-            CacheBackend::Redis { url }
+    let backend = match raw.backend.as_deref().unwrap_or(default::BACKEND) {
+        "memory" => CacheBackend::Memory,
+        "none" => CacheBackend::None,
+        "redis" => {
+            let given = RedisKeys {
+                url: raw.redis_url,
+                cluster: raw.redis_cluster,
+                ca_file: raw.redis_ca_file,
+            };
+            redis_config(path, given, out).map_or(CacheBackend::None, CacheBackend::Redis)
         }
-        ("redis", Some(url)) => {
-            // Shown redacted: a Redis URL carries its password (`redis://:password@host`).
-            out.push(
-                path.key("redis_url")
-                    .problem(format!("`{}` is not a redis:// URL", redacted_url(&url))),
-            );
-            CacheBackend::None
-        }
-        ("redis", None) => {
-            out.push(
-                path.key("redis_url")
-                    .problem("required with `backend: redis` (e.g. redis://127.0.0.1:6379)"),
-            );
-            CacheBackend::None
-        }
-        (other, _) => {
+        other => {
             out.push(
                 path.key("backend")
                     .problem(format!("unknown backend `{other}` (expected memory, redis or none)")),
@@ -66,6 +60,118 @@ pub(super) fn cache_config(
         max_entries,
         max_bytes,
         shared_across_keys: raw.shared_across_keys.unwrap_or(default::SHARED_ACROSS_KEYS),
+    }
+}
+
+/// The `redis_*` keys as written.
+struct RedisKeys {
+    url: Option<String>,
+    cluster: Option<Vec<String>>,
+    ca_file: Option<String>,
+}
+
+/// `redis_url` or `redis_cluster` (one of them), and `redis_ca_file`, read and parsed here so
+/// that `check` reports a missing or unreadable bundle.
+fn redis_config(
+    path: &YamlPath,
+    given: RedisKeys,
+    out: &mut Vec<ConfigProblem>,
+) -> Option<RedisConfig> {
+    let nodes = match (given.url, given.cluster) {
+        (Some(_), Some(_)) => {
+            out.push(
+                path.key("redis_cluster")
+                    .problem("give either `redis_url` (one server) or `redis_cluster`, not both"),
+            );
+            return None;
+        }
+        (None, None) => {
+            out.push(path.key("redis_url").problem(
+                "required with `backend: redis` (e.g. redis://127.0.0.1:6379), \
+                 or `redis_cluster` with a list of seed URLs",
+            ));
+            return None;
+        }
+        (Some(url), None) => RedisNodes::Single(redis_url(&path.key("redis_url"), url, out)?),
+        (None, Some(seeds)) => RedisNodes::Cluster(cluster_seeds(path, seeds, out)?),
+    };
+    let mut config = RedisConfig { nodes, ca: None };
+    if let Some(file) = given.ca_file {
+        let key = path.key("redis_ca_file");
+        if !config.tls() {
+            out.push(key.problem("only used with rediss:// URLs (TLS)"));
+            return None;
+        }
+        config.ca = Some(ca_bundle(&key, &file, out)?);
+    }
+    Some(config)
+}
+
+/// One `redis://` or `rediss://` URL that the Redis client accepts.
+fn redis_url(path: &YamlPath, url: String, out: &mut Vec<ConfigProblem>) -> Option<String> {
+    // Shown redacted: a Redis URL carries its password (`redis://:password@host`).
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        out.push(
+            path.problem(format!("`{}` is not a redis:// or rediss:// URL", redacted_url(&url))),
+        );
+        return None;
+    }
+    if let Err(err) = ::redis::IntoConnectionInfo::into_connection_info(url.as_str()) {
+        out.push(
+            path.problem(format!("`{}` is not a usable Redis URL: {err}", redacted_url(&url))),
+        );
+        return None;
+    }
+    Some(url)
+}
+
+fn cluster_seeds(
+    path: &YamlPath,
+    seeds: Vec<String>,
+    out: &mut Vec<ConfigProblem>,
+) -> Option<Vec<String>> {
+    let key = path.key("redis_cluster");
+    if seeds.is_empty() {
+        out.push(key.problem("needs at least one seed URL (e.g. redis://10.0.0.1:6379)"));
+        return None;
+    }
+    let count = seeds.len();
+    let urls: Vec<String> = seeds
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, url)| redis_url(&key.index(index), url, out))
+        .collect();
+    if urls.len() != count {
+        return None;
+    }
+    let tls = urls.iter().filter(|url| url.starts_with("rediss://")).count();
+    if tls != 0 && tls != count {
+        out.push(key.problem("mixes redis:// and rediss:// seeds: a cluster is TLS or not"));
+        return None;
+    }
+    Some(urls)
+}
+
+/// Reads `file` and checks that it holds at least one PEM certificate.
+fn ca_bundle(path: &YamlPath, file: &str, out: &mut Vec<ConfigProblem>) -> Option<CaBundle> {
+    let pem = match std::fs::read(file) {
+        Ok(pem) => pem,
+        Err(err) => {
+            out.push(path.problem(format!("cannot read `{file}`: {err}")));
+            return None;
+        }
+    };
+    let certificates = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>();
+    match certificates {
+        Ok(found) if !found.is_empty() => Some(CaBundle { path: file.into(), pem }),
+        Ok(_) => {
+            out.push(path.problem(format!("`{file}` holds no PEM certificate")));
+            None
+        }
+        Err(err) => {
+            out.push(path.problem(format!("`{file}` is not a PEM bundle: {err}")));
+            None
+        }
     }
 }
 

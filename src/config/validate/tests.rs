@@ -7,7 +7,8 @@ use http::StatusCode;
 
 use super::from_yaml;
 use crate::config::{
-    BreakerPolicy, CacheBackend, Config, ProviderKind, RetryPolicy, Routing, Timeouts,
+    BreakerPolicy, CacheBackend, Config, ProviderKind, RedisConfig, RedisNodes, RetryPolicy,
+    Routing, Timeouts,
 };
 
 pub(super) fn no_env(_: &str) -> Option<String> {
@@ -294,4 +295,76 @@ fn the_memory_cache_size_is_read_as_a_size_and_bounded() {
     }
     let found = problems(&format!("{MINIMAL}cache: {{ max_entries: 0 }}\n"));
     assert!(found.iter().any(|p| p.starts_with("cache.max_entries: must be at least 1")));
+}
+
+#[test]
+fn redis_is_one_server_or_a_cluster_and_its_ca_file_is_read_when_loaded() {
+    let cache = |keys: &str| format!("{MINIMAL}cache: {{ backend: redis, {keys} }}\n");
+    let backend = |keys: &str| config(&cache(keys)).cache.backend;
+    assert_eq!(
+        backend("redis_url: 'rediss://:pw@cache:6380'"),
+        CacheBackend::Redis(RedisConfig {
+            nodes: RedisNodes::Single("rediss://:pw@cache:6380".into()),
+            ca: None
+        })
+    );
+    assert_eq!(
+        backend("redis_cluster: ['redis://10.0.0.1:6379', 'redis://10.0.0.2:6379']"),
+        CacheBackend::Redis(RedisConfig {
+            nodes: RedisNodes::Cluster(vec![
+                "redis://10.0.0.1:6379".into(),
+                "redis://10.0.0.2:6379".into()
+            ]),
+            ca: None
+        })
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("ca.pem");
+    let pem = "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n";
+    std::fs::write(&bundle, pem).unwrap();
+    let with_ca =
+        format!("redis_url: 'rediss://cache:6380', redis_ca_file: '{}'", bundle.display());
+    let CacheBackend::Redis(redis) = backend(&with_ca) else { panic!("a Redis backend") };
+    assert_eq!(redis.ca.map(|ca| ca.pem), Some(pem.as_bytes().to_vec()));
+
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for (keys, message) in [
+        (
+            "redis_url: 'redis://a:6379', redis_cluster: ['redis://b:6379']",
+            "cache.redis_cluster: give either",
+        ),
+        ("ttl: 1h", "cache.redis_url: required with `backend: redis`"),
+        (
+            "redis_url: 'http://:SECRET@a:6379'",
+            "cache.redis_url: `http://***@a:6379/` is not a redis://",
+        ),
+        ("redis_cluster: []", "cache.redis_cluster: needs at least one seed URL"),
+        (
+            "redis_cluster: ['redis://a:6379', 'tcp://b']",
+            "cache.redis_cluster[1]: `tcp://b` is not a redis://",
+        ),
+        (
+            "redis_cluster: ['redis://a:6379', 'rediss://b:6380']",
+            "cache.redis_cluster: mixes redis:// and rediss://",
+        ),
+        (
+            &format!("redis_url: 'redis://a:6379', redis_ca_file: '{}'", bundle.display()),
+            "cache.redis_ca_file: only used with rediss:// URLs",
+        ),
+        (
+            &format!("redis_url: 'rediss://a:6380', redis_ca_file: '{}'", missing.display()),
+            "cache.redis_ca_file: cannot read",
+        ),
+        (
+            &format!("redis_url: 'rediss://a:6380', redis_ca_file: '{}'", not_pem.display()),
+            "cache.redis_ca_file: ",
+        ),
+    ] {
+        let found = problems(&cache(keys));
+        assert!(found.iter().any(|p| p.starts_with(message)), "{keys}: {found:#?}");
+        assert!(found.iter().all(|p| !p.contains("SECRET")), "{found:#?}");
+    }
 }

@@ -1,12 +1,13 @@
 //! The cache through the front door, on both backends, one module per area: `entries` (hits
 //! and misses, streams and whole answers sharing entries, what is never stored, stale-on-error),
 //! `cache_control` (the request's directives, and what a re-roll may not change in a shared
-//! space), `single_flight` and `redis_outages`. The helpers they share are here.
+//! space), `single_flight`, `redis_outages` and `managed_redis` (TLS, Cluster). The helpers they share are here.
 
 #![expect(clippy::unwrap_used, reason = "helpers: a failed unwrap is a failed test")]
 
 mod cache_control;
 mod entries;
+mod managed_redis;
 mod redis_outages;
 mod single_flight;
 
@@ -15,11 +16,13 @@ use std::time::Duration;
 use crate::support::{self, FakeUpstream, NO_CACHE, RedisServer, TestGateway};
 use serde_json::Value;
 
-/// A backend under test: memory, a Redis this backend owns, or a Redis at a URL.
+/// A backend under test: memory, a Redis this backend owns, a Redis at a URL, or a Redis
+/// given by its `redis_*` keys (TLS, a cluster).
 pub(super) enum Backend {
     Memory,
     Redis(RedisServer),
     RedisAt(String),
+    RedisKeys(String),
 }
 
 impl Backend {
@@ -30,7 +33,7 @@ impl Backend {
     pub(super) fn name(&self) -> &'static str {
         match self {
             Self::Memory => "memory",
-            Self::Redis(_) | Self::RedisAt(_) => "redis",
+            Self::Redis(_) | Self::RedisAt(_) | Self::RedisKeys(_) => "redis",
         }
     }
 
@@ -41,9 +44,10 @@ impl Backend {
             }
             Self::Redis(server) => Self::RedisAt(server.url()).yaml(ttl, stale_ttl),
             Self::RedisAt(url) => {
-                format!(
-                    "cache: {{ backend: redis, redis_url: '{url}', ttl: {ttl}, stale_ttl: {stale_ttl} }}"
-                )
+                Self::RedisKeys(format!("redis_url: '{url}'")).yaml(ttl, stale_ttl)
+            }
+            Self::RedisKeys(keys) => {
+                format!("cache: {{ backend: redis, {keys}, ttl: {ttl}, stale_ttl: {stale_ttl} }}")
             }
         }
     }

@@ -12,6 +12,8 @@ use super::{CLIENT_KEY, FakeUpstream, openai_config};
 /// The real gateway serving `ballast::server::Gateway` in this test's runtime, and a client.
 pub struct TestGateway {
     pub addr: SocketAddr,
+    /// `server.metrics_listen`'s address, when the config sets one.
+    pub operator: Option<SocketAddr>,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
@@ -25,13 +27,30 @@ impl TestGateway {
         let gateway = ballast::server::Gateway::bind(config, Some(([127, 0, 0, 1], 0).into()))
             .await
             .expect("gateway binds");
+        Self::serve(gateway)
+    }
+
+    /// Starts the gateway on the config file at `path`, reloading it as `ballast serve` does
+    /// (`POST /admin/reload` on the operator listener; SIGHUP is for `GatewayProcess`).
+    pub async fn start_from_file(path: &std::path::Path) -> Self {
+        let config = ballast::config::load(path)
+            .unwrap_or_else(|problems| panic!("test config is invalid: {problems:#?}"));
+        let gateway = ballast::server::Gateway::bind(config, Some(([127, 0, 0, 1], 0).into()))
+            .await
+            .expect("gateway binds")
+            .reloading_from(path.to_path_buf());
+        Self::serve(gateway)
+    }
+
+    fn serve(gateway: ballast::server::Gateway) -> Self {
         let addr = gateway.local_addr().unwrap();
+        let operator = gateway.operator_addr();
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(gateway.serve(async {
             let _ = signal.await;
         }));
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        Self { addr, client, shutdown: Some(shutdown), task }
+        Self { addr, operator, client, shutdown: Some(shutdown), task }
     }
 
     /// A gateway with one model, `chat`, on one `openai`-kind target: `upstream`.
@@ -41,6 +60,11 @@ impl TestGateway {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A URL on the operator listener (`server.metrics_listen`).
+    pub fn operator_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.operator.expect("the config sets metrics_listen"))
     }
 
     /// POSTs `body` to `/v1/chat/completions` with the client's own key.

@@ -25,7 +25,7 @@ pub use gateway::{
 };
 pub use process::GatewayProcess;
 pub use raw::{RawConnection, h2};
-pub use redis::RedisServer;
+pub use redis::{RedisCluster, RedisServer, TestCa};
 pub use reply::{Reply, StreamEnd, chunk_events, completion_body, json_fixture, sse_fixture};
 pub use upstream::FakeUpstream;
 

@@ -15,13 +15,26 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Starts `ballast serve` with `env` added, and waits for its `listening` line.
     pub fn start(yaml: &str, env: &[(&str, &str)]) -> Self {
-        use std::io::{BufRead, BufReader};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, yaml).unwrap();
+        Self::start_from(&path, env, Some(dir))
+    }
+
+    /// Starts `ballast serve --config path` (a file the test keeps, and may rewrite).
+    pub fn start_from_file(path: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        Self::start_from(path, env, None)
+    }
+
+    fn start_from(
+        path: &std::path::Path,
+        env: &[(&str, &str)],
+        dir: Option<tempfile::TempDir>,
+    ) -> Self {
+        use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
             .args(["serve", "--log-format", "json", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&path)
+            .arg(path)
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -51,6 +64,14 @@ impl GatewayProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// SIGHUP: reload the config file.
+    pub fn hangup(&self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success()
+        );
     }
 
     /// SIGTERM, then everything it logged; panics unless it exits 0 within 10 s.
