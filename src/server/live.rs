@@ -9,9 +9,8 @@ use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
 use axum::body::Body;
+use axum::routing::future::RouteFuture;
 use hyper::body::Incoming;
-use tower::ServiceExt;
-use tower::util::Oneshot;
 
 use crate::http::router::{self, App};
 use crate::state::AppState;
@@ -69,7 +68,7 @@ pub struct Routed {
 impl tower::Service<http::Request<Incoming>> for Routed {
     type Response = http::Response<Body>;
     type Error = Infallible;
-    type Future = Oneshot<App, http::Request<Incoming>>;
+    type Future = RouteFuture<Infallible>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -78,6 +77,7 @@ impl tower::Service<http::Request<Incoming>> for Routed {
     fn call(&mut self, request: http::Request<Incoming>) -> Self::Future {
         let generation = self.live.current.load();
         let router = if self.operator { &generation.operator } else { &generation.public };
-        router.clone().oneshot(request)
+        // A router is always ready (its `poll_ready` is `Ready`), so it is called at once.
+        router.clone().call(request)
     }
 }
