@@ -14,7 +14,7 @@ use crate::config::{
 };
 use crate::outcome::{Api, Carriage};
 use crate::server::{self, Gateway};
-use crate::telemetry::LogFormat;
+use crate::telemetry::{self, LogFormat, traces};
 
 #[derive(Debug, Parser)]
 #[command(name = "ballast", version, about = "A resilient gateway in front of LLM providers.")]
@@ -77,11 +77,18 @@ struct ServeArgs {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let path = config::resolve_path(cli.config);
+    let format = cli.log_format;
     match cli.command {
-        Some(Command::Check) => Ok(check(&path)),
-        Some(Command::Warm(args)) => Ok(warm(&path, args).await),
-        Some(Command::Serve(args)) => serve(&path, args).await,
-        None => serve(&path, cli.serve).await,
+        Some(Command::Check) => {
+            telemetry::init(format, None);
+            Ok(check(&path))
+        }
+        Some(Command::Warm(args)) => {
+            telemetry::init(format, None);
+            Ok(warm(&path, args).await)
+        }
+        Some(Command::Serve(args)) => serve(&path, args, format).await,
+        None => serve(&path, cli.serve, format).await,
     }
 }
 
@@ -96,7 +103,11 @@ fn check(path: &Path) -> ExitCode {
     code
 }
 
-async fn serve(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
+async fn serve(
+    path: &Path,
+    args: ServeArgs,
+    format: Option<LogFormat>,
+) -> anyhow::Result<ExitCode> {
     let config = match config::load(path) {
         Ok(config) => config,
         Err(problems) => {
@@ -104,6 +115,17 @@ async fn serve(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    let (traces, tracer) = match traces::start(&config.telemetry) {
+        Ok(started) => started.unzip(),
+        Err(err) => {
+            telemetry::init(format, None);
+            return Err(anyhow::anyhow!(err));
+        }
+    };
+    telemetry::init(format, tracer);
+    if let Some(endpoint) = &config.telemetry.otlp_endpoint {
+        tracing::info!(endpoint = %redacted_url(endpoint.as_str()), "exporting traces (OTLP/HTTP)");
+    }
     let open = config.auth.is_none();
     crate::fd_limit::raise_and_log(config.server.max_connections);
     let gateway = Gateway::bind(config, args.listen).await?.reloading_from(path.to_path_buf());
@@ -117,6 +139,9 @@ async fn serve(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     tracing::info!(addr = %addr, config = %path.display(), "listening");
     gateway.serve(signal).await;
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -305,6 +330,16 @@ pub(crate) fn route_table(path: &Path, config: &Config) -> String {
         format_duration(cache.stale_ttl),
         if cache.shared_across_keys { ", shared across keys" } else { "" }
     );
+    let telemetry = &config.telemetry;
+    let _ = match &telemetry.otlp_endpoint {
+        Some(endpoint) => writeln!(
+            text,
+            "telemetry: traces to {} (OTLP/HTTP), service.name {}",
+            redacted_url(endpoint.as_str()),
+            telemetry.service_name
+        ),
+        None => writeln!(text, "telemetry: no traces (telemetry.otlp_endpoint unset)"),
+    };
     let _ = writeln!(text, "\nmodels:");
     for model in &config.models {
         let degraded =

@@ -1,4 +1,5 @@
-//! The `ballast` binary: parse the command line, start logging, run the command.
+//! The `ballast` binary: parse the command line, run the command (which starts logging, once
+//! it knows whether traces go anywhere).
 //!
 //! The main thread runs a single-threaded runtime: it is worker 0, and `serve` starts the other
 //! workers, one runtime per thread (see `ballast::workers`).
@@ -10,7 +11,6 @@ use clap::Parser;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = ballast::cli::Cli::parse();
-    ballast::telemetry::init(cli.log_format);
     match ballast::cli::run(cli).await {
         Ok(code) => code,
         Err(err) => {

@@ -5,6 +5,7 @@
 //! `outcome.rs`, `FailureClass`, `QualityFlag`, token kinds), never from request content, so the
 //! number of series is bounded by the config.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{
@@ -34,6 +35,36 @@ pub enum QualityFlag {
     Empty,
     Truncated,
     ContentFilter,
+}
+
+/// Why finished spans were not exported (`ballast_trace_spans_dropped_total{reason}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpansDropped {
+    /// The export queue was full (the collector is slow or away).
+    QueueFull,
+    /// The collector did not take a batch (refused, unreachable, or too slow).
+    ExportFailed,
+}
+
+/// The one counter of the process-wide span exporter (`telemetry::traces`), registered in
+/// every gateway's registry as well. None only if its fixed name were invalid.
+static SPANS_DROPPED: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
+    let opts = Opts::new(
+        "ballast_trace_spans_dropped_total",
+        "Finished spans not exported: the queue was full, or the collector did not take them.",
+    );
+    IntCounterVec::new(opts, &["reason"]).ok()
+});
+
+/// Counts `count` spans dropped for `reason`.
+pub fn record_spans_dropped(reason: SpansDropped, count: u64) {
+    let label = match reason {
+        SpansDropped::QueueFull => "queue_full",
+        SpansDropped::ExportFailed => "export_failed",
+    };
+    if let Some(counter) = &*SPANS_DROPPED {
+        counter.with_label_values(&[label]).inc_by(count);
+    }
 }
 
 pub struct Metrics {
@@ -255,6 +286,9 @@ impl Metrics {
             },
             registry,
         };
+        if let Some(dropped) = &*SPANS_DROPPED {
+            metrics.registry.register(Box::new(dropped.clone()))?;
+        }
         Ok(metrics)
     }
 

@@ -6,7 +6,7 @@
 //! stays. A valid one becomes the next `AppState` generation (`AppState::next`: unchanged
 //! providers keep their pools, circuit and health; the cache stays when its settings did) and
 //! is swapped in for new requests; requests in flight finish on theirs. Settings only a
-//! restart can apply (the listeners, workers, connection limits) keep their running values,
+//! restart can apply (the listeners, workers, connection limits, `telemetry`) keep their running values,
 //! and the log says which changed.
 
 use std::path::{Path, PathBuf};
@@ -73,7 +73,12 @@ pub fn reload(live: &Live, path: &Path) -> ReloadOutcome {
         Ok(config) => config,
         Err(problems) => return refuse(problems.iter().map(ToString::to_string).collect()),
     };
-    let restart_needed = keep_restart_only(&current.config().server, &mut next.server);
+    let mut restart_needed = keep_restart_only(&current.config().server, &mut next.server);
+    // The span exporter is the process's, started with the subscriber.
+    if next.telemetry != current.config().telemetry {
+        restart_needed.push("telemetry");
+        next.telemetry = current.config().telemetry.clone();
+    }
     let route_table = crate::cli::route_table(path, &next);
     let state = match current.next(next) {
         Ok(state) => state,

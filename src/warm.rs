@@ -163,6 +163,7 @@ async fn warm_one(
         scope: state.cache_scope(caller.map(|caller| &caller.name)),
         usage_hook: None,
         prompt_tokens,
+        attempt_numbers: None,
     };
     let answer = pipeline.call(call).await.map_err(|failure| failure.to_string())?;
     // A stream is stored once it has been read to its end.

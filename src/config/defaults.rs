@@ -122,3 +122,9 @@ pub mod cache {
     pub const MAX_BYTES: u64 = 256 << 20;
     pub const SHARED_ACROSS_KEYS: bool = false;
 }
+
+/// `telemetry`.
+pub mod telemetry {
+    /// Spans' `service.name` (SPEC §2).
+    pub const SERVICE_NAME: &str = "ballast";
+}

@@ -44,6 +44,17 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Gateway keys; none means the gateway is open.
     pub auth: Option<AuthConfig>,
+    pub telemetry: TelemetryConfig,
+}
+
+/// Where traces go (SPEC §5): nowhere unless `otlp_endpoint` is set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// The collector's base URL; spans are POSTed to `{otlp_endpoint}/v1/traces` (OTLP/HTTP,
+    /// protobuf).
+    pub otlp_endpoint: Option<Url>,
+    /// The `service.name` of every span.
+    pub service_name: String,
 }
 
 #[derive(Debug)]

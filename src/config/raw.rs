@@ -18,6 +18,16 @@ pub struct RawTop {
     pub models: Option<Mapping>,
     pub cache: Option<Value>,
     pub pricing: Option<BTreeMap<String, RawPrice>>,
+    pub telemetry: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    #[serde(default, deserialize_with = "text")]
+    pub otlp_endpoint: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub service_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

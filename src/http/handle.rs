@@ -16,6 +16,7 @@ use crate::error::{GatewayError, rate_limit_headers};
 use crate::pipeline::{Call, Pipeline, Spent, UsageHook};
 use crate::rate_limit::Admission;
 use crate::state::AppState;
+use crate::telemetry::traces;
 use crate::tokens;
 
 /// Sends `request` through its model's pipeline and answers it. An error is the route's to
@@ -47,6 +48,10 @@ pub async fn handle(
     let model = Arc::clone(pipeline.model());
     let span = tracing::Span::current();
     span.record("model", &*model);
+    let tracing_on = traces::on();
+    if tracing_on {
+        traces::request_started(&span, api, &model);
+    }
     let metrics = state.metrics();
     let stream = request.stream();
     let mut record = RequestRecord::new(metrics, api, &model, stream, started);
@@ -69,6 +74,7 @@ pub async fn handle(
         scope: Arc::clone(&scope),
         usage_hook,
         prompt_tokens,
+        attempt_numbers: tracing_on.then(Arc::default),
     };
     match pipeline.call(call).await {
         Ok(mut answer) => {
@@ -83,6 +89,15 @@ pub async fn handle(
             span.record("route", provenance.route.as_str());
             span.record("attempts", provenance.attempts);
             span.record("cache", provenance.cache.as_str());
+            if tracing_on {
+                let provider = provenance.provider.as_deref();
+                traces::request_answered(
+                    &span,
+                    provider,
+                    provenance.route.as_str(),
+                    provenance.cache.as_str(),
+                );
+            }
             let elapsed = started.elapsed();
             metrics.record_overhead(elapsed.saturating_sub(provenance.upstream_time));
             if let Some(provider) = &provenance.provider {
@@ -112,6 +127,9 @@ pub async fn handle(
             tracing::warn!(failure = %failure, "no upstream answer");
             span.record("route", "error");
             span.record("attempts", failure.attempts);
+            if tracing_on {
+                traces::request_failed(&span, failure.class);
+            }
             let error = GatewayError::from(failure);
             record.answered(None, error.status_for(api).as_u16());
             Err(error)

@@ -16,6 +16,7 @@ use super::extract::Authenticated;
 use super::{admin, chat, embeddings, health, messages, metrics, models, request_id, responses};
 use crate::error::GatewayError;
 use crate::state::AppState;
+use crate::telemetry::traces;
 
 /// What a listener serves: the routes with their state and edge layers.
 pub type App = Router;
@@ -28,7 +29,8 @@ pub type App = Router;
 /// 3. `SetSensitiveRequestHeadersLayer`: credentials are redacted before anything can log them.
 /// 4. `TraceLayer`: a span per request (request id, method, path; the chat handler adds model,
 ///    provider, route, cache result and attempts; never bodies) and one info line with status
-///    and latency when the response starts.
+///    and latency when the response starts. With traces on, the span is also the request's
+///    OpenTelemetry server span, continuing the client's `traceparent` (`telemetry::traces`).
 /// 5. The routes (the Messages ones answer errors in Anthropic's shape, the others in OpenAI's,
 ///    a passthrough's upstream client error verbatim on every route but chat); unknown paths and
 ///    methods get OpenAI-shaped 404 and 405. `/metrics` and
@@ -47,18 +49,31 @@ pub fn app(state: AppState) -> App {
     ];
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request| {
-            tracing::info_span!(
-                "request",
-                request_id = %request_id::of(request.headers()),
-                method = %request.method(),
-                path = %request.uri().path(),
-                key = tracing::field::Empty,
-                model = tracing::field::Empty,
-                provider = tracing::field::Empty,
-                route = tracing::field::Empty,
-                cache = tracing::field::Empty,
-                attempts = tracing::field::Empty,
-            )
+            macro_rules! request_span {
+                ($($otel:tt)*) => {
+                    tracing::info_span!(
+                        "request",
+                        request_id = %request_id::of(request.headers()),
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        key = tracing::field::Empty,
+                        model = tracing::field::Empty,
+                        provider = tracing::field::Empty,
+                        route = tracing::field::Empty,
+                        cache = tracing::field::Empty,
+                        attempts = tracing::field::Empty,
+                        $($otel)*
+                    )
+                };
+            }
+            if !traces::on() {
+                return request_span!();
+            }
+            // An OpenTelemetry span's name and kind are fixed when it starts.
+            let name = traces::server_span_name(request.method(), request.uri().path());
+            let span = request_span!(otel.name = %name, otel.kind = "server");
+            traces::continue_trace(&span, request.headers());
+            span
         })
         .on_request(())
         .on_response(DefaultOnResponse::new().level(Level::INFO));

@@ -24,6 +24,7 @@ use crate::dialect::Api;
 use crate::metrics::{Metrics, QualityFlag};
 use crate::openai::chat::Usage;
 use crate::providers::{ChunkStream, Reply};
+use crate::telemetry::traces;
 
 /// Where an answer's numbers go.
 pub struct Accounting {
@@ -37,6 +38,9 @@ pub struct Accounting {
     pub price: Option<Price>,
     /// Also told the usage (per-key token limits).
     pub hook: Option<UsageHook>,
+    /// The attempt's span (`Span::none()` while traces are off): told the usage and the model
+    /// that answered, and kept open until a stream has passed.
+    pub span: tracing::Span,
 }
 
 /// What was seen of one answer.
@@ -206,6 +210,9 @@ impl<'de> Deserialize<'de> for NonEmpty {
 impl Accounting {
     /// Accounts a whole answer: a `chat.completion`, a Message, a Response or embeddings.
     pub fn complete(&self, body: &[u8]) {
+        if !self.span.is_none() {
+            traces::response_model(&self.span, body);
+        }
         let seen = match self.api {
             Api::Chat => Observed::completion(body),
             Api::Messages => Observed::message(body),
@@ -233,12 +240,18 @@ impl Accounting {
     }
 
     pub fn stream(self, chunks: ChunkStream) -> ChunkStream {
-        observe(chunks, StreamAccounting { accounting: self, seen: Observed::default() })
+        // With no span there is no model to find.
+        let model_seen = self.span.is_none();
+        observe(
+            chunks,
+            StreamAccounting { accounting: self, seen: Observed::default(), model_seen },
+        )
     }
 
     fn record(&self, seen: &Observed) {
         let provider = &self.provider;
         if let Some((prompt, completion)) = seen.usage {
+            traces::usage(&self.span, prompt, completion);
             let cost = self.price.map_or(0.0, |price| price.cost(prompt, completion));
             self.metrics.record_usage(&self.model, provider, prompt, completion, cost);
         }
@@ -270,10 +283,18 @@ impl Accounting {
 struct StreamAccounting {
     accounting: Accounting,
     seen: Observed,
+    /// The answering model is on the span (or there is no span to tell).
+    model_seen: bool,
 }
 
 impl Observer for StreamAccounting {
     fn chunk(&mut self, chunk: &str) {
+        // An OpenTelemetry span ends when it was last exited: entered per chunk, the attempt's
+        // span lasts as long as its stream (a no-op without traces).
+        let _entered = self.accounting.span.enter();
+        if !self.model_seen {
+            self.model_seen = traces::response_model(&self.accounting.span, chunk.as_bytes());
+        }
         match self.accounting.api {
             Api::Chat => {
                 self.seen.chunk(chunk);
@@ -292,6 +313,7 @@ impl Observer for StreamAccounting {
 
 impl Drop for StreamAccounting {
     fn drop(&mut self) {
+        let _entered = self.accounting.span.enter();
         self.accounting.settle(&self.seen);
     }
 }
@@ -642,6 +664,7 @@ mod tests {
             provider: Arc::from("p"),
             price: None,
             hook: Some(hook),
+            span: tracing::Span::none(),
         };
         (accounting, spent)
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use futures_util::{StreamExt, stream};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::accounting::Accounting;
 use super::call::{Answer, Call, Provenance};
@@ -19,6 +20,7 @@ use crate::dialect::{self, Carriage};
 use crate::failure::{Failure, FailureClass};
 use crate::metrics::Metrics;
 use crate::providers::{ChunkStream, Provider, Reply};
+use crate::telemetry::traces;
 
 pub struct Attempt {
     provider: Arc<Provider>,
@@ -50,8 +52,14 @@ impl Attempt {
             (provider.timeouts.total, "total")
         };
         let started = Instant::now();
+        // With traces on, the attempt's span: open until its answer has been read (a stream's
+        // accounting holds it), the parent of the `traceparent` sent upstream.
+        let api = call.request.api();
+        let span =
+            traces::attempt_span(&provider.name, &self.model, api, call.attempt_numbers.as_ref());
         let attempt = provider.send(&call.request, &self.model, &call.request_id);
-        let result = match tokio::time::timeout(limit, attempt).await {
+        let timed = tokio::time::timeout(limit, attempt).instrument(span.clone());
+        let result = match timed.await {
             Ok(result) => result,
             Err(_) => Err(Failure::new(
                 FailureClass::Timeout,
@@ -60,11 +68,14 @@ impl Attempt {
             )),
         };
         let result = match result {
-            Ok(reply) => self.check(&call, reply).await,
+            Ok(reply) => self.check(&call, reply, &span).await,
             Err(failure) => Err(failure),
         };
         let elapsed = started.elapsed();
         let failure_class = result.as_ref().err().map(|failure| failure.class);
+        if let Some(class) = failure_class {
+            traces::attempt_failed(&span, class);
+        }
         self.metrics.record_upstream(&provider.name, failure_class, elapsed);
         let fault = failure_class.is_some_and(FailureClass::is_provider_fault);
         self.health.record_attempt(!fault, elapsed, call.request.stream());
@@ -73,7 +84,7 @@ impl Attempt {
             failure.upstream_time = elapsed;
             failure
         })?;
-        let reply = self.accounting(&call, call.usage_hook.clone()).account(reply);
+        let reply = self.accounting(&call, call.usage_hook.clone(), span).account(reply);
         let mut provenance = Provenance::upstream(&provider.name, self.price, elapsed);
         let carriage = provider.carries(call.request.api());
         provenance.native = carriage == Carriage::Native;
@@ -81,8 +92,14 @@ impl Attempt {
         Ok(Answer { reply, provenance })
     }
 
-    fn accounting(&self, call: &Call, hook: Option<super::call::UsageHook>) -> Accounting {
+    fn accounting(
+        &self,
+        call: &Call,
+        hook: Option<super::call::UsageHook>,
+        span: tracing::Span,
+    ) -> Accounting {
         Accounting {
+            span,
             api: call.request.api(),
             metrics: Arc::clone(&self.metrics),
             model: Arc::clone(&call.model),
@@ -96,7 +113,12 @@ impl Attempt {
     /// events held before its first content (which are read again here, from memory). An answer
     /// that fails one is accounted (its tokens were spent; the caller's limits are told only of
     /// the answer it gets) and kept in the `bad_answer` failure.
-    async fn check(&self, call: &Call, reply: Reply) -> Result<Reply, Failure> {
+    async fn check(
+        &self,
+        call: &Call,
+        reply: Reply,
+        span: &tracing::Span,
+    ) -> Result<Reply, Failure> {
         if self.checks.is_off() {
             return Ok(reply);
         }
@@ -116,7 +138,7 @@ impl Attempt {
         let provider = &self.provider.name;
         tracing::info!(model = %call.model, provider = %provider, check = check.as_str(), "an answer failed its check");
         self.metrics.record_answer_check_failure(&call.model, provider, check);
-        let reply = self.accounting(call, None).account(reply);
+        let reply = self.accounting(call, None, span.clone()).account(reply);
         Err(Failure::bad_answer(provider, check, reply))
     }
 }

@@ -31,6 +31,8 @@ pub struct Call {
     /// The prompt's tokens (`crate::tokens`), counted when a limit or a context window needs
     /// them; none otherwise.
     pub prompt_tokens: Option<u64>,
+    /// With traces on: the request's attempts so far, which numbers each attempt's span.
+    pub attempt_numbers: Option<Arc<std::sync::atomic::AtomicU32>>,
 }
 
 impl Call {
@@ -50,6 +52,7 @@ impl Call {
             scope: Arc::from(""),
             usage_hook: None,
             prompt_tokens: None,
+            attempt_numbers: None,
         }
     }
 }

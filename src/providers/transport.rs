@@ -106,6 +106,10 @@ impl Transport {
         for (name, value) in self.credential.iter().chain(forwarded).chain(configured) {
             builder = builder.header(name, value);
         }
+        // With traces on: this attempt's `traceparent` (never the client's own header).
+        for (name, value) in crate::telemetry::traces::upstream_headers() {
+            builder = builder.header(name, value);
+        }
         let response =
             builder.send().await.map_err(|err| Failure::from_reqwest(&self.name, &err))?;
         let status = response.status();

@@ -32,6 +32,7 @@ mod request_bodies;
 mod responses;
 mod retries;
 mod streaming;
+mod traces;
 mod upstream_failures;
 mod warm;
 mod workers;

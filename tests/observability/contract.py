@@ -91,6 +91,14 @@ METRICS = {
         {"model", "outcome"},
         {"outcome": {"won", "lost", "failed"}},
     ),
+    "ballast_config_reloads_total": ("counter", {"result"}, {"result": {"ok", "error"}}),
+    "ballast_config_last_reload_success_timestamp_seconds": ("gauge", set(), {}),
+    # Not in SPEC §5's table: SPEC asks that dropped spans be counted (docs/metrics.md).
+    "ballast_trace_spans_dropped_total": (
+        "counter",
+        {"reason"},
+        {"reason": {"queue_full", "export_failed"}},
+    ),
 }
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")

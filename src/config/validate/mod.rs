@@ -10,6 +10,7 @@ mod pricing;
 mod providers;
 mod resilience;
 mod server;
+mod telemetry;
 mod values;
 
 #[cfg(test)]
@@ -50,9 +51,11 @@ pub(super) fn from_yaml(text: &str, lookup: Lookup<'_>) -> Result<Config, Vec<Co
     );
     let pricing =
         pricing::pricing(&root.key("pricing"), top.pricing.unwrap_or_default(), &mut problems);
+    let telemetry =
+        telemetry::telemetry_config(&root.key("telemetry"), top.telemetry, &mut problems);
 
     if problems.is_empty() {
-        Ok(Config { server, providers: providers.valid, models, pricing, cache, auth })
+        Ok(Config { server, providers: providers.valid, models, pricing, cache, auth, telemetry })
     } else {
         Err(problems)
     }
