@@ -334,3 +334,34 @@ def compose_grafana():
             elif not list(host.glob("*.json")):
                 problems.append(f"{path.name}: {host.relative_to(REPO)} holds no dashboard")
     return problems
+
+
+@check("compose: the tracing profile's collector receives OTLP/HTTP where its header says to send")
+def compose_tracing_profile():
+    services = compose().get("services") or {}
+    collectors = {n: s for n, s in services.items() if "tracing" in (s.get("profiles") or [])}
+    if len(collectors) != 1:
+        return [f"expected one service in the `tracing` profile, found {sorted(collectors)}"]
+    (name, collector), = collectors.items()
+    problems = []
+    header = (REPO / "docker-compose.yml").read_text()
+    endpoint = f"OTLP_ENDPOINT=http://{name}:4318"
+    if endpoint not in header:
+        problems.append(f"the file's header does not show {endpoint}")
+    if "4318" not in container_ports(name, collector):
+        problems.append(f"{name} does not expose 4318 (OTLP/HTTP)")
+    mounted = [host for host, target in bind_mounts(collector)]
+    configs = [REPO / host for host in mounted if host.endswith(".yaml")]
+    if not configs:
+        problems.append(f"{name} mounts no collector config")
+    for config in configs:
+        doc = yaml.safe_load(config.read_text())
+        http = (((doc.get("receivers") or {}).get("otlp") or {}).get("protocols") or {}).get("http")
+        if not http or not str(http.get("endpoint", "")).endswith(":4318"):
+            problems.append(f"{config.relative_to(REPO)}: no OTLP/HTTP receiver on :4318")
+        traces = (((doc.get("service") or {}).get("pipelines") or {}).get("traces")) or {}
+        if "otlp" not in (traces.get("receivers") or []):
+            problems.append(f"{config.relative_to(REPO)}: the traces pipeline does not receive otlp")
+    if compose_env(services.get("ballast") or {}).get("OTLP_ENDPOINT", None) is None:
+        problems.append("ballast's environment does not pass OTLP_ENDPOINT")
+    return problems
