@@ -441,12 +441,15 @@ impl Metrics {
         self.cache_saved.with_label_values(&[model]).inc_by(usd);
     }
 
-    /// A reload applied (`ok`) or refused; an applied one also sets the success time.
-    pub fn record_reload(&self, applied: bool, unix_seconds: u64) {
-        self.config_reloads.with_label_values(&[if applied { "ok" } else { "error" }]).inc();
-        if applied {
-            self.set_loaded_at(unix_seconds);
-        }
+    /// A reload applied, the config it loaded at `unix_seconds`.
+    pub fn record_reload_applied(&self, unix_seconds: u64) {
+        self.config_reloads.with_label_values(&["ok"]).inc();
+        self.set_loaded_at(unix_seconds);
+    }
+
+    /// A reload refused: the running config stays, and so does its load time.
+    pub fn record_reload_refused(&self) {
+        self.config_reloads.with_label_values(&["error"]).inc();
     }
 
     /// When the running config was loaded.

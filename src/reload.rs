@@ -66,7 +66,7 @@ pub fn reload(live: &Live, path: &Path) -> ReloadOutcome {
         for problem in &problems {
             tracing::error!(config = %path.display(), problem = %problem, "config reload refused");
         }
-        metrics.record_reload(false, 0);
+        metrics.record_reload_refused();
         ReloadOutcome::Refused { problems }
     };
     let mut next = match config::load(path) {
@@ -86,7 +86,7 @@ pub fn reload(live: &Live, path: &Path) -> ReloadOutcome {
     };
     let loaded_at = state.loaded_at();
     live.swap(state);
-    metrics.record_reload(true, loaded_at);
+    metrics.record_reload_applied(loaded_at);
     for setting in &restart_needed {
         tracing::warn!(setting, "changed in the config file; it applies at the next restart");
     }

@@ -72,17 +72,10 @@ pub async fn circuit(
     health.breaker.force(forced);
     let body = json!({
         "provider": name,
-        "forced": forced.map(forced_name),
+        "forced": forced.map(Forced::as_str),
         "circuit": health.breaker.state().as_str(),
     });
     (StatusCode::OK, Json(body)).into_response()
-}
-
-pub fn forced_name(forced: Forced) -> &'static str {
-    match forced {
-        Forced::Open => "open",
-        Forced::Closed => "closed",
-    }
 }
 
 fn bad_state() -> Response {

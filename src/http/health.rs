@@ -44,7 +44,7 @@ pub async fn status(State(state): State<AppState>) -> Json<Value> {
         let entry = json!({
             "kind": provider.kind.name(),
             "circuit": health.breaker.state().as_str(),
-            "forced": health.breaker.forced().map(super::admin::forced_name),
+            "forced": health.breaker.forced().map(crate::pipeline::Forced::as_str),
             "error_rate": health.error_rate(),
             "latency_ms": health.latency_ms(),
         });

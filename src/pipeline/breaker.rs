@@ -43,6 +43,16 @@ pub enum Forced {
     Closed,
 }
 
+impl Forced {
+    /// As `/status` and the admin endpoint write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+        }
+    }
+}
+
 const NOT_FORCED: u8 = 0;
 const FORCED_OPEN: u8 = 1;
 const FORCED_CLOSED: u8 = 2;
