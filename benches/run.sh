@@ -56,7 +56,7 @@ for tool in cargo python3 curl flock; do
 done
 ensure_oha
 log "building ballast and the bench upstream (release)"
-cargo build --release --quiet --bin ballast --example bench_upstream
+cargo build --release --quiet --bin ballast --example bench_upstream --example bare_proxy
 
 # One run at a time: a second one would clobber $RUN and disturb this one's numbers.
 mkdir -p benches/out
@@ -432,4 +432,18 @@ cp "$RUN/report.md" "$RESULTS"
 log "written to $RESULTS (raw oha JSON and logs in $RUN)"
 if grep -q '"level":"\(WARN\|ERROR\)"' "$RUN/gateway.log"; then
     log "the gateway logged warnings or errors: see $RUN/gateway.log"
+fi
+
+# --- against the floor: a plain nginx hop, closed-loop throughput and streams (benches/hop.py) ---
+# HOP=0 skips it. It needs nginx (installed from apt here when missing) and two cores.
+if [[ "${HOP:-1}" != 0 ]]; then
+    if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
+        log "installing nginx-light from apt (the floor of benches/hop.py)"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; } >&2
+    fi
+    stop_pid "$GW_PID"; GW_PID=""
+    stop_pid "$UP_PID"; UP_PID=""
+    python3 benches/hop.py --seconds "${HOP_SECONDS:-8}" --rounds "${HOP_ROUNDS:-2}" \
+        --results "${HOP_RESULTS:-benches/hop-results.md}" 9>&-
+    log "written to ${HOP_RESULTS:-benches/hop-results.md}"
 fi

@@ -15,6 +15,10 @@
 //!   script uses it to check that the gateway really went through this upstream).
 //! - `GET /health`: 200 `ok`.
 //!
+//! `--chunk-interval-ms N` (default 0) waits N ms before each streamed event after the first, and
+//! `--chunks N` (default 10) sets the number of chunk events: `benches/hop.py` holds 512 streams
+//! open through a gateway with a second instance started that way.
+//!
 //! On start it prints `listening 127.0.0.1:PORT` on stdout (so `--listen 127.0.0.1:0` works).
 //! It runs a multi-thread tokio runtime with `--threads` workers (default 1): the benchmark
 //! machine has 2 cores, shared with the load generator and the gateway, and one worker is
@@ -26,6 +30,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -34,9 +39,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
+use futures_util::StreamExt as _;
 use serde::Deserialize;
 
-/// The number of `chat.completion.chunk` events in a streamed answer (before `[DONE]`).
+/// The default number of `chat.completion.chunk` events in a streamed answer (before `[DONE]`).
 const STREAM_CHUNKS: usize = 10;
 
 #[derive(Default)]
@@ -52,6 +58,8 @@ struct AppState {
     completion: Bytes,
     events: Arc<[Bytes]>,
     embedding: Bytes,
+    /// The wait before each streamed event after the first (zero: none).
+    interval: Duration,
 }
 
 /// All the handler reads of a request body; other fields are ignored.
@@ -64,12 +72,27 @@ struct Probe {
 struct Args {
     listen: SocketAddr,
     threads: usize,
+    chunks: usize,
+    interval: Duration,
 }
 
-const USAGE: &str = "usage: bench_upstream [--listen 127.0.0.1:PORT] [--threads N]\n";
+const USAGE: &str = "usage: bench_upstream [--listen 127.0.0.1:PORT] [--threads N] [--chunks N] \
+    [--chunk-interval-ms N]\n";
+
+fn positive(name: &str, text: &str) -> Result<usize, String> {
+    text.parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("bad {name} `{text}`: a positive number"))
+}
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { listen: SocketAddr::from(([127, 0, 0, 1], 0)), threads: 1 };
+    let mut args = Args {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        threads: 1,
+        chunks: STREAM_CHUNKS,
+        interval: Duration::ZERO,
+    };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -85,13 +108,14 @@ fn parse_args() -> Result<Args, String> {
                 args.listen =
                     text.parse().map_err(|err| format!("bad --listen `{text}`: {err}"))?;
             }
-            "--threads" => {
+            "--threads" => args.threads = positive(&name, &value()?)?,
+            "--chunks" => args.chunks = positive(&name, &value()?)?,
+            "--chunk-interval-ms" => {
                 let text = value()?;
-                args.threads = text
+                let ms = text
                     .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("bad --threads `{text}`: a positive number"))?;
+                    .map_err(|err| format!("bad --chunk-interval-ms `{text}`: {err}"))?;
+                args.interval = Duration::from_millis(ms);
             }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
@@ -123,7 +147,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(args.listen)) {
+    match runtime.block_on(serve(&args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             drop(writeln!(std::io::stderr(), "bench_upstream: {err}"));
@@ -132,12 +156,13 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(listen: SocketAddr) -> std::io::Result<()> {
+async fn serve(args: &Args) -> std::io::Result<()> {
     let state = AppState {
         counters: Arc::default(),
         completion: Bytes::from(completion_body()),
-        events: stream_events().into(),
+        events: stream_events(args.chunks).into(),
         embedding: Bytes::from(embedding_body()),
+        interval: args.interval,
     };
     let counters = Arc::clone(&state.counters);
     let app = Router::new()
@@ -146,7 +171,7 @@ async fn serve(listen: SocketAddr) -> std::io::Result<()> {
         .route("/stats", get(stats))
         .route("/health", get(|| async { "ok" }))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     {
         let mut out = std::io::stdout().lock();
@@ -178,9 +203,22 @@ async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Respons
             .into_response();
     }
     state.counters.streams.fetch_add(1, Ordering::Relaxed);
-    // One body frame per event, as a real upstream writes them; no delay between them.
+    // One body frame per event, as a real upstream writes them; no delay between them unless
+    // --chunk-interval-ms asks for one.
     let frames = state.events.iter().cloned().map(Ok::<Bytes, Infallible>).collect::<Vec<_>>();
-    let body = Body::from_stream(futures_util::stream::iter(frames));
+    let body = if state.interval.is_zero() {
+        Body::from_stream(futures_util::stream::iter(frames))
+    } else {
+        let interval = state.interval;
+        Body::from_stream(futures_util::stream::iter(frames).enumerate().then(
+            move |(i, frame)| async move {
+                if i > 0 {
+                    tokio::time::sleep(interval).await;
+                }
+                frame
+            },
+        ))
+    };
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
@@ -256,21 +294,18 @@ fn completion_body() -> Vec<u8> {
 }
 
 /// The SSE frames of a streamed answer: a role chunk, content chunks, a finish chunk, `[DONE]`.
-fn stream_events() -> Vec<Bytes> {
-    let mut events = Vec::with_capacity(STREAM_CHUNKS + 1);
-    for i in 0..STREAM_CHUNKS {
+fn stream_events(chunks: usize) -> Vec<Bytes> {
+    let mut events = Vec::with_capacity(chunks + 1);
+    for i in 0..chunks {
         let delta = if i == 0 {
             serde_json::json!({ "role": "assistant", "content": "" })
-        } else if i + 1 == STREAM_CHUNKS {
+        } else if i + 1 == chunks {
             serde_json::json!({})
         } else {
             serde_json::json!({ "content": format!("word{i} ") })
         };
-        let finish = if i + 1 == STREAM_CHUNKS {
-            serde_json::json!("stop")
-        } else {
-            serde_json::Value::Null
-        };
+        let finish =
+            if i + 1 == chunks { serde_json::json!("stop") } else { serde_json::Value::Null };
         let chunk = serde_json::json!({
             "id": "chatcmpl-bench-0001",
             "object": "chat.completion.chunk",
