@@ -11,11 +11,14 @@ use clap::Parser;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = ballast::cli::Cli::parse();
-    match ballast::cli::run(cli).await {
+    let code = match ballast::cli::run(cli).await {
         Ok(code) => code,
         Err(err) => {
             tracing::error!(error = %format!("{err:#}"), "ballast stopped with an error");
             ExitCode::FAILURE
         }
-    }
+    };
+    // JSON log lines are written by a thread of their own: out with the last ones.
+    ballast::telemetry::json_log::flush();
+    code
 }

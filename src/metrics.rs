@@ -67,6 +67,23 @@ pub fn record_spans_dropped(reason: SpansDropped, count: u64) {
     }
 }
 
+/// The one counter of the process-wide log writer (`telemetry::json_log`), registered in every
+/// gateway's registry as well. None only if its fixed name were invalid.
+static LOG_LINES_DROPPED: LazyLock<Option<prometheus::IntCounter>> = LazyLock::new(|| {
+    prometheus::IntCounter::new(
+        "ballast_log_lines_dropped_total",
+        "Log lines dropped because stderr did not keep up (4 MiB were waiting to be written).",
+    )
+    .ok()
+});
+
+/// Counts one log line dropped.
+pub fn record_log_line_dropped() {
+    if let Some(counter) = &*LOG_LINES_DROPPED {
+        counter.inc();
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
@@ -287,6 +304,9 @@ impl Metrics {
             registry,
         };
         if let Some(dropped) = &*SPANS_DROPPED {
+            metrics.registry.register(Box::new(dropped.clone()))?;
+        }
+        if let Some(dropped) = &*LOG_LINES_DROPPED {
             metrics.registry.register(Box::new(dropped.clone()))?;
         }
         Ok(metrics)

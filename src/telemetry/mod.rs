@@ -1,7 +1,9 @@
 //! Logging: tracing-subscriber with the filter from `$BALLAST_LOG` (or `$RUST_LOG`), as JSON
-//! or pretty text, on stderr (stdout stays for command output such as `ballast check`); and,
-//! with `telemetry.otlp_endpoint`, traces (`traces`).
+//! (`json_log`, written by a thread of its own) or pretty text, on stderr (stdout stays for
+//! command output such as `ballast check`); and, with `telemetry.otlp_endpoint`, traces
+//! (`traces`).
 
+pub mod json_log;
 pub mod traces;
 
 use std::io::IsTerminal;
@@ -30,37 +32,28 @@ pub fn init(format: Option<LogFormat>, tracer: Option<opentelemetry_sdk::trace::
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let is_terminal = std::io::stderr().is_terminal();
     let format = format.unwrap_or(if is_terminal { LogFormat::Pretty } else { LogFormat::Json });
-    let installed = match tracer {
-        None => {
-            let builder =
-                tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-            // JSON logs never carry ANSI escapes (RUSTSEC-2025-0055 is about injected ones).
-            match format {
-                LogFormat::Json => {
-                    builder.json().with_ansi(false).with_current_span(true).try_init()
-                }
-                LogFormat::Pretty => builder.with_ansi(is_terminal).try_init(),
-            }
-        }
-        Some(tracer) => {
-            let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-            let logs = match format {
-                LogFormat::Json => {
-                    logs.json().with_ansi(false).with_current_span(true).with_filter(filter).boxed()
-                }
-                LogFormat::Pretty => logs.with_ansi(is_terminal).with_filter(filter).boxed(),
-            };
-            let spans = tracing_opentelemetry::layer()
-                .with_tracer(tracer)
-                .with_location(false)
-                .with_threads(false)
-                .with_tracked_inactivity(false)
-                .with_filter(Targets::new().with_target("ballast", Level::INFO))
-                .boxed();
-            let layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![spans, logs];
-            tracing_subscriber::registry().with(layers).try_init().map_err(Into::into)
-        }
+    // JSON logs never carry ANSI escapes (RUSTSEC-2025-0055 is about injected ones): strings
+    // are escaped by `json_log`, control characters included.
+    let logs = match format {
+        LogFormat::Json => json_log::JsonLog::new().with_filter(filter).boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(is_terminal)
+            .with_filter(filter)
+            .boxed(),
     };
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![logs];
+    if let Some(tracer) = tracer {
+        let spans = tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_filter(Targets::new().with_target("ballast", Level::INFO))
+            .boxed();
+        layers.insert(0, spans);
+    }
+    let installed = tracing_subscriber::registry().with(layers).try_init();
     // A subscriber already installed (tests) is fine.
     drop(installed);
 }

@@ -158,3 +158,44 @@ async fn a_request_with_a_thousand_invalid_tool_arguments_logs_one_line_that_cou
     assert_eq!(warnings.len(), 1, "{logs}");
     assert!(warnings[0].contains("\"count\":1000"), "{}", warnings[0]);
 }
+
+#[tokio::test]
+async fn requests_are_answered_while_stderr_is_stuck_and_the_dropped_lines_are_counted() {
+    let upstream = FakeUpstream::start().await;
+    let config = openai_config(&upstream.base_url(), "");
+    // At trace every request logs many lines: the pipe (64 KiB) fills, then the 4 MiB that may
+    // wait, and only then are lines dropped.
+    let gateway = GatewayProcess::start_with_logs_unread(&config, &[("BALLAST_LOG", "trace")]);
+    let client = reqwest::Client::new();
+    let body = json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]});
+    let dropped = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("ballast_log_lines_dropped_total "))
+            .map_or(0, |value| value.trim().parse().unwrap())
+    };
+    let mut seen = 0;
+    for _ in 0..100 {
+        let sends = (0..20).map(|_| {
+            let request = client
+                .post(gateway.url("/v1/chat/completions"))
+                .bearer_auth(CLIENT_KEY)
+                .json(&body)
+                .timeout(std::time::Duration::from_secs(5))
+                .send();
+            async move { request.await.unwrap().status() }
+        });
+        for status in futures_util::future::join_all(sends).await {
+            assert_eq!(status, 200, "a stuck stderr must not hold requests up");
+        }
+        let metrics = client.get(gateway.url("/metrics")).send().await.unwrap();
+        seen = dropped(&metrics.text().await.unwrap());
+        if seen > 0 {
+            break;
+        }
+    }
+    assert!(seen > 0, "lines beyond the 4 MiB that may wait are dropped and counted");
+
+    let logs = gateway.stop();
+    assert!(logs.contains("finished processing request"), "what waited is written in the end");
+}

@@ -99,6 +99,8 @@ METRICS = {
         {"reason"},
         {"reason": {"queue_full", "export_failed"}},
     ),
+    # Not in SPEC §5's table: the JSON log writer counts the lines it drops (docs/metrics.md).
+    "ballast_log_lines_dropped_total": ("counter", set(), {}),
 }
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")

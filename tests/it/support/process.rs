@@ -9,8 +9,14 @@ use serde_json::Value;
 pub struct GatewayProcess {
     pub addr: SocketAddr,
     child: std::process::Child,
-    logs: std::thread::JoinHandle<String>,
+    logs: Option<std::thread::JoinHandle<String>>,
+    /// Its stderr while nobody reads it (`start_with_logs_unread`), and what was read so far.
+    unread: Option<(Lines, String)>,
+    /// The config's directory, when written here: kept while the process runs.
+    _dir: Option<tempfile::TempDir>,
 }
+
+type Lines = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
 
 impl GatewayProcess {
     /// Starts `ballast serve` with `env` added, and waits for its `listening` line.
@@ -18,18 +24,28 @@ impl GatewayProcess {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, yaml).unwrap();
-        Self::start_from(&path, env, Some(dir))
+        Self::start_from(&path, env, Some(dir), true)
+    }
+
+    /// [`start`](Self::start), but nothing reads its stderr after the `listening` line (a stuck
+    /// log collector) until [`stop`](Self::stop).
+    pub fn start_with_logs_unread(yaml: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        Self::start_from(&path, env, Some(dir), false)
     }
 
     /// Starts `ballast serve --config path` (a file the test keeps, and may rewrite).
     pub fn start_from_file(path: &std::path::Path, env: &[(&str, &str)]) -> Self {
-        Self::start_from(path, env, None)
+        Self::start_from(path, env, None, true)
     }
 
     fn start_from(
         path: &std::path::Path,
         env: &[(&str, &str)],
         dir: Option<tempfile::TempDir>,
+        read_logs: bool,
     ) -> Self {
         use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
@@ -51,15 +67,10 @@ impl GatewayProcess {
                 break log["fields"]["addr"].as_str().unwrap().parse().unwrap();
             }
         };
-        let logs = std::thread::spawn(move || {
-            drop(dir);
-            lines.map_while(Result::ok).fold(seen, |mut all, line| {
-                all.push_str(&line);
-                all.push('\n');
-                all
-            })
-        });
-        Self { addr, child, logs }
+        if !read_logs {
+            return Self { addr, child, logs: None, unread: Some((lines, seen)), _dir: dir };
+        }
+        Self { addr, child, logs: Some(read_all(lines, seen)), unread: None, _dir: dir }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -76,6 +87,9 @@ impl GatewayProcess {
 
     /// SIGTERM, then everything it logged; panics unless it exits 0 within 10 s.
     pub fn stop(mut self) -> String {
+        if let Some((lines, seen)) = self.unread.take() {
+            self.logs = Some(read_all(lines, seen));
+        }
         let pid = self.child.id().to_string();
         assert!(
             std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success()
@@ -85,6 +99,17 @@ impl GatewayProcess {
         let status =
             exited.recv_timeout(Duration::from_secs(10)).expect("ballast stops within 10 s");
         assert_eq!(status.code(), Some(0));
-        self.logs.join().unwrap()
+        self.logs.take().unwrap().join().unwrap()
     }
+}
+
+/// Reads the rest of a process's log lines on a thread, after those `seen` already.
+fn read_all(lines: Lines, seen: String) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        lines.map_while(Result::ok).fold(seen, |mut all, line| {
+            all.push_str(&line);
+            all.push('\n');
+            all
+        })
+    })
 }

@@ -1,0 +1,451 @@
+//! The JSON log format (`--log-format json`, the default off a terminal): a tracing-subscriber
+//! `Layer` that formats each event as one line and hands it to a writer thread, so that the
+//! per-request line costs the request path neither an allocation nor a syscall.
+//!
+//! A line has the shape tracing-subscriber's own JSON format gives (`timestamp`, `level`,
+//! `fields` with `message`, `target`, and, inside a span, `span` with the innermost span's fields
+//! and name and `spans` from the root), so log pipelines see the same thing. What differs is
+//! the cost:
+//!
+//! - a span's fields are written as JSON once, when recorded, into buffers that are reused from
+//!   span to span (a thread-local pool), instead of being re-parsed and re-serialized on every
+//!   `record` as tracing-subscriber's `JsonFields` does;
+//! - a line is formatted into a thread-local buffer and appended to a shared one; a writer
+//!   thread writes that to stderr in batches (woken once per batch, never when idle);
+//! - when stderr does not keep up and `MAX_PENDING` bytes wait, new lines are dropped and
+//!   counted in `ballast_log_lines_dropped_total` rather than blocking a request.
+//!
+//! `flush` writes out what is pending; `cli::run` calls it before the process exits.
+
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+/// Bytes of lines waiting for the writer beyond which new lines are dropped (and counted).
+const MAX_PENDING: usize = 4 << 20;
+/// How long the writer lets lines gather after the first one of a batch arrives.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// Span field buffers kept per thread for reuse.
+const POOL: usize = 256;
+
+/// The layer. Add it with a filter (`with_filter`); spans the filter rejects never reach it.
+pub struct JsonLog {
+    out: &'static Output,
+}
+
+impl JsonLog {
+    /// The layer, starting the writer thread the first time.
+    pub fn new() -> Self {
+        Self { out: output() }
+    }
+}
+
+impl Default for JsonLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Writes out every pending line now (before the process exits).
+pub fn flush() {
+    if let Some(out) = OUTPUT.get() {
+        out.write_pending();
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for JsonLog
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = SpanFields::pooled();
+        attrs.record(&mut fields);
+        span.extensions_mut().insert(fields);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
+            values.record(fields);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        LINE.with(|line| {
+            let Ok(mut line) = line.try_borrow_mut() else { return };
+            line.clear();
+            let meta = event.metadata();
+            line.push_str("{\"timestamp\":\"");
+            timestamp(&mut line, SystemTime::now());
+            line.push_str("\",\"level\":\"");
+            line.push_str(meta.level().as_str());
+            line.push_str("\",\"fields\":{");
+            let mut fields = EventFields { line: &mut line, first: true };
+            event.record(&mut fields);
+            line.push_str("},\"target\":");
+            string(&mut line, meta.target());
+            if let Some(scope) = ctx.event_scope(event) {
+                let spans: Vec<_> = scope.from_root().collect();
+                if let Some(current) = spans.last() {
+                    line.push_str(",\"span\":");
+                    span_object(&mut line, current);
+                    line.push_str(",\"spans\":[");
+                    for (i, span) in spans.iter().enumerate() {
+                        if i > 0 {
+                            line.push(',');
+                        }
+                        span_object(&mut line, span);
+                    }
+                    line.push(']');
+                }
+            }
+            line.push_str("}\n");
+            self.out.push(line.as_bytes());
+        });
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        if let Some(fields) = span.extensions_mut().remove::<SpanFields>() {
+            fields.recycle();
+        }
+    }
+}
+
+thread_local! {
+    /// The line being formatted (each thread formats one at a time).
+    static LINE: RefCell<String> = RefCell::new(String::with_capacity(1024));
+    /// Span field buffers of closed spans, for the next ones.
+    static SPARE: RefCell<Vec<SpanFields>> = const { RefCell::new(Vec::new()) };
+}
+
+fn span_object<S>(line: &mut String, span: &tracing_subscriber::registry::SpanRef<'_, S>)
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    line.push('{');
+    if let Some(fields) = span.extensions().get::<SpanFields>() {
+        for &(name, start, end) in &fields.index {
+            string(line, name);
+            line.push(':');
+            line.push_str(fields.values.get(start as usize..end as usize).unwrap_or("null"));
+            line.push(',');
+        }
+    }
+    line.push_str("\"name\":");
+    string(line, span.name());
+    line.push('}');
+}
+
+/// A span's fields, each value already written as JSON into `values`.
+struct SpanFields {
+    values: String,
+    /// Field name and the byte range of its value in `values`; a field recorded again points
+    /// at its new value.
+    index: Vec<(&'static str, u32, u32)>,
+}
+
+impl SpanFields {
+    fn pooled() -> Self {
+        SPARE
+            .with(|spare| spare.try_borrow_mut().ok().and_then(|mut spare| spare.pop()))
+            .unwrap_or_else(|| Self { values: String::with_capacity(256), index: Vec::new() })
+    }
+
+    fn recycle(mut self) {
+        self.values.clear();
+        self.index.clear();
+        SPARE.with(|spare| {
+            if let Ok(mut spare) = spare.try_borrow_mut()
+                && spare.len() < POOL
+            {
+                spare.push(self);
+            }
+        });
+    }
+
+    fn put(&mut self, field: &Field, write: impl FnOnce(&mut String)) {
+        let name = field.name();
+        let start = self.values.len();
+        write(&mut self.values);
+        let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(self.values.len())) else {
+            return;
+        };
+        match self.index.iter_mut().find(|(n, ..)| *n == name) {
+            Some(entry) => *entry = (name, start, end),
+            None => self.index.push((name, start, end)),
+        }
+    }
+}
+
+impl Visit for SpanFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, |out| string(out, value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, |out| out.push_str(if value { "true" } else { "false" }));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, |out| _ = write!(out, "{value}"));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, |out| _ = write!(out, "{value}"));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, |out| float(out, value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, |out| debug(out, value));
+    }
+}
+
+/// Writes an event's fields as `"name":value` pairs into the line.
+struct EventFields<'a> {
+    line: &'a mut String,
+    first: bool,
+}
+
+impl EventFields<'_> {
+    fn key(&mut self, field: &Field) -> &mut String {
+        if !self.first {
+            self.line.push(',');
+        }
+        self.first = false;
+        string(self.line, field.name());
+        self.line.push(':');
+        self.line
+    }
+}
+
+impl Visit for EventFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        string(self.key(field), value);
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.key(field).push_str(if value { "true" } else { "false" });
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        _ = write!(self.key(field), "{value}");
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        _ = write!(self.key(field), "{value}");
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        float(self.key(field), value);
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        debug(self.key(field), value);
+    }
+}
+
+/// A JSON string of `value`'s `Debug` (which for `%` fields and messages is their `Display`).
+fn debug(out: &mut String, value: &dyn fmt::Debug) {
+    out.push('"');
+    _ = write!(Escaped(out), "{value:?}");
+    out.push('"');
+}
+
+fn string(out: &mut String, value: &str) {
+    out.push('"');
+    _ = Escaped(out).write_str(value);
+    out.push('"');
+}
+
+/// A finite float as a JSON number; NaN and infinities (not JSON numbers) as strings.
+fn float(out: &mut String, value: f64) {
+    if value.is_finite() {
+        _ = write!(out, "{value}");
+    } else {
+        _ = write!(out, "\"{value}\"");
+    }
+}
+
+/// Escapes what it is given for the inside of a JSON string.
+struct Escaped<'a>(&'a mut String);
+
+impl fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(at) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+            self.0.push_str(&rest[..at]);
+            let c = rest[at..].chars().next().unwrap_or(' ');
+            match c {
+                '"' => self.0.push_str("\\\""),
+                '\\' => self.0.push_str("\\\\"),
+                '\n' => self.0.push_str("\\n"),
+                '\r' => self.0.push_str("\\r"),
+                '\t' => self.0.push_str("\\t"),
+                other => write!(self.0, "\\u{:04x}", u32::from(other))?,
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        self.0.push_str(rest);
+        Ok(())
+    }
+}
+
+/// RFC 3339 in UTC with microseconds, as tracing-subscriber writes it:
+/// `2026-12-02T21:13:44.214273Z`.
+fn timestamp(out: &mut String, now: SystemTime) {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        since.subsec_micros()
+    );
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Lines waiting for the writer thread.
+struct Output {
+    pending: Mutex<Vec<u8>>,
+    wake: Condvar,
+    /// Held while writing to stderr, so `flush` and the thread keep lines in order.
+    writing: Mutex<Vec<u8>>,
+}
+
+static OUTPUT: OnceLock<Output> = OnceLock::new();
+
+fn output() -> &'static Output {
+    let mut started = false;
+    let out = OUTPUT.get_or_init(|| {
+        started = true;
+        Output {
+            pending: Mutex::new(Vec::with_capacity(64 << 10)),
+            wake: Condvar::new(),
+            writing: Mutex::new(Vec::with_capacity(64 << 10)),
+        }
+    });
+    if started {
+        let spawned = std::thread::Builder::new().name("ballast-log".into()).spawn(|| out.run());
+        if spawned.is_err() {
+            // No thread: lines pile up to MAX_PENDING and are counted as dropped beyond; `flush`
+            // still writes them at exit.
+        }
+    }
+    out
+}
+
+impl Output {
+    fn push(&self, line: &[u8]) {
+        let Ok(mut pending) = self.pending.lock() else { return };
+        if pending.len() + line.len() > MAX_PENDING {
+            drop(pending);
+            crate::metrics::record_log_line_dropped();
+            return;
+        }
+        let was_empty = pending.is_empty();
+        pending.extend_from_slice(line);
+        drop(pending);
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The writer thread: wait for a first line, let a batch gather, write it out.
+    fn run(&self) {
+        loop {
+            {
+                let Ok(pending) = self.pending.lock() else { return };
+                let Ok(pending) = self.wake.wait_while(pending, |p| p.is_empty()) else { return };
+                // Nobody notifies while lines are pending: this waits the whole window.
+                let Ok(_) = self.wake.wait_timeout(pending, BATCH_WINDOW) else { return };
+            }
+            self.write_pending();
+        }
+    }
+
+    fn write_pending(&self) {
+        let Ok(mut batch) = self.writing.lock() else { return };
+        {
+            let Ok(mut pending) = self.pending.lock() else { return };
+            std::mem::swap(&mut *pending, &mut *batch);
+        }
+        if !batch.is_empty() {
+            let mut stderr = std::io::stderr().lock();
+            drop(stderr.write_all(&batch));
+            drop(stderr.flush());
+            batch.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        let mut out = String::new();
+        timestamp(&mut out, UNIX_EPOCH + Duration::from_micros(1_796_246_024_214_273));
+        assert_eq!(out, "2026-12-02T21:13:44.214273Z");
+        out.clear();
+        timestamp(&mut out, UNIX_EPOCH + Duration::from_secs(951_782_400)); // a leap day
+        assert_eq!(out, "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn strings_are_escaped_for_json() {
+        let mut out = String::new();
+        string(&mut out, "a \"quote\", a \\ and\na newline\u{1}é");
+        let back: String = serde_json::from_str(&out).unwrap();
+        assert_eq!(back, "a \"quote\", a \\ and\na newline\u{1}é");
+    }
+
+    #[test]
+    fn a_field_recorded_again_shows_its_last_value() {
+        let mut fields = SpanFields { values: String::new(), index: Vec::new() };
+        struct Probe;
+        impl tracing::Callsite for Probe {
+            fn set_interest(&self, _: tracing::subscriber::Interest) {}
+            fn metadata(&self) -> &tracing::Metadata<'_> {
+                &META
+            }
+        }
+        static CALLSITE: Probe = Probe;
+        static META: tracing::Metadata<'static> = tracing::Metadata::new(
+            "probe",
+            "test",
+            tracing::Level::INFO,
+            None,
+            None,
+            None,
+            tracing::field::FieldSet::new(&["route"], tracing::callsite::Identifier(&CALLSITE)),
+            tracing::metadata::Kind::SPAN,
+        );
+        let field = META.fields().field("route").unwrap();
+        fields.record_str(&field, "primary");
+        fields.record_str(&field, "error");
+        let (name, start, end) = fields.index[0];
+        assert_eq!(fields.index.len(), 1);
+        assert_eq!((name, &fields.values[start as usize..end as usize]), ("route", "\"error\""));
+    }
+}
