@@ -11,6 +11,7 @@
 //! cancels the upstream request.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -18,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use http::HeaderValue;
 use http::header::CONTENT_TYPE;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::record::RequestRecord;
 use crate::anthropic::ErrorBody as AnthropicError;
@@ -88,10 +89,11 @@ fn sse_events(
     streams_cut: CancellationToken,
     record: RequestRecord,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    let state = Relay { chunks, record, tail: StreamTail::default(), closing: Vec::new() };
+    // One cancellation future for the whole stream, not one per chunk.
+    let cut = Box::pin(streams_cut.cancelled_owned());
+    let state =
+        Relay { chunks, record, tail: StreamTail::default(), closing: Vec::new(), cut, request_id };
     futures_util::stream::unfold(Some(state), move |state| {
-        let request_id = Arc::clone(&request_id);
-        let streams_cut = streams_cut.clone();
         async move {
             let mut state = state?;
             if let Some(event) = state.closing.pop() {
@@ -101,8 +103,8 @@ fn sse_events(
             let event = loop {
                 let next = tokio::select! {
                     biased;
-                    () = streams_cut.cancelled() => {
-                        tracing::warn!(request_id = %request_id, "shutdown grace passed; ending an open stream");
+                    () = &mut state.cut => {
+                        tracing::warn!(request_id = %state.request_id, "shutdown grace passed; ending an open stream");
                         state.record.ended(StreamEnding::Shutdown);
                         break Err(("gateway_shutting_down",
                             "The gateway is shutting down and ended this stream."));
@@ -124,7 +126,7 @@ fn sse_events(
                         break Ok(None);
                     }
                     Some(Err(failure)) => {
-                        tracing::warn!(request_id = %request_id, failure = %failure, "upstream stream broke off");
+                        tracing::warn!(request_id = %state.request_id, failure = %failure, "upstream stream broke off");
                         state.record.ended(StreamEnding::UpstreamError);
                         break Err((
                             "upstream_stream_error",
@@ -170,6 +172,9 @@ struct Relay {
     tail: StreamTail,
     /// The events still to send after a break, last first.
     closing: Vec<Event>,
+    /// Resolves when the shutdown grace has run out (`Lifecycle::streams_cut`).
+    cut: Pin<Box<WaitForCancellationFutureOwned>>,
+    request_id: Arc<str>,
 }
 
 /// The events that end a broken stream: chat's error chunk, Messages' `error` event, or
