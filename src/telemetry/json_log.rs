@@ -11,7 +11,10 @@
 //!   span to span (a thread-local pool), instead of being re-parsed and re-serialized on every
 //!   `record` as tracing-subscriber's `JsonFields` does;
 //! - a line is formatted into a thread-local buffer and appended to a shared one; a writer
-//!   thread writes that to stderr in batches (woken once per batch, never when idle);
+//!   thread writes that to stderr in batches, looking every `TICK` while lines come, and
+//!   sleeping until woken after `IDLE_TICKS` without one. So a request never makes a syscall
+//!   for its line (no wake-up either, unless the writer was asleep), and an idle gateway has
+//!   no wake-ups;
 //! - when stderr does not keep up and `MAX_PENDING` bytes wait, new lines are dropped and
 //!   counted in `ballast_log_lines_dropped_total` rather than blocking a request.
 //!
@@ -31,8 +34,10 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// Bytes of lines waiting for the writer beyond which new lines are dropped (and counted).
 const MAX_PENDING: usize = 4 << 20;
-/// How long the writer lets lines gather after the first one of a batch arrives.
-const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// How often the writer looks for lines while they come (so a line waits at most this long).
+const TICK: Duration = Duration::from_millis(10);
+/// Ticks without a line after which the writer sleeps until a line wakes it (1 s).
+const IDLE_TICKS: u32 = 100;
 /// Span field buffers kept per thread for reuse.
 const POOL: usize = 256;
 
@@ -324,9 +329,16 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
+/// Lines waiting for the writer thread, and whether it sleeps until woken.
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    writer_asleep: bool,
+}
+
 /// Lines waiting for the writer thread.
 struct Output {
-    pending: Mutex<Vec<u8>>,
+    pending: Mutex<Pending>,
     wake: Condvar,
     /// Held while writing to stderr, so `flush` and the thread keep lines in order.
     writing: Mutex<Vec<u8>>,
@@ -339,7 +351,10 @@ fn output() -> &'static Output {
     let out = OUTPUT.get_or_init(|| {
         started = true;
         Output {
-            pending: Mutex::new(Vec::with_capacity(64 << 10)),
+            pending: Mutex::new(Pending {
+                bytes: Vec::with_capacity(64 << 10),
+                writer_asleep: false,
+            }),
             wake: Condvar::new(),
             writing: Mutex::new(Vec::with_capacity(64 << 10)),
         }
@@ -357,29 +372,48 @@ fn output() -> &'static Output {
 impl Output {
     fn push(&self, line: &[u8]) {
         let Ok(mut pending) = self.pending.lock() else { return };
-        if pending.len() + line.len() > MAX_PENDING {
+        if pending.bytes.len() + line.len() > MAX_PENDING {
             drop(pending);
             crate::metrics::record_log_line_dropped();
             return;
         }
-        let was_empty = pending.is_empty();
-        pending.extend_from_slice(line);
+        pending.bytes.extend_from_slice(line);
+        let wake = std::mem::take(&mut pending.writer_asleep);
         drop(pending);
-        if was_empty {
+        if wake {
             self.wake.notify_one();
         }
     }
 
-    /// The writer thread: wait for a first line, let a batch gather, write it out.
+    /// The writer thread: every `TICK`, write out what gathered; after `IDLE_TICKS` ticks with
+    /// nothing, sleep until a line wakes it.
     fn run(&self) {
+        let mut quiet = 0;
         loop {
-            {
-                let Ok(pending) = self.pending.lock() else { return };
-                let Ok(pending) = self.wake.wait_while(pending, |p| p.is_empty()) else { return };
-                // Nobody notifies while lines are pending: this waits the whole window.
-                let Ok(_) = self.wake.wait_timeout(pending, BATCH_WINDOW) else { return };
+            let Ok(mut pending) = self.pending.lock() else { return };
+            if pending.bytes.is_empty() {
+                if quiet < IDLE_TICKS {
+                    quiet += 1;
+                    // Nobody notifies an awake writer: this waits the whole tick.
+                    if self.wake.wait_timeout(pending, TICK).is_err() {
+                        return;
+                    }
+                } else {
+                    pending.writer_asleep = true;
+                    if self.wake.wait_while(pending, |p| p.writer_asleep).is_err() {
+                        return;
+                    }
+                    quiet = 0;
+                }
+                continue;
             }
+            drop(pending);
+            quiet = 0;
             self.write_pending();
+            let Ok(pending) = self.pending.lock() else { return };
+            if self.wake.wait_timeout(pending, TICK).is_err() {
+                return;
+            }
         }
     }
 
@@ -387,7 +421,7 @@ impl Output {
         let Ok(mut batch) = self.writing.lock() else { return };
         {
             let Ok(mut pending) = self.pending.lock() else { return };
-            std::mem::swap(&mut *pending, &mut *batch);
+            std::mem::swap(&mut pending.bytes, &mut *batch);
         }
         if !batch.is_empty() {
             let mut stderr = std::io::stderr().lock();

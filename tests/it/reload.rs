@@ -111,20 +111,30 @@ async fn admin_reload_applies_a_weight_change_under_load_with_no_failed_request(
     let file = ConfigFile::new(&config(&primary, &backup, (1000, 1), 0));
     let gateway = TestGateway::start_from_file(file.path()).await;
 
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let load = tokio::spawn({
         let (client, url) = (gateway.client.clone(), gateway.url("/v1/chat/completions"));
+        let done = std::sync::Arc::clone(&done);
         async move {
             let mut served = Vec::new();
             for _ in 0..150 {
                 let response = client.post(&url).json(&chat_request(false)).send().await.unwrap();
                 let provider = response.headers().get("x-ballast-provider").cloned();
                 served.push((response.status().as_u16(), provider));
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             served
         }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Reload once a good share of the load was served on the old weights, however slow the
+    // machine (bounded: at most 10 s).
+    for _ in 0..1000 {
+        if done.load(std::sync::atomic::Ordering::Relaxed) >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     file.write(&config(&primary, &backup, (1, 1000), 0));
     let (status, body) = admin_reload(&gateway).await;
     let served = load.await.unwrap();
