@@ -30,21 +30,11 @@ import sys
 import tempfile
 import time
 
+from proc_util import cpu_ticks, free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OHA = os.path.join(ROOT, "benches/out/tools/bin/oha")
 UPSTREAM = os.path.join(ROOT, "target/release/examples/bench_upstream")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
 
 
 def wait_listening(process, what):
