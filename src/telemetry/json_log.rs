@@ -98,20 +98,18 @@ where
             event.record(&mut fields);
             line.push_str("},\"target\":");
             string(&mut line, meta.target());
-            if let Some(scope) = ctx.event_scope(event) {
-                let spans: Vec<_> = scope.from_root().collect();
-                if let Some(current) = spans.last() {
-                    line.push_str(",\"span\":");
-                    span_object(&mut line, current);
-                    line.push_str(",\"spans\":[");
-                    for (i, span) in spans.iter().enumerate() {
-                        if i > 0 {
-                            line.push(',');
-                        }
-                        span_object(&mut line, span);
+            // (`from_root` gathers the scope on the stack for up to 16 spans: no allocation.)
+            if let (Some(current), Some(scope)) = (ctx.event_span(event), ctx.event_scope(event)) {
+                line.push_str(",\"span\":");
+                span_object(&mut line, &current);
+                line.push_str(",\"spans\":[");
+                for (i, span) in scope.from_root().enumerate() {
+                    if i > 0 {
+                        line.push(',');
                     }
-                    line.push(']');
+                    span_object(&mut line, &span);
                 }
+                line.push(']');
             }
             line.push_str("}\n");
             self.out.push(line.as_bytes());
