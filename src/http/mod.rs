@@ -18,3 +18,4 @@ pub mod request_id;
 pub mod respond;
 pub mod responses;
 pub mod router;
+pub mod sse_body;
