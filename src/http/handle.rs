@@ -111,7 +111,7 @@ pub async fn handle(
             record.answered(Some(provenance.route), 200);
             let framing = respond::Framing { api, include_usage };
             let mut response =
-                respond::answer(answer, framing, request_id, state.streams_cut(), record);
+                respond::answer(answer, framing, request_id, state.streams_cut(), record).await;
             if let Some(dropped) = dropped {
                 response.headers_mut().insert("x-ballast-dropped", dropped);
             }

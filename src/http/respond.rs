@@ -18,7 +18,7 @@ use crate::providers::Reply;
 
 /// The response for `answer`. `record` is dropped (and so recorded) when the answer is done:
 /// here for a whole answer, at the stream's end for a stream.
-pub fn answer(
+pub async fn answer(
     answer: Answer,
     framing: Framing,
     request_id: &str,
@@ -30,6 +30,7 @@ pub fn answer(
         Reply::Stream(chunks) => {
             let cut = streams_cut.clone().cancelled_owned();
             let body = SseBody::new(chunks, framing, Arc::from(request_id), cut, record);
+            let body = body.gathered().await;
             let headers = [
                 (CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
                 (CACHE_CONTROL, HeaderValue::from_static("no-cache")),

@@ -109,6 +109,22 @@ impl SseBody {
         }
     }
 
+    /// The body with what the upstream has ready already gathered (yielding as `poll_frame`
+    /// does), for the response's head and first events to go out in one write: hyper writes
+    /// the head as soon as the body is first `Pending`.
+    pub async fn gathered(mut self) -> Self {
+        std::future::poll_fn(|cx| {
+            if self.finished || self.gather(cx).is_ready() || self.yielded >= YIELDS {
+                return Poll::Ready(());
+            }
+            self.yielded += 1;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await;
+        self
+    }
+
     /// One upstream chunk, framed into `pending`.
     fn push_chunk(&mut self, data: &str) {
         match self.framing.api {
@@ -332,6 +348,14 @@ mod tests {
         let out = frames(body(chunks.boxed(), Api::Chat, &CancellationToken::new())).await;
         // The usage chunk is left out: this client did not ask for it.
         assert_eq!(out, ["data: {\"a\":1}\n\ndata: {\"a\":2}\n\ndata: [DONE]\n\n"]);
+    }
+
+    #[tokio::test]
+    async fn a_gathered_body_holds_the_burst_for_the_first_write() {
+        let chunks = stream::iter(["{\"a\":1}", "{\"a\":2}"].map(|c| Ok(c.to_owned())));
+        let chunks = chunks.chain(stream::pending());
+        let gathered = body(chunks.boxed(), Api::Chat, &CancellationToken::new()).gathered().await;
+        assert_eq!(&gathered.pending[..], b"data: {\"a\":1}\n\ndata: {\"a\":2}\n\n");
     }
 
     #[tokio::test]
