@@ -78,8 +78,53 @@ struct Message {
 
 #[derive(Deserialize)]
 struct Chunk {
-    choices: Option<Vec<ChunkChoice>>,
+    choices: Option<ChunkChoices>,
     usage: Option<Usage>,
+}
+
+/// A chunk's choices, folded as they are read: every chunk of a stream is parsed here, without a
+/// `Vec` of them.
+#[derive(Default)]
+struct ChunkChoices {
+    count: usize,
+    truncated: bool,
+    filtered: bool,
+    has_content: bool,
+    streamed: u64,
+}
+
+impl<'de> Deserialize<'de> for ChunkChoices {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fold;
+        impl<'de> Visitor<'de> for Fold {
+            type Value = ChunkChoices;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of choices")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut choices: A,
+            ) -> Result<ChunkChoices, A::Error> {
+                let mut seen = ChunkChoices::default();
+                while let Some(choice) = choices.next_element::<ChunkChoice>()? {
+                    seen.count += 1;
+                    match choice.finish_reason {
+                        Some(Finish::Length) => seen.truncated = true,
+                        Some(Finish::ContentFilter) => seen.filtered = true,
+                        Some(Finish::Other) | None => {}
+                    }
+                    if let Some(delta) = &choice.delta {
+                        seen.has_content |= delta.content.as_ref().is_some_and(|content| content.0)
+                            || delta.tool_calls.is_some();
+                        seen.streamed += delta.content.as_ref().map_or(0, |content| content.1);
+                        seen.streamed += delta.tool_calls.as_ref().map_or(0, tool_call_text);
+                    }
+                }
+                Ok(seen)
+            }
+        }
+        deserializer.deserialize_seq(Fold)
+    }
 }
 
 #[derive(Deserialize)]
@@ -348,19 +393,14 @@ impl Observed {
     fn chunk(&mut self, data: &str) -> bool {
         let Ok(chunk) = serde_json::from_str::<Chunk>(data) else { return false };
         let choices = chunk.choices.unwrap_or_default();
-        for choice in &choices {
-            self.finish(choice.finish_reason);
-            if let Some(delta) = &choice.delta {
-                self.has_content |= delta.content.as_ref().is_some_and(|content| content.0)
-                    || delta.tool_calls.is_some();
-                self.streamed += delta.content.as_ref().map_or(0, |content| content.1);
-                self.streamed += delta.tool_calls.as_ref().map_or(0, tool_call_text);
-            }
-        }
+        self.truncated |= choices.truncated;
+        self.filtered |= choices.filtered;
+        self.has_content |= choices.has_content;
+        self.streamed += choices.streamed;
         match chunk.usage {
             Some(usage) => {
                 self.usage = Some((usage.prompt_tokens, usage.completion_tokens));
-                choices.is_empty()
+                choices.count == 0
             }
             None => false,
         }

@@ -7,6 +7,7 @@
 
 mod anthropic;
 mod azure;
+mod body;
 mod embeddings;
 mod mock;
 mod mock_embeddings;

@@ -88,7 +88,7 @@ where
     let body = request.for_upstream(model).map_err(|err| Failure::unencodable(name, &err))?;
     let response = transport.post(url, body, request.stream, request_id).await?;
     if request.stream {
-        let chunks = sse::chat_chunks(Arc::clone(name), response.bytes_stream(), tidy);
+        let chunks = sse::chat_chunks(Arc::clone(name), transport.body(response), tidy);
         content_ready(name, Box::pin(chunks), carries_content).await
     } else {
         let body = transport.read(response, MAX_ANSWER_BYTES).await?;

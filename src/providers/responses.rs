@@ -30,7 +30,7 @@ pub(super) async fn exchange(
     let name = &transport.name;
     let response = transport.post(url, body, stream, request_id).await?;
     if stream {
-        let events = sse::translate(Arc::clone(name), response.bytes_stream(), |event| {
+        let events = sse::translate(Arc::clone(name), transport.body(response), |event| {
             let Some(kind) = event_type(&event.data).map(|kind| kind.into_owned()) else {
                 return Step::Fail("upstream sent a stream event without a type".into());
             };
@@ -41,7 +41,7 @@ pub(super) async fn exchange(
                     api: Api::Responses,
                 },
                 EventRole::End => Step::End(vec![event.data]),
-                EventRole::Part => Step::Chunks(vec![event.data]),
+                EventRole::Part => Step::Chunk(event.data),
             }
         });
         content_ready(name, Box::pin(events), carries_content).await

@@ -123,6 +123,8 @@ impl SseParser {
 /// What a translator makes of one upstream event.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
+    /// One chunk payload to pass on (the usual case: no `Vec` for it).
+    Chunk(String),
     /// Chunk payloads to pass on (often none: pings, events that carry nothing for OpenAI).
     Chunks(Vec<String>),
     /// The upstream's terminal event: these last chunks, then a clean end.
@@ -144,7 +146,7 @@ pub fn translate<S, F>(
     on_event: F,
 ) -> impl Stream<Item = Result<String, Failure>>
 where
-    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
+    S: Stream<Item = Result<Bytes, Failure>> + Send + Unpin + 'static,
     F: FnMut(SseEvent) -> Step + Send + 'static,
 {
     struct State<S, F> {
@@ -174,6 +176,8 @@ where
                 }
                 if let Some(event) = state.parser.next_event() {
                     match (state.on_event)(event) {
+                        // Nothing is ready before it (`ready` was empty): it goes out at once.
+                        Step::Chunk(chunk) => return Some((Ok(chunk), Some(state))),
                         Step::Chunks(chunks) => state.ready.extend(chunks),
                         Step::End(chunks) => {
                             state.ready.extend(chunks);
@@ -201,7 +205,7 @@ where
                             format!("upstream sent an event larger than {MAX_EVENT_BYTES} bytes"),
                         ),
                     },
-                    Some(Err(err)) => Failure::from_reqwest(&provider, &err),
+                    Some(Err(failure)) => failure,
                     None => Failure::new(
                         FailureClass::ServerError,
                         &provider,
@@ -225,7 +229,7 @@ pub fn chat_chunks<S, T>(
     mut tidy: T,
 ) -> impl Stream<Item = Result<String, Failure>>
 where
-    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
+    S: Stream<Item = Result<Bytes, Failure>> + Send + Unpin + 'static,
     T: FnMut(String) -> Option<String> + Send + 'static,
 {
     translate(provider, body, move |event| {
@@ -235,7 +239,10 @@ where
             let detail = "upstream sent an error event in its stream".to_owned();
             Step::Error { detail, event: event.data, api: Api::Chat }
         } else {
-            Step::Chunks(tidy(event.data).into_iter().collect())
+            match tidy(event.data) {
+                Some(chunk) => Step::Chunk(chunk),
+                None => Step::Chunks(Vec::new()),
+            }
         }
     })
 }

@@ -1,16 +1,18 @@
 //! The HTTP side of a network provider: its clients, credential header, `post` and body reads.
 //!
-//! One reqwest client per provider and worker thread (its own pool, `connect` timeout, `idle`
-//! as the per-read timeout, redirects off), the key header built once and marked sensitive,
+//! One reqwest client per provider and worker thread (its own pool, `connect` timeout, redirects
+//! off), bodies read through [`UpstreamBody`] (the `idle` timeout on every gap), the key header built once and marked sensitive,
 //! non-2xx answers read and classified into a [`Failure`], and bounded body reads.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use reqwest::{Client, IntoUrl, Response, redirect};
 
+use super::body::UpstreamBody;
 use crate::config::Timeouts;
 use crate::failure::{Failure, FailureClass};
 use crate::workers::PerWorker;
@@ -37,6 +39,8 @@ pub(super) struct Transport {
     clients: PerWorker<Client>,
     credential: Option<(HeaderName, HeaderValue)>,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// The longest gap allowed between two reads of a response body.
+    idle: Duration,
 }
 
 impl Transport {
@@ -64,7 +68,7 @@ impl Transport {
             }
             None => None,
         };
-        Ok(Self { name: Arc::clone(name), clients, credential, headers })
+        Ok(Self { name: Arc::clone(name), clients, credential, headers, idle: timeouts.idle })
     }
 
     /// POSTs a JSON `body`. A non-2xx answer is read (up to [`MAX_ERROR_BYTES`]) and returned
@@ -121,19 +125,19 @@ impl Transport {
         Err(Failure::from_status(&self.name, status, &headers, &body))
     }
 
+    /// The body of `response`, chunk by chunk, within the `idle` timeout.
+    pub(super) fn body(&self, response: Response) -> UpstreamBody {
+        UpstreamBody::new(&self.name, response, self.idle)
+    }
+
     /// Reads a whole body of at most `limit` bytes. A body that arrives in one chunk (the usual
     /// case for an answer) is kept as it came, without a copy.
-    pub(super) async fn read(
-        &self,
-        mut response: Response,
-        limit: usize,
-    ) -> Result<Bytes, Failure> {
+    pub(super) async fn read(&self, response: Response, limit: usize) -> Result<Bytes, Failure> {
+        let mut body = self.body(response);
         // The body while it is a single chunk; `joined` once a second one came.
         let mut single = Bytes::new();
         let mut joined: Option<BytesMut> = None;
-        while let Some(chunk) =
-            response.chunk().await.map_err(|err| Failure::from_reqwest(&self.name, &err))?
-        {
+        while let Some(chunk) = body.next().await.transpose()? {
             let so_far = joined.as_ref().map_or(single.len(), BytesMut::len);
             if so_far + chunk.len() > limit {
                 return Err(Failure::new(
@@ -171,8 +175,8 @@ pub(super) fn endpoint(base_url: &reqwest::Url, path: &str) -> Result<reqwest::U
 fn client(name: &str, timeouts: &Timeouts) -> Result<Client, String> {
     Client::builder()
         .connect_timeout(timeouts.connect)
-        // Reset on every read: this is the `idle` gap allowed inside a response body.
-        .read_timeout(timeouts.idle)
+        // No `read_timeout`: reqwest would also apply it to the wait for a whole answer's head
+        // (which `total` bounds) and reset a timer per chunk; `UpstreamBody` applies `idle`.
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
         .tcp_keepalive(Duration::from_secs(30))

@@ -93,6 +93,45 @@ async fn idle_ends_a_stream_that_stalls_mid_way_with_an_error_event() {
 }
 
 #[tokio::test]
+async fn idle_does_not_cut_the_wait_for_a_non_streamed_answers_head() {
+    // A whole answer's head comes when the model is done: `total` bounds that wait, not `idle`.
+    let slow =
+        Reply::Delay(Duration::from_millis(600), Box::new(Reply::completion("worth the wait")));
+    let upstream = FakeUpstream::scripted([slow]).await;
+    let gateway = TestGateway::start(&openai_config(
+        &upstream.base_url(),
+        "timeouts: { idle: 200ms, total: 5s }",
+    ))
+    .await;
+
+    let response = gateway.chat(&chat_request(false)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-ballast-attempts"], "1");
+}
+
+#[tokio::test]
+async fn idle_ends_a_non_streamed_answer_whose_body_stalls_mid_way() {
+    // Headers and part of the body, then nothing: only `idle` can end the wait.
+    let events = chunk_events(&["one"], false)[..2].to_vec();
+    let stalled = Reply::Stream { events, gap: Duration::ZERO, end: StreamEnd::Stall };
+    let upstream = FakeUpstream::scripted([stalled]).await;
+    let gateway = TestGateway::start(&openai_config(
+        &upstream.base_url(),
+        "timeouts: { first_byte: 30s, idle: 300ms, total: 30s }",
+    ))
+    .await;
+
+    let started = Instant::now();
+    assert_unavailable(gateway.chat(&chat_request(false)).await).await;
+
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_refused_connection_is_a_failed_attempt() {
     // Bind a port, then free it: nothing listens there.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();

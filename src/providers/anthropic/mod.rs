@@ -79,9 +79,10 @@ impl Anthropic {
             self.transport.post(self.url.clone(), body, request.stream, request_id).await?;
         if request.stream {
             let mut state = StreamState::new(unix_now());
-            let chunks = sse::translate(Arc::clone(name), response.bytes_stream(), move |event| {
-                state.event(&event)
-            });
+            let chunks =
+                sse::translate(Arc::clone(name), self.transport.body(response), move |event| {
+                    state.event(&event)
+                });
             content_ready(name, Box::pin(chunks), carries_content).await
         } else {
             let body = self.transport.read(response, MAX_ANSWER_BYTES).await?;

@@ -35,22 +35,19 @@ impl Anthropic {
             .post_with(self.url.clone(), body, request.stream, request_id, &messages.forwarded)
             .await?;
         if request.stream {
-            let events =
-                sse::translate(
-                    Arc::clone(name),
-                    response.bytes_stream(),
-                    |event| match event_type(&event.data).as_deref() {
-                        // Named `error`, or typed so: either way the upstream gave up.
-                        name if name == Some("error") || event.event == "error" => Step::Error {
-                            detail: "upstream sent an error event in its stream".into(),
-                            event: event.data.clone(),
-                            api: Api::Messages,
-                        },
-                        Some("message_stop") => Step::End(vec![event.data]),
-                        Some(_) => Step::Chunks(vec![event.data]),
-                        None => Step::Fail("upstream sent a stream event without a type".into()),
+            let events = sse::translate(Arc::clone(name), self.transport.body(response), |event| {
+                match event_type(&event.data).as_deref() {
+                    // Named `error`, or typed so: either way the upstream gave up.
+                    name if name == Some("error") || event.event == "error" => Step::Error {
+                        detail: "upstream sent an error event in its stream".into(),
+                        event: event.data.clone(),
+                        api: Api::Messages,
                     },
-                );
+                    Some("message_stop") => Step::End(vec![event.data]),
+                    Some(_) => Step::Chunk(event.data),
+                    None => Step::Fail("upstream sent a stream event without a type".into()),
+                }
+            });
             content_ready(name, Box::pin(events), carries_content).await
         } else {
             let body = self.transport.read(response, MAX_ANSWER_BYTES).await?;
