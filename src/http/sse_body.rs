@@ -49,10 +49,6 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// A frame is written once it holds this much, without waiting for more.
 pub const BATCH_BYTES: usize = 16 * 1024;
 
-/// How often the body yields for more before it writes what it holds. Two: a chunk the
-/// upstream connection's task has read is handed over on its second turn (hyper 1.x, HTTP/1).
-const YIELDS: u8 = 2;
-
 /// Messages' keep-alive, as Anthropic sends it.
 const PING: &str = r#"{"type": "ping"}"#;
 
@@ -77,8 +73,8 @@ pub struct SseBody {
     request_id: Arc<str>,
     /// Events framed and not yet written.
     pending: BytesMut,
-    /// How often the body yielded to the scheduler since the last chunk came.
-    yielded: u8,
+    /// The body yielded to the scheduler and no chunk came since.
+    yielded: bool,
     /// The last event was framed: what is pending is all there is.
     finished: bool,
     keep_alive: Pin<Box<Sleep>>,
@@ -102,7 +98,7 @@ impl SseBody {
             cut: Box::pin(cut),
             request_id,
             pending: BytesMut::new(),
-            yielded: 0,
+            yielded: false,
             finished: false,
             keep_alive: Box::pin(tokio::time::sleep_until(now + KEEP_ALIVE)),
             last_write: now,
@@ -114,10 +110,10 @@ impl SseBody {
     /// the head as soon as the body is first `Pending`.
     pub async fn gathered(mut self) -> Self {
         std::future::poll_fn(|cx| {
-            if self.finished || self.gather(cx).is_ready() || self.yielded >= YIELDS {
+            if self.finished || self.gather(cx).is_ready() || self.yielded {
                 return Poll::Ready(());
             }
-            self.yielded += 1;
+            self.yielded = true;
             cx.waker().wake_by_ref();
             Poll::Pending
         })
@@ -174,7 +170,7 @@ impl SseBody {
         while self.pending.len() < BATCH_BYTES {
             match self.chunks.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(data))) => {
-                    self.yielded = 0;
+                    self.yielded = false;
                     // The gateway always asks upstreams for the usage chunk; only those who
                     // asked get it.
                     let Framing { api, include_usage } = self.framing;
@@ -249,10 +245,10 @@ impl Body for SseBody {
                         this.pending.put_slice(b":\n\n")
                     }
                 }
-            } else if this.yielded < YIELDS {
-                // Chunks in hand and none ready: let the upstream's task run, in case it holds
-                // the next one.
-                this.yielded += 1;
+            } else if !this.yielded {
+                // Chunks in hand and none ready: let the upstream's task run once, in case it
+                // holds the next one.
+                this.yielded = true;
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
