@@ -15,6 +15,11 @@ use crate::support::{
     metric_sum,
 };
 
+/// The weight that takes (nearly) every request: against 1, the other target is picked once in
+/// a billion, so an assertion on who served is never a coin toss (with 1000 against 1, one in
+/// about thirty runs of the suite failed one).
+const HEAVY: u32 = 1_000_000_000;
+
 /// Model `chat` → `primary` and `backup` (one attempt each, a circuit that opens after one
 /// failure), with `routing` and `weights` (primary's, backup's); the operator listener on
 /// `operator` (a port, `0` for any).
@@ -108,7 +113,7 @@ async fn served_by(gateway: &TestGateway) -> String {
 #[tokio::test]
 async fn admin_reload_applies_a_weight_change_under_load_with_no_failed_request() {
     let (primary, backup) = (FakeUpstream::start().await, FakeUpstream::start().await);
-    let file = ConfigFile::new(&config(&primary, &backup, (1000, 1), 0));
+    let file = ConfigFile::new(&config(&primary, &backup, (HEAVY, 1), 0));
     let gateway = TestGateway::start_from_file(file.path()).await;
 
     let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -135,7 +140,7 @@ async fn admin_reload_applies_a_weight_change_under_load_with_no_failed_request(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    file.write(&config(&primary, &backup, (1, 1000), 0));
+    file.write(&config(&primary, &backup, (1, HEAVY), 0));
     let (status, body) = admin_reload(&gateway).await;
     let served = load.await.unwrap();
 
@@ -158,7 +163,7 @@ async fn admin_reload_applies_a_weight_change_under_load_with_no_failed_request(
 #[tokio::test]
 async fn an_invalid_config_is_refused_whole_and_the_running_one_stays() {
     let (primary, backup) = (FakeUpstream::start().await, FakeUpstream::start().await);
-    let file = ConfigFile::new(&config(&primary, &backup, (1000, 1), 0));
+    let file = ConfigFile::new(&config(&primary, &backup, (HEAVY, 1), 0));
     let gateway = TestGateway::start_from_file(file.path()).await;
     let loaded = metric_sum(
         &operator_metrics(&gateway).await,
@@ -167,7 +172,7 @@ async fn an_invalid_config_is_refused_whole_and_the_running_one_stays() {
     );
 
     // Two problems, one of them in an otherwise good change (the weights): nothing applies.
-    let broken = config(&primary, &backup, (1, 1000), 0)
+    let broken = config(&primary, &backup, (1, HEAVY), 0)
         .replace("open_for: 60s } }", "open_for: 60s }, colour: red }")
         .replace("request_timeout: 10s", "request_timeout: soon");
     file.write(&broken);
@@ -194,7 +199,7 @@ async fn an_invalid_config_is_refused_whole_and_the_running_one_stays() {
 #[tokio::test]
 async fn unchanged_providers_keep_their_circuit_and_changed_ones_start_afresh() {
     let (primary, backup) = (FakeUpstream::start().await, FakeUpstream::start().await);
-    let file = ConfigFile::new(&config(&primary, &backup, (1000, 1), 0));
+    let file = ConfigFile::new(&config(&primary, &backup, (HEAVY, 1), 0));
     let gateway = TestGateway::start_from_file(file.path()).await;
     // The primary fails once and its circuit opens; the request fails over to the backup.
     primary.push(Reply::error(503, "down"));
@@ -229,7 +234,7 @@ async fn unchanged_providers_keep_their_circuit_and_changed_ones_start_afresh() 
 #[tokio::test]
 async fn an_in_flight_stream_finishes_on_the_config_it_started_with() {
     let (primary, backup) = (FakeUpstream::start().await, FakeUpstream::start().await);
-    let file = ConfigFile::new(&config(&primary, &backup, (1000, 1), 0));
+    let file = ConfigFile::new(&config(&primary, &backup, (HEAVY, 1), 0));
     let gateway = TestGateway::start_from_file(file.path()).await;
     primary.push(Reply::Stream {
         events: crate::support::chunk_events(&["one ", "two ", "three ", "four"], true),
@@ -240,8 +245,8 @@ async fn an_in_flight_stream_finishes_on_the_config_it_started_with() {
     assert_eq!(stream.headers()["x-ballast-provider"], "primary");
 
     // The primary is removed while the stream runs.
-    let without_primary = config(&primary, &backup, (1000, 1), 0)
-        .replace("[ { provider: primary, model: p, weight: 1000 }, ", "[ ");
+    let without_primary = config(&primary, &backup, (HEAVY, 1), 0)
+        .replace(&format!("[ {{ provider: primary, model: p, weight: {HEAVY} }}, "), "[ ");
     file.write(&without_primary);
     let (status, body) = admin_reload(&gateway).await;
     assert_eq!(status, 200, "{body}");
@@ -254,10 +259,10 @@ async fn an_in_flight_stream_finishes_on_the_config_it_started_with() {
 #[tokio::test]
 async fn restart_only_settings_keep_their_running_values_and_are_named() {
     let (primary, backup) = (FakeUpstream::start().await, FakeUpstream::start().await);
-    let file = ConfigFile::new(&config(&primary, &backup, (1000, 1), 0));
+    let file = ConfigFile::new(&config(&primary, &backup, (HEAVY, 1), 0));
     let gateway = TestGateway::start_from_file(file.path()).await;
 
-    let moved = config(&primary, &backup, (1000, 1), 0)
+    let moved = config(&primary, &backup, (HEAVY, 1), 0)
         .replace("listen: 127.0.0.1:0,", "listen: 127.0.0.1:1,")
         .replace("shutdown_grace: 2s", "shutdown_grace: 3s");
     file.write(&moved);
@@ -271,7 +276,7 @@ async fn restart_only_settings_keep_their_running_values_and_are_named() {
 #[tokio::test]
 async fn admin_endpoints_exist_only_on_the_operator_listener() {
     let (primary, backup) = (FakeUpstream::start().await, FakeUpstream::start().await);
-    let file = ConfigFile::new(&config(&primary, &backup, (1000, 1), 0));
+    let file = ConfigFile::new(&config(&primary, &backup, (HEAVY, 1), 0));
     let gateway = TestGateway::start_from_file(file.path()).await;
 
     for path in ["/admin/reload", "/admin/providers/primary/circuit"] {
@@ -290,7 +295,7 @@ async fn admin_endpoints_exist_only_on_the_operator_listener() {
 #[tokio::test]
 async fn a_drained_provider_is_skipped_until_auto_returns_it_to_the_breaker() {
     let (primary, backup) = (FakeUpstream::start().await, FakeUpstream::start().await);
-    let file = ConfigFile::new(&config(&primary, &backup, (1000, 1), 0));
+    let file = ConfigFile::new(&config(&primary, &backup, (HEAVY, 1), 0));
     let gateway = TestGateway::start_from_file(file.path()).await;
 
     let (status, body) = set_circuit(&gateway, "primary", "open").await;
@@ -304,7 +309,8 @@ async fn a_drained_provider_is_skipped_until_auto_returns_it_to_the_breaker() {
     assert_eq!(provider_status(&gateway, "primary").await["forced"], "open");
 
     // A reload keeps the drain, even of a provider whose settings changed.
-    let changed = config(&primary, &backup, (1000, 1), 0).replace("open_for: 60s", "open_for: 30s");
+    let changed =
+        config(&primary, &backup, (HEAVY, 1), 0).replace("open_for: 60s", "open_for: 30s");
     file.write(&changed);
     assert_eq!(admin_reload(&gateway).await.0, 200);
     assert_eq!(served_by(&gateway).await, "backup");
@@ -334,7 +340,7 @@ async fn a_drained_provider_is_skipped_until_auto_returns_it_to_the_breaker() {
 async fn sighup_reloads_the_config_file_of_a_running_gateway() {
     let (primary, backup) = (FakeUpstream::start().await, FakeUpstream::start().await);
     let operator = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let file = ConfigFile::new(&config(&primary, &backup, (1000, 1), operator));
+    let file = ConfigFile::new(&config(&primary, &backup, (HEAVY, 1), operator));
     let gateway = GatewayProcess::start_from_file(file.path(), &[]);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let ask = || async {
@@ -349,7 +355,7 @@ async fn sighup_reloads_the_config_file_of_a_running_gateway() {
     };
     assert_eq!(ask().await, "primary");
 
-    file.write(&config(&primary, &backup, (1, 1000), operator));
+    file.write(&config(&primary, &backup, (1, HEAVY), operator));
     gateway.hangup();
     let mut moved = false;
     for _ in 0..50 {
