@@ -26,6 +26,7 @@ pub mod failure;
 pub mod outcome;
 pub mod pipeline;
 pub mod providers;
+pub mod quiet;
 pub mod rate_limit;
 pub mod reload;
 pub mod shared_redis;

@@ -17,21 +17,18 @@
 //! extra poll, never a wait.
 //!
 //! A quiet stream gets a keep-alive after [`KEEP_ALIVE`] without a write: an SSE comment for chat
-//! and Responses, a `ping` event for Messages (as Anthropic sends). The timer is not reset per
-//! write: when it fires, it is re-armed for the last write's time plus the interval, so a
-//! streaming answer costs a clock read per frame, not a timer update.
+//! and Responses, a `ping` event for Messages (as Anthropic sends). The timer is a [`Quiet`]: a
+//! frame costs a clock read, not a timer update.
 //!
 //! Dropping the body (client gone) drops the upstream stream, which cancels the upstream request.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http_body::{Body, Frame, SizeHint};
-use tokio::time::{Instant, Sleep};
+use http_body::{Body, Frame};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::record::RequestRecord;
@@ -42,6 +39,7 @@ use crate::openai::error::ErrorBody;
 use crate::openai::stream::{DONE, is_usage_only};
 use crate::outcome::StreamEnding;
 use crate::providers::ChunkStream;
+use crate::quiet::Quiet;
 
 /// The quiet time after which a keep-alive is sent (axum's and most servers' default).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -77,8 +75,8 @@ pub struct SseBody {
     yielded: bool,
     /// The last event was framed: what is pending is all there is.
     finished: bool,
-    keep_alive: Pin<Box<Sleep>>,
-    last_write: Instant,
+    /// Touched by every write.
+    keep_alive: Quiet,
 }
 
 impl SseBody {
@@ -89,7 +87,6 @@ impl SseBody {
         cut: WaitForCancellationFutureOwned,
         record: RequestRecord,
     ) -> Self {
-        let now = Instant::now();
         Self {
             chunks,
             framing,
@@ -100,8 +97,7 @@ impl SseBody {
             pending: BytesMut::new(),
             yielded: false,
             finished: false,
-            keep_alive: Box::pin(tokio::time::sleep_until(now + KEEP_ALIVE)),
-            last_write: now,
+            keep_alive: Quiet::new(KEEP_ALIVE),
         }
     }
 
@@ -109,13 +105,10 @@ impl SseBody {
     /// does), for the response's head and first events to go out in one write: hyper writes
     /// the head as soon as the body is first `Pending`.
     pub async fn gathered(mut self) -> Self {
-        std::future::poll_fn(|cx| {
-            if self.finished || self.gather(cx).is_ready() || self.yielded {
-                return Poll::Ready(());
-            }
-            self.yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
+        // Nothing in hand (a stream is held until content, so rarely): nothing to wait for.
+        std::future::poll_fn(|cx| match self.poll_batch(cx) {
+            Poll::Pending if !self.pending.is_empty() => Poll::Pending,
+            _ => Poll::Ready(()),
         })
         .await;
         self
@@ -203,24 +196,27 @@ impl SseBody {
         Poll::Ready(())
     }
 
-    /// Whether a keep-alive is due: nothing was written for [`KEEP_ALIVE`].
-    fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            if self.keep_alive.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            let due = self.last_write + KEEP_ALIVE;
-            let now = Instant::now();
-            if due <= now {
-                self.keep_alive.as_mut().reset(now + KEEP_ALIVE);
-                return Poll::Ready(());
-            }
-            self.keep_alive.as_mut().reset(due);
+    /// Ready when what `pending` holds is to be written now: the stream is finished, a batch is
+    /// full, or a yield brought nothing more. `Pending` when it has nothing, or holds chunks and
+    /// yielded to the scheduler (woken again at once) to let the upstream's task pass on the
+    /// next one.
+    fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.finished || self.gather(cx).is_ready() {
+            return Poll::Ready(());
         }
+        if self.pending.is_empty() {
+            return Poll::Pending;
+        }
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     fn take_frame(&mut self) -> Frame<Bytes> {
-        self.last_write = Instant::now();
+        self.keep_alive.touch();
         Frame::data(self.pending.split().freeze())
     }
 }
@@ -234,23 +230,16 @@ impl Body for SseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        if !this.finished && this.gather(cx).is_pending() {
-            if this.pending.is_empty() {
-                if this.poll_keep_alive(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                match this.framing.api {
-                    Api::Messages => frame_named(&mut this.pending, PING),
-                    Api::Chat | Api::Responses | Api::Embeddings => {
-                        this.pending.put_slice(b":\n\n")
-                    }
-                }
-            } else if !this.yielded {
-                // Chunks in hand and none ready: let the upstream's task run once, in case it
-                // holds the next one.
-                this.yielded = true;
-                cx.waker().wake_by_ref();
+        if this.poll_batch(cx).is_pending() {
+            if !this.pending.is_empty() {
                 return Poll::Pending;
+            }
+            if this.keep_alive.poll_quiet(cx).is_pending() {
+                return Poll::Pending;
+            }
+            match this.framing.api {
+                Api::Messages => frame_named(&mut this.pending, PING),
+                Api::Chat | Api::Responses | Api::Embeddings => this.pending.put_slice(b":\n\n"),
             }
         }
         if this.pending.is_empty() {
@@ -261,10 +250,6 @@ impl Body for SseBody {
 
     fn is_end_stream(&self) -> bool {
         self.finished && self.pending.is_empty()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
     }
 }
 
@@ -298,6 +283,7 @@ mod tests {
 
     use futures_util::{StreamExt, stream};
     use http_body_util::BodyExt;
+    use tokio::time::Instant;
     use tokio_util::sync::CancellationToken;
 
     use super::*;

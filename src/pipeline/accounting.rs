@@ -87,10 +87,8 @@ struct Chunk {
 #[derive(Default)]
 struct ChunkChoices {
     count: usize,
-    truncated: bool,
-    filtered: bool,
-    has_content: bool,
-    streamed: u64,
+    /// Their finish reasons, content and streamed text.
+    seen: Observed,
 }
 
 impl<'de> Deserialize<'de> for ChunkChoices {
@@ -105,14 +103,11 @@ impl<'de> Deserialize<'de> for ChunkChoices {
                 self,
                 mut choices: A,
             ) -> Result<ChunkChoices, A::Error> {
-                let mut seen = ChunkChoices::default();
+                let mut folded = ChunkChoices::default();
                 while let Some(choice) = choices.next_element::<ChunkChoice>()? {
-                    seen.count += 1;
-                    match choice.finish_reason {
-                        Some(Finish::Length) => seen.truncated = true,
-                        Some(Finish::ContentFilter) => seen.filtered = true,
-                        Some(Finish::Other) | None => {}
-                    }
+                    folded.count += 1;
+                    let seen = &mut folded.seen;
+                    seen.finish(choice.finish_reason);
                     if let Some(delta) = &choice.delta {
                         seen.has_content |= delta.content.as_ref().is_some_and(|content| content.0)
                             || delta.tool_calls.is_some();
@@ -120,7 +115,7 @@ impl<'de> Deserialize<'de> for ChunkChoices {
                         seen.streamed += delta.tool_calls.as_ref().map_or(0, tool_call_text);
                     }
                 }
-                Ok(seen)
+                Ok(folded)
             }
         }
         deserializer.deserialize_seq(Fold)
@@ -392,15 +387,15 @@ impl Observed {
     /// Takes in one chunk; true when it is a usage-only chunk (no choices).
     fn chunk(&mut self, data: &str) -> bool {
         let Ok(chunk) = serde_json::from_str::<Chunk>(data) else { return false };
-        let choices = chunk.choices.unwrap_or_default();
-        self.truncated |= choices.truncated;
-        self.filtered |= choices.filtered;
-        self.has_content |= choices.has_content;
-        self.streamed += choices.streamed;
+        let ChunkChoices { count, seen } = chunk.choices.unwrap_or_default();
+        self.truncated |= seen.truncated;
+        self.filtered |= seen.filtered;
+        self.has_content |= seen.has_content;
+        self.streamed += seen.streamed;
         match chunk.usage {
             Some(usage) => {
                 self.usage = Some((usage.prompt_tokens, usage.completion_tokens));
-                choices.count == 0
+                count == 0
             }
             None => false,
         }

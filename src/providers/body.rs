@@ -1,12 +1,10 @@
 //! An upstream response's body as a stream of byte chunks, with the provider's `idle` timeout
 //! on every gap between two of them and read errors already classified as [`Failure`]s.
 //!
-//! The timer is armed once per body and not reset per chunk (a chunk costs a clock read): when
-//! it fires, it is re-armed for the last chunk's time plus `idle` if a chunk came since, and
-//! ends the body with a `timeout` failure if none did. (reqwest's own `read_timeout` resets a
-//! timer on every chunk, which a stream of many small chunks pays for each time.)
+//! The timer is a [`Quiet`]: a chunk costs a clock read, not a timer reset. (reqwest's own
+//! `read_timeout` resets a timer on every chunk, and also bounds the wait for a whole answer's
+//! head, which only `total` should.)
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -15,18 +13,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream;
 use futures_util::stream::BoxStream;
-use tokio::time::{Instant, Sleep};
 
 use crate::failure::{Failure, FailureClass};
+use crate::quiet::Quiet;
 
 /// The chunks of one upstream body.
 pub struct UpstreamBody {
     provider: Arc<str>,
     chunks: BoxStream<'static, Result<Bytes, reqwest::Error>>,
     idle: Duration,
-    /// When the last chunk came (or the body began).
-    last: Instant,
-    timer: Pin<Box<Sleep>>,
+    /// Touched by every chunk.
+    quiet: Quiet,
     done: bool,
 }
 
@@ -40,29 +37,7 @@ impl UpstreamBody {
         chunks: BoxStream<'static, Result<Bytes, reqwest::Error>>,
         idle: Duration,
     ) -> Self {
-        let last = Instant::now();
-        Self {
-            provider: Arc::clone(provider),
-            chunks,
-            idle,
-            last,
-            timer: Box::pin(tokio::time::sleep_until(last + idle)),
-            done: false,
-        }
-    }
-
-    /// Whether `idle` passed since the last chunk; re-arms the timer when it has not.
-    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            if self.timer.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            let due = self.last + self.idle;
-            if due <= Instant::now() {
-                return Poll::Ready(());
-            }
-            self.timer.as_mut().reset(due);
-        }
+        Self { provider: Arc::clone(provider), chunks, idle, quiet: Quiet::new(idle), done: false }
     }
 }
 
@@ -76,7 +51,7 @@ impl Stream for UpstreamBody {
         }
         match this.chunks.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
-                this.last = Instant::now();
+                this.quiet.touch();
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(err))) => {
@@ -88,7 +63,7 @@ impl Stream for UpstreamBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                if this.poll_idle(cx).is_pending() {
+                if this.quiet.poll_quiet(cx).is_pending() {
                     return Poll::Pending;
                 }
                 this.done = true;
@@ -102,6 +77,7 @@ impl Stream for UpstreamBody {
 #[cfg(test)]
 mod tests {
     use futures_util::StreamExt;
+    use tokio::time::Instant;
 
     use super::*;
 

@@ -1,8 +1,9 @@
 //! The HTTP side of a network provider: its clients, credential header, `post` and body reads.
 //!
 //! One reqwest client per provider and worker thread (its own pool, `connect` timeout, redirects
-//! off), bodies read through [`UpstreamBody`] (the `idle` timeout on every gap), the key header built once and marked sensitive,
-//! non-2xx answers read and classified into a [`Failure`], and bounded body reads.
+//! off), the key header built once and marked sensitive, non-2xx answers read and classified
+//! into a [`Failure`], and bodies read through [`UpstreamBody`] (the `idle` timeout on every
+//! gap), whole ones bounded.
 
 use std::sync::Arc;
 use std::time::Duration;
