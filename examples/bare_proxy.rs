@@ -1,5 +1,5 @@
-//! The floor for `benches/compare.py`: the same HTTP stack as ballast (axum server, reqwest
-//! client) forwarding `POST /v1/chat/completions` to one upstream and doing nothing else, on a
+//! The floor for `benches/compare.py` and `benches/hop.py`: the same HTTP stack as ballast
+//! (axum server, hyper-util's pooled client) forwarding `POST /v1/chat/completions` to one upstream and doing nothing else, on a
 //! single-threaded tokio runtime. What ballast adds above this proxy is its own work.
 //!
 //! ```text
@@ -15,31 +15,33 @@ use std::process::ExitCode;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, Method, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 
 #[derive(Clone)]
 struct Forward {
-    client: reqwest::Client,
-    upstream: reqwest::Url,
+    client: Client<HttpConnector, Full<Bytes>>,
+    upstream: Uri,
 }
 
 async fn forward(State(forward): State<Forward>, body: Bytes) -> Response {
-    let sent = forward
-        .client
-        .post(forward.upstream.clone())
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await;
-    let answer = match sent {
-        Ok(response) => response.bytes().await,
-        Err(err) => Err(err),
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = forward.upstream.clone();
+    let json = HeaderValue::from_static("application/json");
+    request.headers_mut().insert(header::CONTENT_TYPE, json);
+    let answer = match forward.client.request(request).await {
+        Ok(response) => response.into_body().collect().await.map(|body| body.to_bytes()).ok(),
+        Err(_) => None,
     };
     match answer {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
-        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+        Some(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        None => StatusCode::BAD_GATEWAY.into_response(),
     }
 }
 
@@ -49,7 +51,7 @@ fn main() -> ExitCode {
         drop(writeln!(std::io::stderr(), "usage: bare_proxy LISTEN_ADDR UPSTREAM_URL"));
         return ExitCode::from(2);
     };
-    let Ok(upstream) = reqwest::Url::parse(upstream) else {
+    let Ok(upstream) = upstream.parse::<Uri>() else {
         drop(writeln!(std::io::stderr(), "bare_proxy: `{upstream}` is not a URL"));
         return ExitCode::from(2);
     };
@@ -69,9 +71,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(listen: &str, upstream: reqwest::Url) -> std::io::Result<()> {
-    let client =
-        reqwest::Client::builder().tcp_nodelay(true).build().map_err(std::io::Error::other)?;
+async fn serve(listen: &str, upstream: Uri) -> std::io::Result<()> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new()).build(connector);
     let app = Router::new()
         .route("/v1/chat/completions", post(forward))
         .with_state(Forward { client, upstream });

@@ -265,16 +265,26 @@ impl Failure {
         Self::new(FailureClass::ClientError, provider, format!("cannot encode: {err}"))
     }
 
-    /// The upstream could not be reached or its answer could not be read.
-    pub fn from_reqwest(provider: &Arc<str>, err: &reqwest::Error) -> Self {
-        let class = if err.is_connect() {
-            FailureClass::Connect
-        } else if err.is_timeout() {
-            FailureClass::Timeout
+    /// The upstream could not be reached (no connection: `connect`, whatever the cause, a
+    /// timeout included), or the request or its answer's head did not get through.
+    pub fn from_client(provider: &Arc<str>, err: &hyper_util::client::legacy::Error) -> Self {
+        let (class, kind) = if err.is_connect() {
+            (FailureClass::Connect, "cannot connect")
         } else {
-            FailureClass::ServerError
+            (FailureClass::ServerError, "request failed")
         };
-        Self::new(class, provider, DisplayChain(err).to_string())
+        // The client's own text only names its step; the sources say what happened.
+        Self::new(
+            class,
+            provider,
+            Sources { kind, first: std::error::Error::source(err) }.to_string(),
+        )
+    }
+
+    /// An answer's body broke off.
+    pub fn interrupted(provider: &Arc<str>, err: &(dyn std::error::Error + 'static)) -> Self {
+        let detail = Sources { kind: "answer interrupted", first: Some(err) }.to_string();
+        Self::new(FailureClass::ServerError, provider, detail)
     }
 
     /// The request's own deadline passed.
@@ -377,23 +387,17 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Writes a reqwest error as a kind and its sources, without the request URL.
-struct DisplayChain<'a>(&'a reqwest::Error);
+/// A kind of failure and the chain of errors that caused it (none of them has the URL: the
+/// upstream client's errors never name it).
+struct Sources<'a> {
+    kind: &'static str,
+    first: Option<&'a (dyn std::error::Error + 'static)>,
+}
 
-impl fmt::Display for DisplayChain<'_> {
+impl fmt::Display for Sources<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let err = self.0;
-        let kind = if err.is_connect() {
-            "cannot connect"
-        } else if err.is_timeout() {
-            "timed out"
-        } else if err.is_body() || err.is_decode() {
-            "answer interrupted"
-        } else {
-            "request failed"
-        };
-        f.write_str(kind)?;
-        let mut source = std::error::Error::source(err);
+        f.write_str(self.kind)?;
+        let mut source = self.first;
         while let Some(inner) = source {
             write!(f, ": {inner}")?;
             source = inner.source();

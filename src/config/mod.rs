@@ -237,6 +237,16 @@ impl ProviderKind {
     /// it (Azure, and `openai` with `native_responses`); Anthropic speaks Messages; the mock
     /// speaks chat and embeddings. Chat, Messages and Responses reach the others translated;
     /// embeddings do not reach Anthropic at all.
+    /// The provider's `base_url` (a mock has none).
+    pub fn base_url(&self) -> Option<&Url> {
+        match self {
+            Self::OpenAi(settings) => Some(&settings.base_url),
+            Self::Azure(settings) => Some(&settings.base_url),
+            Self::Anthropic(settings) => Some(&settings.base_url),
+            Self::Mock(_) => None,
+        }
+    }
+
     pub fn carries(&self, api: Api) -> Carriage {
         let native = match (self, api) {
             (Self::Anthropic(_), Api::Embeddings) => return Carriage::Not,

@@ -9,14 +9,15 @@
 //! `delta` (asynchronous content-filter annotations) are dropped, and a chunk that still has an
 //! empty `id` or `model` gets the ones of the stream.
 
+use http::Uri;
 use http::header::HeaderName;
-use reqwest::Url;
 use serde_json::Value;
+use url::Url;
 
-use super::transport::{Connect, Transport};
+use super::transport::{self, Connect, Transport};
 use super::{Reply, embeddings, openai, responses};
 use crate::config::AzureSettings;
-use crate::failure::Failure;
+use crate::failure::{Failure, FailureClass};
 use crate::openai::chat::ChatRequest;
 use crate::openai::embeddings::Encoding;
 
@@ -25,7 +26,7 @@ pub(super) struct Azure {
     /// `{base_url}/openai/deployments`; the deployment and `chat/completions` follow.
     deployments: Url,
     /// `{base_url}/openai/v1/responses`: the v1 surface, which names the deployment in `model`.
-    responses: Url,
+    responses: Uri,
     api_version: String,
 }
 
@@ -44,7 +45,7 @@ impl Azure {
         Ok(Self {
             transport,
             deployments: under(&["openai", "deployments"])?,
-            responses: under(&["openai", "v1", "responses"])?,
+            responses: transport::uri(&under(&["openai", "v1", "responses"])?)?,
             api_version: settings.api_version.clone(),
         })
     }
@@ -56,8 +57,7 @@ impl Azure {
         stream: bool,
         request_id: &str,
     ) -> Result<Reply, Failure> {
-        let url = self.responses.clone();
-        responses::exchange(&self.transport, url, body, stream, request_id).await
+        responses::exchange(&self.transport, &self.responses, body, stream, request_id).await
     }
 
     /// An embeddings passthrough to `deployment`, answered in `encoding`.
@@ -69,7 +69,8 @@ impl Azure {
         request_id: &str,
     ) -> Result<Reply, Failure> {
         let url = operation_url(&self.deployments, deployment, "embeddings", &self.api_version);
-        embeddings::exchange(&self.transport, url, body, encoding, request_id).await
+        let url = self.sendable(&url)?;
+        embeddings::exchange(&self.transport, &url, body, encoding, request_id).await
     }
 
     pub(super) async fn send(
@@ -80,7 +81,19 @@ impl Azure {
     ) -> Result<Reply, Failure> {
         let url =
             operation_url(&self.deployments, deployment, "chat/completions", &self.api_version);
-        openai::exchange(&self.transport, url, request, deployment, request_id, tidy_chunks()).await
+        let url = self.sendable(&url)?;
+        openai::exchange(&self.transport, &url, request, deployment, request_id, tidy_chunks())
+            .await
+    }
+}
+
+impl Azure {
+    /// A deployment's URL as the client sends it (a deployment name is percent-encoded into it,
+    /// so this cannot fail; if it did, the request could not be sent).
+    fn sendable(&self, url: &Url) -> Result<Uri, Failure> {
+        transport::uri(url).map_err(|problem| {
+            Failure::new(FailureClass::ClientError, &self.transport.name, problem)
+        })
     }
 }
 

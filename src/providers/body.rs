@@ -1,9 +1,8 @@
 //! An upstream response's body as a stream of byte chunks, with the provider's `idle` timeout
 //! on every gap between two of them and read errors already classified as [`Failure`]s.
 //!
-//! The timer is a [`Quiet`]: a chunk costs a clock read, not a timer reset. (reqwest's own
-//! `read_timeout` resets a timer on every chunk, and also bounds the wait for a whole answer's
-//! head, which only `total` should.)
+//! The timer is a [`Quiet`]: a chunk costs a clock read, not a timer reset. It starts with the
+//! body: the wait for an answer's head is bounded by `first_byte` and `total` alone.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,36 +11,33 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use futures_util::stream::BoxStream;
+use http_body::Body;
+use hyper::body::Incoming;
 
 use crate::failure::{Failure, FailureClass};
 use crate::quiet::Quiet;
 
-/// The chunks of one upstream body.
-pub struct UpstreamBody {
+/// The chunks of one upstream body (trailers, which no LLM API sends, are passed over).
+pub struct UpstreamBody<B = Incoming> {
     provider: Arc<str>,
-    chunks: BoxStream<'static, Result<Bytes, reqwest::Error>>,
+    body: B,
     idle: Duration,
     /// Touched by every chunk.
     quiet: Quiet,
     done: bool,
 }
 
-impl UpstreamBody {
-    pub fn new(provider: &Arc<str>, response: reqwest::Response, idle: Duration) -> Self {
-        Self::from_stream(provider, Box::pin(response.bytes_stream()), idle)
-    }
-
-    fn from_stream(
-        provider: &Arc<str>,
-        chunks: BoxStream<'static, Result<Bytes, reqwest::Error>>,
-        idle: Duration,
-    ) -> Self {
-        Self { provider: Arc::clone(provider), chunks, idle, quiet: Quiet::new(idle), done: false }
+impl<B> UpstreamBody<B> {
+    pub fn new(provider: &Arc<str>, body: B, idle: Duration) -> Self {
+        Self { provider: Arc::clone(provider), body, idle, quiet: Quiet::new(idle), done: false }
     }
 }
 
-impl Stream for UpstreamBody {
+impl<B> Stream for UpstreamBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::error::Error + 'static,
+{
     type Item = Result<Bytes, Failure>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -49,26 +45,32 @@ impl Stream for UpstreamBody {
         if this.done {
             return Poll::Ready(None);
         }
-        match this.chunks.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                this.quiet.touch();
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Poll::Ready(Some(Err(err))) => {
-                this.done = true;
-                Poll::Ready(Some(Err(Failure::from_reqwest(&this.provider, &err))))
-            }
-            Poll::Ready(None) => {
-                this.done = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                if this.quiet.poll_quiet(cx).is_pending() {
-                    return Poll::Pending;
+        loop {
+            match Pin::new(&mut this.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(chunk) = frame.into_data() {
+                        this.quiet.touch();
+                        return Poll::Ready(Some(Ok(chunk)));
+                    }
                 }
-                this.done = true;
-                let detail = format!("timed out: no data from upstream for {:?} (idle)", this.idle);
-                Poll::Ready(Some(Err(Failure::new(FailureClass::Timeout, &this.provider, detail))))
+                Poll::Ready(Some(Err(err))) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(Failure::interrupted(&this.provider, &err))));
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => {
+                    if this.quiet.poll_quiet(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.done = true;
+                    let detail =
+                        format!("timed out: no data from upstream for {:?} (idle)", this.idle);
+                    let failure = Failure::new(FailureClass::Timeout, &this.provider, detail);
+                    return Poll::Ready(Some(Err(failure)));
+                }
             }
         }
     }
@@ -76,21 +78,27 @@ impl Stream for UpstreamBody {
 
 #[cfg(test)]
 mod tests {
+    use std::io;
+
     use futures_util::StreamExt;
+    use http_body::Frame;
+    use http_body_util::StreamBody;
     use tokio::time::Instant;
 
     use super::*;
 
+    type Frames = futures_util::stream::BoxStream<'static, Result<Frame<Bytes>, io::Error>>;
+
     /// A body that sends a chunk after each of `gaps`, then stalls.
-    fn body(gaps: &[u64], idle: Duration) -> UpstreamBody {
+    fn body(gaps: &[u64], idle: Duration) -> UpstreamBody<StreamBody<Frames>> {
         let gaps = gaps.to_vec();
         let chunks = futures_util::stream::iter(gaps)
             .then(|gap| async move {
                 tokio::time::sleep(Duration::from_millis(gap)).await;
-                Ok(Bytes::from_static(b"x"))
+                Ok(Frame::data(Bytes::from_static(b"x")))
             })
             .chain(futures_util::stream::pending());
-        UpstreamBody::from_stream(&Arc::from("p"), chunks.boxed(), idle)
+        UpstreamBody::new(&Arc::from("p"), StreamBody::new(chunks.boxed()), idle)
     }
 
     #[tokio::test(start_paused = true)]

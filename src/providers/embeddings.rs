@@ -4,7 +4,7 @@
 //! its vectors are converted to what the client asked for. A 200 that is not an embeddings list
 //! is a failure of the provider.
 
-use reqwest::IntoUrl;
+use http::Uri;
 
 use super::Reply;
 use super::transport::{MAX_ANSWER_BYTES, Transport};
@@ -14,7 +14,7 @@ use crate::openai::embeddings::{Encoding, conform, is_embeddings};
 /// One embeddings exchange on `transport`; the answer in `encoding`.
 pub(super) async fn exchange(
     transport: &Transport,
-    url: impl IntoUrl,
+    url: &Uri,
     body: Vec<u8>,
     encoding: Encoding,
     request_id: &str,

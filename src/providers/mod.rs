@@ -8,6 +8,7 @@
 mod anthropic;
 mod azure;
 mod body;
+mod connect;
 mod embeddings;
 mod mock;
 mod mock_embeddings;
@@ -72,7 +73,9 @@ impl Provider {
     /// TLS stack cannot start or the configured key cannot be sent as a header value.
     pub fn from_config(config: &ProviderConfig, workers: usize) -> Result<Self, String> {
         let name: Arc<str> = Arc::from(config.name.as_str());
-        let connect: Connect<'_> = &|credential, headers| {
+        let base_url = config.kind.base_url();
+        let connect: Connect<'_> = &|credential, mut headers| {
+            headers.extend(base_url.and_then(|url| transport::url_credentials(url, &credential)));
             Transport::new(&name, &config.timeouts, workers, credential, headers)
         };
         let backend = match &config.kind {

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use http::Uri;
 use http::header::AUTHORIZATION;
-use reqwest::IntoUrl;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -20,9 +20,9 @@ use crate::openai::stream::carries_content;
 
 pub(super) struct OpenAi {
     transport: Transport,
-    url: reqwest::Url,
-    responses_url: reqwest::Url,
-    embeddings_url: reqwest::Url,
+    url: Uri,
+    responses_url: Uri,
+    embeddings_url: Uri,
 }
 
 impl OpenAi {
@@ -45,8 +45,7 @@ impl OpenAi {
         stream: bool,
         request_id: &str,
     ) -> Result<Reply, Failure> {
-        let url = self.responses_url.clone();
-        responses::exchange(&self.transport, url, body, stream, request_id).await
+        responses::exchange(&self.transport, &self.responses_url, body, stream, request_id).await
     }
 
     /// An embeddings passthrough, answered in `encoding`.
@@ -56,8 +55,8 @@ impl OpenAi {
         encoding: Encoding,
         request_id: &str,
     ) -> Result<Reply, Failure> {
-        let url = self.embeddings_url.clone();
-        embeddings::exchange(&self.transport, url, body, encoding, request_id).await
+        embeddings::exchange(&self.transport, &self.embeddings_url, body, encoding, request_id)
+            .await
     }
 
     pub(super) async fn send(
@@ -66,7 +65,7 @@ impl OpenAi {
         model: &str,
         request_id: &str,
     ) -> Result<Reply, Failure> {
-        exchange(&self.transport, self.url.clone(), request, model, request_id, Some).await
+        exchange(&self.transport, &self.url, request, model, request_id, Some).await
     }
 }
 
@@ -75,7 +74,7 @@ impl OpenAi {
 /// may rewrite or drop it).
 pub(super) async fn exchange<T>(
     transport: &Transport,
-    url: impl IntoUrl,
+    url: &Uri,
     request: &ChatRequest,
     model: &str,
     request_id: &str,

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use reqwest::IntoUrl;
+use http::Uri;
 use serde_json::Value;
 
 use super::sse::{self, Step};
@@ -22,7 +22,7 @@ use crate::failure::{Failure, FailureClass};
 /// One Responses exchange on `transport`.
 pub(super) async fn exchange(
     transport: &Transport,
-    url: impl IntoUrl,
+    url: &Uri,
     body: Vec<u8>,
     stream: bool,
     request_id: &str,

@@ -1,19 +1,28 @@
 //! The HTTP side of a network provider: its clients, credential header, `post` and body reads.
 //!
-//! One reqwest client per provider and worker thread (its own pool, `connect` timeout, redirects
-//! off), the key header built once and marked sensitive, non-2xx answers read and classified
-//! into a [`Failure`], and bodies read through [`UpstreamBody`] (the `idle` timeout on every
-//! gap), whole ones bounded.
+//! One hyper-util client per provider and worker thread (its own pool, connections made by
+//! [`Connector`]: `connect` timeout, TLS, proxies), the key header built once and marked
+//! sensitive, non-2xx answers read and classified into a [`Failure`], and bodies read through
+//! [`UpstreamBody`] (the `idle` timeout on every gap), whole ones bounded. Nothing follows a
+//! redirect: an LLM API never sends one, and following it could carry the key elsewhere.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
-use http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
-use reqwest::{Client, IntoUrl, Response, redirect};
+use futures_util::{Stream, StreamExt};
+use http::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, PROXY_AUTHORIZATION, USER_AGENT,
+};
+use http::uri::Scheme;
+use http::{Method, Request, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client as Pooled;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::body::UpstreamBody;
+use super::connect::Connector;
 use crate::config::Timeouts;
 use crate::failure::{Failure, FailureClass};
 use crate::workers::PerWorker;
@@ -24,6 +33,13 @@ pub(super) const MAX_ANSWER_BYTES: usize = 16 << 20;
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The most of an error body read (to pass a client error's message on).
 const MAX_ERROR_BYTES: usize = 64 << 10;
+const BALLAST: HeaderValue =
+    HeaderValue::from_static(concat!("ballast/", env!("CARGO_PKG_VERSION")));
+
+/// One connection pool and the client that uses it.
+type Client = Pooled<Connector, Full<Bytes>>;
+/// An upstream's answer, its body not read yet.
+pub(super) type Response = http::Response<Incoming>;
 
 /// Builds a network provider's [`Transport`] from its credential header (name and value) and
 /// the headers it sends on every request; the name and timeouts are the provider's.
@@ -38,6 +54,8 @@ pub(super) type Connect<'a> = &'a dyn Fn(
 pub(super) struct Transport {
     pub(super) name: Arc<str>,
     clients: PerWorker<Client>,
+    /// What every client connects with (asked, too, which proxy an upstream goes through).
+    connector: Connector,
     credential: Option<(HeaderName, HeaderValue)>,
     headers: Vec<(HeaderName, HeaderValue)>,
     /// The longest gap allowed between two reads of a response body.
@@ -55,7 +73,8 @@ impl Transport {
         credential: Option<(HeaderName, String)>,
         headers: Vec<(HeaderName, HeaderValue)>,
     ) -> Result<Self, String> {
-        let clients = PerWorker::try_new(workers, |_| client(name, timeouts))?;
+        let connector = Connector::new(timeouts.connect)?;
+        let clients = PerWorker::try_new(workers, |_| Ok::<_, String>(client(&connector)))?;
         let credential = match credential {
             Some((header, value)) => {
                 // The error names the header, never the value.
@@ -69,14 +88,21 @@ impl Transport {
             }
             None => None,
         };
-        Ok(Self { name: Arc::clone(name), clients, credential, headers, idle: timeouts.idle })
+        Ok(Self {
+            name: Arc::clone(name),
+            clients,
+            connector,
+            credential,
+            headers,
+            idle: timeouts.idle,
+        })
     }
 
     /// POSTs a JSON `body`. A non-2xx answer is read (up to [`MAX_ERROR_BYTES`]) and returned
     /// as its classified [`Failure`]; a 2xx one is returned unread.
     pub(super) async fn post(
         &self,
-        url: impl IntoUrl,
+        url: &Uri,
         body: Vec<u8>,
         stream: bool,
         request_id: &str,
@@ -88,35 +114,50 @@ impl Transport {
     /// configured header of its name (an Anthropic target's `anthropic-version`).
     pub(super) async fn post_with(
         &self,
-        url: impl IntoUrl,
+        url: &Uri,
         body: Vec<u8>,
         stream: bool,
         request_id: &str,
         forwarded: &[(HeaderName, HeaderValue)],
     ) -> Result<Response, Failure> {
+        let unsendable = |what: &str| {
+            Failure::new(FailureClass::ClientError, &self.name, format!("cannot send {what}"))
+        };
+        let mut request = Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = url.clone();
+        let headers = request.headers_mut();
         // Static values: no copy per request.
         let json = HeaderValue::from_static("application/json");
         let accept =
             if stream { HeaderValue::from_static("text/event-stream") } else { json.clone() };
-        let mut builder = self
-            .clients
-            .get()
-            .post(url)
-            .header(CONTENT_TYPE, json)
-            .header(ACCEPT, accept)
-            .header(X_REQUEST_ID, request_id)
-            .body(body);
+        headers.insert(CONTENT_TYPE, json);
+        headers.insert(ACCEPT, accept);
+        headers.insert(USER_AGENT, BALLAST);
+        let id = HeaderValue::from_str(request_id).map_err(|_| unsendable("the request id"))?;
+        headers.insert(X_REQUEST_ID, id);
         let configured =
             self.headers.iter().filter(|(name, _)| forwarded.iter().all(|(own, _)| own != name));
         for (name, value) in self.credential.iter().chain(forwarded).chain(configured) {
-            builder = builder.header(name, value);
+            headers.append(name, value.clone());
         }
         // With traces on: this attempt's `traceparent` (never the client's own header).
         for (name, value) in crate::telemetry::traces::upstream_headers() {
-            builder = builder.header(name, value);
+            headers.append(name, value);
         }
-        let response =
-            builder.send().await.map_err(|err| Failure::from_reqwest(&self.name, &err))?;
+        // A plain-HTTP upstream behind a proxy with credentials: the proxy reads them per request.
+        if url.scheme() == Some(&Scheme::HTTP)
+            && let Some(proxy) = self.connector.proxy_for(url)
+            && let Some(auth) = proxy.basic_auth()
+        {
+            headers.insert(PROXY_AUTHORIZATION, auth.clone());
+        }
+        let response = self
+            .clients
+            .get()
+            .request(request)
+            .await
+            .map_err(|err| Failure::from_client(&self.name, &err))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -128,100 +169,154 @@ impl Transport {
 
     /// The body of `response`, chunk by chunk, within the `idle` timeout.
     pub(super) fn body(&self, response: Response) -> UpstreamBody {
-        UpstreamBody::new(&self.name, response, self.idle)
+        UpstreamBody::new(&self.name, response.into_body(), self.idle)
     }
 
     /// Reads a whole body of at most `limit` bytes. A body that arrives in one chunk (the usual
     /// case for an answer) is kept as it came, without a copy.
     pub(super) async fn read(&self, response: Response, limit: usize) -> Result<Bytes, Failure> {
-        let mut body = self.body(response);
-        // The body while it is a single chunk; `joined` once a second one came.
-        let mut single = Bytes::new();
-        let mut joined: Option<BytesMut> = None;
-        while let Some(chunk) = body.next().await.transpose()? {
-            let so_far = joined.as_ref().map_or(single.len(), BytesMut::len);
-            if so_far + chunk.len() > limit {
-                return Err(Failure::new(
-                    FailureClass::ServerError,
-                    &self.name,
-                    format!("upstream answer larger than {limit} bytes"),
-                ));
-            }
-            match &mut joined {
-                Some(joined) => joined.extend_from_slice(&chunk),
-                None if single.is_empty() => single = chunk,
-                None => {
-                    let mut both = BytesMut::with_capacity(so_far + chunk.len());
-                    both.extend_from_slice(&single);
-                    both.extend_from_slice(&chunk);
-                    joined = Some(both);
-                }
+        read_whole(&self.name, self.body(response), limit).await
+    }
+}
+
+/// The whole of `body`, at most `limit` bytes, kept as it came when it is a single chunk.
+async fn read_whole(
+    name: &Arc<str>,
+    mut body: impl Stream<Item = Result<Bytes, Failure>> + Unpin,
+    limit: usize,
+) -> Result<Bytes, Failure> {
+    // The body while it is a single chunk; `joined` once a second one came.
+    let mut single = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    while let Some(chunk) = body.next().await.transpose()? {
+        let so_far = joined.as_ref().map_or(single.len(), BytesMut::len);
+        if so_far + chunk.len() > limit {
+            return Err(Failure::new(
+                FailureClass::ServerError,
+                name,
+                format!("upstream answer larger than {limit} bytes"),
+            ));
+        }
+        match &mut joined {
+            Some(joined) => joined.extend_from_slice(&chunk),
+            None if single.is_empty() => single = chunk,
+            None => {
+                let mut both = BytesMut::with_capacity(so_far + chunk.len());
+                both.extend_from_slice(&single);
+                both.extend_from_slice(&chunk);
+                joined = Some(both);
             }
         }
-        Ok(joined.map_or(single, BytesMut::freeze))
     }
+    Ok(joined.map_or(single, BytesMut::freeze))
 }
 
 /// `path` under a configured base URL, however many slashes the base ends with. Parsed once at
 /// start-up, so no request pays for it.
-pub(super) fn endpoint(base_url: &reqwest::Url, path: &str) -> Result<reqwest::Url, String> {
+pub(super) fn endpoint(base_url: &url::Url, path: &str) -> Result<Uri, String> {
     let text = format!("{}/{path}", base_url.as_str().trim_end_matches('/'));
-    // The base URL is shown redacted: it may carry a password or a key in its query.
-    reqwest::Url::parse(&text).map_err(|err| {
+    let url = url::Url::parse(&text).map_err(|err| {
+        // The base URL is shown redacted: it may carry a password or a key in its query.
         format!("`{}/{path}` is not a URL: {err}", crate::config::redacted_url(base_url.as_str()))
+    })?;
+    uri(&url)
+}
+
+/// `url` as the client sends it (its user and password, which no LLM API takes, left out).
+pub(super) fn uri(url: &url::Url) -> Result<Uri, String> {
+    let path = &url[url::Position::BeforePath..];
+    let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
+    let text = format!("{}://{authority}{path}", url.scheme());
+    Uri::try_from(text).map_err(|err| {
+        format!("`{}` cannot be sent to: {err}", crate::config::redacted_url(url.as_str()))
     })
 }
 
-/// One HTTP client and its connection pool.
-fn client(name: &str, timeouts: &Timeouts) -> Result<Client, String> {
-    Client::builder()
-        .connect_timeout(timeouts.connect)
-        // No `read_timeout`: reqwest would also apply it to the wait for a whole answer's head
-        // (which `total` bounds) and reset a timer per chunk; `UpstreamBody` applies `idle`.
+/// A `base_url`'s user and password, as the `authorization: Basic` header they stand for (a
+/// server behind a password-protected proxy), unless the provider's key already takes that
+/// header.
+pub(super) fn url_credentials(
+    url: &url::Url,
+    credential: &Option<(HeaderName, String)>,
+) -> Option<(HeaderName, HeaderValue)> {
+    use base64::Engine as _;
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    if credential.as_ref().is_some_and(|(name, _)| *name == AUTHORIZATION) {
+        return None;
+    }
+    let decode = |part| percent_encoding::percent_decode_str(part).decode_utf8_lossy();
+    let pair = format!("{}:{}", decode(url.username()), decode(url.password().unwrap_or("")));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+    let mut value = HeaderValue::try_from(format!("Basic {encoded}")).ok()?;
+    value.set_sensitive(true);
+    Some((AUTHORIZATION, value))
+}
+
+/// One connection pool and its client. Idle connections are closed after a minute.
+fn client(connector: &Connector) -> Client {
+    Pooled::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(60))
-        .tcp_nodelay(true)
-        .tcp_keepalive(Duration::from_secs(30))
-        // An LLM API never redirects; following one could carry the key elsewhere.
-        .redirect(redirect::Policy::none())
-        .user_agent(concat!("ballast/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|err| format!("cannot build the HTTP client for `{name}`: {err}"))
+        .build(connector.clone())
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::sync::Arc;
 
     use bytes::Bytes;
     use futures_util::stream;
 
-    use super::{FailureClass, Transport};
-    use crate::config::Timeouts;
+    use http::header::{AUTHORIZATION, HeaderName};
 
-    fn transport() -> Transport {
-        let second = Duration::from_secs(1);
-        let timeouts =
-            Timeouts { connect: second, first_byte: second, idle: second, total: second };
-        Transport::new(&"up".into(), &timeouts, 1, None, Vec::new()).unwrap()
-    }
+    use super::{FailureClass, endpoint, read_whole, url_credentials};
+    use crate::failure::Failure;
 
-    fn answer(chunks: &[&'static str]) -> reqwest::Response {
-        let chunks: Vec<Result<Bytes, std::io::Error>> =
+    fn answer(chunks: &[&'static str]) -> impl futures_util::Stream<Item = Result<Bytes, Failure>> {
+        let chunks: Vec<Result<Bytes, Failure>> =
             chunks.iter().map(|chunk| Ok(Bytes::from_static(chunk.as_bytes()))).collect();
-        let body = reqwest::Body::wrap_stream(stream::iter(chunks));
-        reqwest::Response::from(http::Response::new(body))
+        stream::iter(chunks)
     }
 
     #[tokio::test]
     async fn a_whole_body_is_read_in_one_piece_or_many_up_to_its_limit() {
-        let transport = transport();
+        let name = Arc::from("up");
         for chunks in [&[][..], &["{}"], &["{\"a\"", ":", "1}"], &["", "{}"]] {
-            let body = transport.read(answer(chunks), 16).await.unwrap();
+            let body = read_whole(&name, answer(chunks), 16).await.unwrap();
             assert_eq!(body, chunks.concat(), "{chunks:?}");
         }
-        let too_long = transport.read(answer(&["0123456789", "0123456789"]), 16).await;
+        let too_long = read_whole(&name, answer(&["0123456789", "0123456789"]), 16).await;
         assert_eq!(too_long.unwrap_err().class, FailureClass::ServerError);
-        let exactly = transport.read(answer(&["01234567", "89abcdef"]), 16).await.unwrap();
+        let exactly = read_whole(&name, answer(&["01234567", "89abcdef"]), 16).await.unwrap();
         assert_eq!(exactly, "0123456789abcdef");
+    }
+
+    #[test]
+    fn a_base_urls_user_and_password_are_sent_as_basic_credentials_unless_a_key_is() {
+        let url = |text: &str| url::Url::parse(text).unwrap();
+        let (name, value) =
+            url_credentials(&url("http://me:p%40ss@llm.internal/v1"), &None).unwrap();
+        // base64("me:p@ss")
+        assert_eq!((name, value.to_str().unwrap()), (AUTHORIZATION, "Basic bWU6cEBzcw=="));
+        assert!(value.is_sensitive());
+        assert!(url_credentials(&url("http://llm.internal/v1"), &None).is_none());
+        let bearer = Some((AUTHORIZATION, "Bearer k".to_owned()));
+        assert!(url_credentials(&url("http://me:pw@llm.internal/v1"), &bearer).is_none());
+        let other = Some((HeaderName::from_static("x-api-key"), "k".to_owned()));
+        assert!(url_credentials(&url("http://me:pw@llm.internal/v1"), &other).is_some());
+    }
+
+    #[test]
+    fn an_endpoint_is_its_base_url_and_path_without_the_user_and_password() {
+        let base = url::Url::parse("https://me:pw@llm.internal:8443/v1//").unwrap();
+        let uri = endpoint(&base, "chat/completions").unwrap();
+        assert_eq!(uri.to_string(), "https://llm.internal:8443/v1/chat/completions");
+        let base = url::Url::parse("http://[::1]:8080/v1").unwrap();
+        assert_eq!(
+            endpoint(&base, "embeddings").unwrap().to_string(),
+            "http://[::1]:8080/v1/embeddings"
+        );
     }
 }

@@ -26,6 +26,7 @@ mod wire;
 
 use std::sync::Arc;
 
+use http::Uri;
 use http::header::{HeaderName, HeaderValue};
 
 use self::request::to_messages;
@@ -43,8 +44,8 @@ const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 pub(super) struct Anthropic {
     transport: Transport,
-    url: reqwest::Url,
-    count_url: reqwest::Url,
+    url: Uri,
+    count_url: Uri,
     default_max_tokens: u32,
 }
 
@@ -75,8 +76,7 @@ impl Anthropic {
         let body = to_messages(request, model, self.default_max_tokens)
             .map_err(|refusal| Failure::refused(name, refusal))?;
         let body = serde_json::to_vec(&body).map_err(|err| Failure::unencodable(name, &err))?;
-        let response =
-            self.transport.post(self.url.clone(), body, request.stream, request_id).await?;
+        let response = self.transport.post(&self.url, body, request.stream, request_id).await?;
         if request.stream {
             let mut state = StreamState::new(unix_now());
             let chunks =

@@ -32,7 +32,7 @@ impl Anthropic {
         let body = request.for_upstream(model).map_err(|err| Failure::unencodable(name, &err))?;
         let response = self
             .transport
-            .post_with(self.url.clone(), body, request.stream, request_id, &messages.forwarded)
+            .post_with(&self.url, body, request.stream, request_id, &messages.forwarded)
             .await?;
         if request.stream {
             let events = sse::translate(Arc::clone(name), self.transport.body(response), |event| {
@@ -73,7 +73,7 @@ impl Anthropic {
             messages.request.for_upstream(model).map_err(|err| Failure::unencodable(name, &err))?;
         let response = self
             .transport
-            .post_with(self.count_url.clone(), body, false, request_id, &messages.forwarded)
+            .post_with(&self.count_url, body, false, request_id, &messages.forwarded)
             .await?;
         let body = self.transport.read(response, MAX_ANSWER_BYTES).await?;
         let counted: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
