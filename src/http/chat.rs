@@ -1,22 +1,23 @@
 //! `POST /v1/chat/completions`: the checked body, as a chat request, to `handle`.
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::response::Response;
-use http::HeaderMap;
 use tokio::time::Instant;
 
-use super::extract::{Authenticated, ChatBody};
+use super::extract::{Authenticated, json_body};
 use super::handle::handle;
-use crate::dialect::Request;
+use crate::dialect;
 use crate::error::GatewayError;
+use crate::openai::chat::ChatRequest;
 use crate::state::AppState;
 
 pub async fn chat_completions(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Authenticated(caller): Authenticated,
-    // Held to the end: the body's bytes count against the gateway's budget until then.
-    ChatBody(request, _body_hold): ChatBody,
+    request: Request,
 ) -> Result<Response, GatewayError> {
-    handle(&state, &headers, caller, Request::Chat(request), Instant::now()).await
+    // Held to the end: the body's bytes count against the gateway's budget until then.
+    let (headers, bytes, _body_hold) = json_body(request, &state).await?;
+    let request = dialect::Request::Chat(ChatRequest::from_bytes(bytes)?);
+    handle(&state, &headers, caller, request, Instant::now()).await
 }

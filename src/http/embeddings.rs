@@ -4,7 +4,6 @@
 
 use axum::extract::{Request, State};
 use axum::response::Response;
-use http::HeaderMap;
 use tokio::time::Instant;
 
 use super::extract::{Authenticated, json_body};
@@ -16,7 +15,6 @@ use crate::state::AppState;
 
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
     key: Result<Authenticated, GatewayError>,
     request: Request,
 ) -> Response {
@@ -24,7 +22,7 @@ pub async fn create(
     let answered = async {
         let Authenticated(caller) = key?;
         // Held to the end: the body's bytes count against the gateway's budget until then.
-        let (bytes, _body_hold) = json_body(request, &state).await?;
+        let (headers, bytes, _body_hold) = json_body(request, &state).await?;
         let request = crate::dialect::Request::Embeddings(EmbeddingsRequest::from_bytes(bytes)?);
         handle(&state, &headers, caller, request, started).await
     };

@@ -1,14 +1,15 @@
-//! Extractors (their rejections are `GatewayError`s, OpenAI-shaped unless a route shapes them): `Authenticated` (the gateway key → 401) and
-//! `ChatBody` (the body read within the limits of `http::body` → 413/408/503, checked → 400).
+//! Extractors (their rejections are `GatewayError`s, OpenAI-shaped unless a route shapes them):
+//! `Authenticated` (the gateway key → 401), and `json_body`, which takes a request apart into its
+//! headers and its JSON body read within the limits of `http::body` (→ 415/413/408/503).
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequestParts, Request};
 use bytes::Bytes;
+use http::HeaderMap;
 use http::request::Parts;
 
 use super::body::BodyHold;
 use crate::auth::Caller;
 use crate::error::GatewayError;
-use crate::openai::chat::ChatRequest;
 use crate::state::AppState;
 
 /// The calling gateway key; `None` when the gateway is open (no `auth` configured).
@@ -28,28 +29,21 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-/// The checked request, and its body's share of the gateway-wide budget (keep it for as long as
-/// the request's bytes are needed).
-pub struct ChatBody(pub ChatRequest, pub BodyHold);
-
-impl FromRequest<AppState> for ChatBody {
-    type Rejection = GatewayError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (bytes, hold) = json_body(req, state).await?;
-        Ok(Self(ChatRequest::from_bytes(bytes)?, hold))
-    }
-}
-
-/// A request's JSON body, read within the limits of `http::body`: a body that says it is not
-/// JSON is a 415 before it is read.
-pub async fn json_body(req: Request, state: &AppState) -> Result<(Bytes, BodyHold), GatewayError> {
+/// A request's headers (taken, not copied), its JSON body read within the limits of
+/// `http::body`, and the body's share of the gateway-wide budget (keep it for as long as the
+/// request's bytes are needed). A body that says it is not JSON is a 415 before it is read.
+pub async fn json_body(
+    req: Request,
+    state: &AppState,
+) -> Result<(HeaderMap, Bytes, BodyHold), GatewayError> {
     if let Some(content_type) = req.headers().get(http::header::CONTENT_TYPE)
         && !is_json(content_type.to_str().unwrap_or(""))
     {
         return Err(GatewayError::UnsupportedMediaType);
     }
-    state.body_limits().read(req.into_body()).await
+    let (parts, body) = req.into_parts();
+    let (bytes, hold) = state.body_limits().read(body).await?;
+    Ok((parts.headers, bytes, hold))
 }
 
 /// `application/json` or any `+json` type, with or without parameters.

@@ -113,10 +113,11 @@ pub async fn handle(
             let mut response =
                 respond::answer(answer, framing, request_id, state.streams_cut(), record).await;
             if let Some(dropped) = dropped {
-                response.headers_mut().insert("x-ballast-dropped", dropped);
+                response.headers_mut().insert(respond::X_BALLAST_DROPPED, dropped);
             }
             if hedged {
-                response.headers_mut().insert("x-ballast-hedged", HeaderValue::from_static("true"));
+                let hedged = HeaderValue::from_static("true");
+                response.headers_mut().insert(respond::X_BALLAST_HEDGED, hedged);
             }
             if let Some(admission) = &admission {
                 rate_limit_headers(response.headers_mut(), admission);

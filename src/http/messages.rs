@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::extract::{Authenticated, json_body};
 use super::handle::{handle, pipeline_for};
-use super::request_id;
+use super::{request_id, respond};
 use crate::anthropic::{MessagesRequest, count_tokens};
 use crate::dialect::{Api, Messages, messages};
 use crate::error::GatewayError;
@@ -18,14 +18,13 @@ use crate::state::AppState;
 
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
     key: Result<Authenticated, GatewayError>,
     request: Request,
 ) -> Response {
     let answered = async {
         let Authenticated(caller) = key?;
         // Held to the end: the body's bytes count against the gateway's budget until then.
-        let (bytes, _body_hold) = json_body(request, &state).await?;
+        let (headers, bytes, _body_hold) = json_body(request, &state).await?;
         let request = MessagesRequest::from_bytes(bytes)?;
         let request = Messages::new(request, forwarded(&headers));
         handle(&state, &headers, caller, crate::dialect::Request::Messages(request), Instant::now())
@@ -36,13 +35,12 @@ pub async fn create(
 
 pub async fn count(
     State(state): State<AppState>,
-    headers: HeaderMap,
     key: Result<Authenticated, GatewayError>,
     request: Request,
 ) -> Response {
     let counted = async {
         let Authenticated(caller) = key?;
-        let (bytes, _body_hold) = json_body(request, &state).await?;
+        let (headers, bytes, _body_hold) = json_body(request, &state).await?;
         let request = MessagesRequest::for_counting(bytes)?;
         let pipeline = pipeline_for(&state, caller.as_ref(), &request.model)?;
         let messages = Messages::new(request, forwarded(&headers));
@@ -52,7 +50,7 @@ pub async fn count(
         {
             let mut response = (json, body).into_response();
             if let Ok(provider) = HeaderValue::try_from(&*provider) {
-                response.headers_mut().insert("x-ballast-provider", provider);
+                response.headers_mut().insert(respond::X_BALLAST_PROVIDER, provider);
             }
             return Ok(response);
         }
@@ -65,7 +63,8 @@ pub async fn count(
             .ok_or(GatewayError::Internal)?;
         let body = serde_json::json!({"input_tokens": estimated}).to_string();
         let mut response = (json, body).into_response();
-        response.headers_mut().insert("x-ballast-estimate", HeaderValue::from_static("true"));
+        let estimate = HeaderValue::from_static("true");
+        response.headers_mut().insert(respond::X_BALLAST_ESTIMATE, estimate);
         Ok(response)
     };
     counted.await.unwrap_or_else(|error: GatewayError| error.into_response_for(Api::Messages))

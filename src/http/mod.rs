@@ -2,6 +2,7 @@
 //! knows axum. Handlers turn requests into `Call`s and `Answer`s into responses; `router.rs`
 //! assembles them with the edge layers, which `server/` serves.
 
+pub mod access_log;
 pub mod admin;
 pub mod body;
 pub mod cache_control;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use http::HeaderValue;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
 use super::record::RequestRecord;
@@ -15,6 +15,17 @@ pub use super::sse_body::Framing;
 use super::sse_body::SseBody;
 use crate::pipeline::{Answer, Provenance};
 use crate::providers::Reply;
+
+// The `x-ballast-*` headers (SPEC §4), named once: a name made from a `&str` would be
+// allocated on every response.
+pub const X_BALLAST_PROVIDER: HeaderName = HeaderName::from_static("x-ballast-provider");
+pub const X_BALLAST_ROUTE: HeaderName = HeaderName::from_static("x-ballast-route");
+pub const X_BALLAST_ATTEMPTS: HeaderName = HeaderName::from_static("x-ballast-attempts");
+pub const X_BALLAST_CACHE: HeaderName = HeaderName::from_static("x-ballast-cache");
+pub const X_BALLAST_DROPPED: HeaderName = HeaderName::from_static("x-ballast-dropped");
+pub const X_BALLAST_HEDGED: HeaderName = HeaderName::from_static("x-ballast-hedged");
+pub const X_BALLAST_ESTIMATE: HeaderName = HeaderName::from_static("x-ballast-estimate");
+const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
 /// The response for `answer`. `record` is dropped (and so recorded) when the answer is done:
 /// here for a whole answer, at the stream's end for a stream.
@@ -26,7 +37,16 @@ pub async fn answer(
     record: RequestRecord,
 ) -> Response {
     let mut response = match answer.reply {
-        Reply::Complete(body) => ([(CONTENT_TYPE, "application/json")], body).into_response(),
+        Reply::Complete(body) => {
+            let mut response = Response::new(Body::from(body));
+            // Room for every header this response gets (ours, the request id, the length):
+            // the map is allocated once, never regrown.
+            *response.headers_mut() = HeaderMap::with_capacity(12);
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
         Reply::Stream(chunks) => {
             let cut = streams_cut.clone().cancelled_owned();
             let body = SseBody::new(chunks, framing, Arc::from(request_id), cut, record);
@@ -35,10 +55,7 @@ pub async fn answer(
                 (CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
                 (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
                 // Tells nginx-style proxies in front not to buffer the stream.
-                (
-                    http::header::HeaderName::from_static("x-accel-buffering"),
-                    HeaderValue::from_static("no"),
-                ),
+                (X_ACCEL_BUFFERING, HeaderValue::from_static("no")),
             ];
             (headers, Body::new(body)).into_response()
         }
@@ -50,11 +67,11 @@ pub async fn answer(
 fn set_provenance(response: &mut Response, provenance: &Provenance) {
     let headers = response.headers_mut();
     if let Some(Ok(provider)) = provenance.provider.as_deref().map(HeaderValue::try_from) {
-        headers.insert("x-ballast-provider", provider);
+        headers.insert(X_BALLAST_PROVIDER, provider);
     }
-    headers.insert("x-ballast-route", HeaderValue::from_static(provenance.route.as_str()));
-    headers.insert("x-ballast-attempts", HeaderValue::from(provenance.attempts));
-    headers.insert("x-ballast-cache", HeaderValue::from_static(provenance.cache.as_str()));
+    headers.insert(X_BALLAST_ROUTE, HeaderValue::from_static(provenance.route.as_str()));
+    headers.insert(X_BALLAST_ATTEMPTS, HeaderValue::from(provenance.attempts));
+    headers.insert(X_BALLAST_CACHE, HeaderValue::from_static(provenance.cache.as_str()));
     if let Some(age) = provenance.age {
         headers.insert(http::header::AGE, HeaderValue::from(age.as_secs()));
     }

@@ -6,7 +6,6 @@
 
 use axum::extract::{Request, State};
 use axum::response::Response;
-use http::HeaderMap;
 use tokio::time::Instant;
 
 use super::extract::{Authenticated, json_body};
@@ -18,7 +17,6 @@ use crate::state::AppState;
 
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
     key: Result<Authenticated, GatewayError>,
     request: Request,
 ) -> Response {
@@ -26,7 +24,7 @@ pub async fn create(
     let answered = async {
         let Authenticated(caller) = key?;
         // Held to the end: the body's bytes count against the gateway's budget until then.
-        let (bytes, _body_hold) = json_body(request, &state).await?;
+        let (headers, bytes, _body_hold) = json_body(request, &state).await?;
         let request = ResponsesRequest::from_bytes(bytes)?;
         // The model is checked before the store is read for it (`handle` checks it again).
         pipeline_for(&state, caller.as_ref(), &request.model)?;

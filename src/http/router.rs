@@ -9,14 +9,12 @@ use http::header::{AUTHORIZATION, COOKIE, HeaderName};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
+use super::access_log::AccessLogLayer;
 use super::extract::Authenticated;
 use super::{admin, chat, embeddings, health, messages, metrics, models, request_id, responses};
 use crate::error::GatewayError;
 use crate::state::AppState;
-use crate::telemetry::traces;
 
 /// What a listener serves: the routes with their state and edge layers.
 pub type App = Router;
@@ -27,10 +25,11 @@ pub type App = Router;
 ///    the panic response included (so it is outside 2).
 /// 2. `CatchPanicLayer`: a panic becomes an OpenAI-shaped 500, never a dropped connection.
 /// 3. `SetSensitiveRequestHeadersLayer`: credentials are redacted before anything can log them.
-/// 4. `TraceLayer`: a span per request (request id, method, path; the chat handler adds model,
-///    provider, route, cache result and attempts; never bodies) and one info line with status
-///    and latency when the response starts. With traces on, the span is also the request's
-///    OpenTelemetry server span, continuing the client's `traceparent` (`telemetry::traces`).
+/// 4. `AccessLogLayer` (`http::access_log`): a span per request (request id, method, path; the
+///    handlers add key, model, provider, route, cache result and attempts; never bodies) and
+///    one info line with status and latency when the response starts. With traces on, the span
+///    is also the request's OpenTelemetry server span, continuing the client's `traceparent`
+///    (`telemetry::traces`).
 /// 5. The routes (the Messages ones answer errors in Anthropic's shape, the others in OpenAI's,
 ///    a passthrough's upstream client error verbatim on every route but chat); unknown paths and
 ///    methods get OpenAI-shaped 404 and 405. `/metrics` and
@@ -47,43 +46,13 @@ pub fn app(state: AppState) -> App {
         HeaderName::from_static("api-key"),
         HeaderName::from_static("x-api-key"),
     ];
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|request: &Request| {
-            macro_rules! request_span {
-                ($($otel:tt)*) => {
-                    tracing::info_span!(
-                        "request",
-                        request_id = %request_id::of(request.headers()),
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        key = tracing::field::Empty,
-                        model = tracing::field::Empty,
-                        provider = tracing::field::Empty,
-                        route = tracing::field::Empty,
-                        cache = tracing::field::Empty,
-                        attempts = tracing::field::Empty,
-                        $($otel)*
-                    )
-                };
-            }
-            if !traces::on() {
-                return request_span!();
-            }
-            // An OpenTelemetry span's name and kind are fixed when it starts.
-            let name = traces::server_span_name(request.method(), request.uri().path());
-            let span = request_span!(otel.name = %name, otel.kind = "server");
-            traces::continue_trace(&span, request.headers());
-            span
-        })
-        .on_request(())
-        .on_response(DefaultOnResponse::new().level(Level::INFO));
     let edge = ServiceBuilder::new()
         .layer(request_id::RequestIdLayer)
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(GatewayError::Internal)
         }))
         .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
-        .layer(trace);
+        .layer(AccessLogLayer);
     let mut routes = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/messages", post(messages::create))

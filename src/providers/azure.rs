@@ -9,12 +9,11 @@
 //! `delta` (asynchronous content-filter annotations) are dropped, and a chunk that still has an
 //! empty `id` or `model` gets the ones of the stream.
 
-use http::Uri;
 use http::header::HeaderName;
 use serde_json::Value;
 use url::Url;
 
-use super::transport::{self, Connect, Transport};
+use super::transport::{self, Connect, Endpoint, Transport};
 use super::{Reply, embeddings, openai, responses};
 use crate::config::AzureSettings;
 use crate::failure::{Failure, FailureClass};
@@ -26,7 +25,7 @@ pub(super) struct Azure {
     /// `{base_url}/openai/deployments`; the deployment and `chat/completions` follow.
     deployments: Url,
     /// `{base_url}/openai/v1/responses`: the v1 surface, which names the deployment in `model`.
-    responses: Uri,
+    responses: Endpoint,
     api_version: String,
 }
 
@@ -45,7 +44,7 @@ impl Azure {
         Ok(Self {
             transport,
             deployments: under(&["openai", "deployments"])?,
-            responses: transport::uri(&under(&["openai", "v1", "responses"])?)?,
+            responses: transport::sendable(&under(&["openai", "v1", "responses"])?)?,
             api_version: settings.api_version.clone(),
         })
     }
@@ -90,8 +89,8 @@ impl Azure {
 impl Azure {
     /// A deployment's URL as the client sends it (a deployment name is percent-encoded into it,
     /// so this cannot fail; if it did, the request could not be sent).
-    fn sendable(&self, url: &Url) -> Result<Uri, Failure> {
-        transport::uri(url).map_err(|problem| {
+    fn sendable(&self, url: &Url) -> Result<Endpoint, Failure> {
+        transport::sendable(url).map_err(|problem| {
             Failure::new(FailureClass::ClientError, &self.transport.name, problem)
         })
     }

@@ -4,22 +4,20 @@
 //! its vectors are converted to what the client asked for. A 200 that is not an embeddings list
 //! is a failure of the provider.
 
-use http::Uri;
-
 use super::Reply;
-use super::transport::{MAX_ANSWER_BYTES, Transport};
+use super::transport::{Endpoint, MAX_ANSWER_BYTES, Transport};
 use crate::failure::{Failure, FailureClass};
 use crate::openai::embeddings::{Encoding, conform, is_embeddings};
 
 /// One embeddings exchange on `transport`; the answer in `encoding`.
 pub(super) async fn exchange(
     transport: &Transport,
-    url: &Uri,
+    to: &Endpoint,
     body: Vec<u8>,
     encoding: Encoding,
     request_id: &str,
 ) -> Result<Reply, Failure> {
-    let response = transport.post(url, body, false, request_id).await?;
+    let response = transport.post(to, body, false, request_id).await?;
     let body = transport.read(response, MAX_ANSWER_BYTES).await?;
     if !is_embeddings(&body) {
         let problem = "upstream answered 200 with something other than an embeddings list";

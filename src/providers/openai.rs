@@ -5,12 +5,11 @@
 
 use std::sync::Arc;
 
-use http::Uri;
 use http::header::AUTHORIZATION;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::transport::{Connect, MAX_ANSWER_BYTES, Transport, endpoint};
+use super::transport::{Connect, Endpoint, MAX_ANSWER_BYTES, Transport, endpoint};
 use super::{Reply, content_ready, embeddings, responses, sse};
 use crate::config::OpenAiSettings;
 use crate::failure::{Failure, FailureClass};
@@ -20,9 +19,9 @@ use crate::openai::stream::carries_content;
 
 pub(super) struct OpenAi {
     transport: Transport,
-    url: Uri,
-    responses_url: Uri,
-    embeddings_url: Uri,
+    url: Endpoint,
+    responses_url: Endpoint,
+    embeddings_url: Endpoint,
 }
 
 impl OpenAi {
@@ -74,7 +73,7 @@ impl OpenAi {
 /// may rewrite or drop it).
 pub(super) async fn exchange<T>(
     transport: &Transport,
-    url: &Uri,
+    to: &Endpoint,
     request: &ChatRequest,
     model: &str,
     request_id: &str,
@@ -85,7 +84,7 @@ where
 {
     let name = &transport.name;
     let body = request.for_upstream(model).map_err(|err| Failure::unencodable(name, &err))?;
-    let response = transport.post(url, body, request.stream, request_id).await?;
+    let response = transport.post(to, body, request.stream, request_id).await?;
     if request.stream {
         let chunks = sse::chat_chunks(Arc::clone(name), transport.body(response), tidy);
         content_ready(name, Box::pin(chunks), carries_content).await

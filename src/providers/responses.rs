@@ -9,11 +9,10 @@
 
 use std::sync::Arc;
 
-use http::Uri;
 use serde_json::Value;
 
 use super::sse::{self, Step};
-use super::transport::{MAX_ANSWER_BYTES, Transport};
+use super::transport::{Endpoint, MAX_ANSWER_BYTES, Transport};
 use super::{Reply, content_ready};
 use crate::dialect::responses::{EventRole, carries_content, event_role, is_response};
 use crate::dialect::{Api, event_type};
@@ -22,13 +21,13 @@ use crate::failure::{Failure, FailureClass};
 /// One Responses exchange on `transport`.
 pub(super) async fn exchange(
     transport: &Transport,
-    url: &Uri,
+    to: &Endpoint,
     body: Vec<u8>,
     stream: bool,
     request_id: &str,
 ) -> Result<Reply, Failure> {
     let name = &transport.name;
-    let response = transport.post(url, body, stream, request_id).await?;
+    let response = transport.post(to, body, stream, request_id).await?;
     if stream {
         let events = sse::translate(Arc::clone(name), transport.body(response), |event| {
             let Some(kind) = event_type(&event.data).map(|kind| kind.into_owned()) else {

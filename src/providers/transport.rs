@@ -12,10 +12,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use http::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, PROXY_AUTHORIZATION, USER_AGENT,
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue, PROXY_AUTHORIZATION,
+    USER_AGENT,
 };
 use http::uri::Scheme;
-use http::{Method, Request, Uri};
+use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as Pooled;
@@ -102,19 +103,19 @@ impl Transport {
     /// as its classified [`Failure`]; a 2xx one is returned unread.
     pub(super) async fn post(
         &self,
-        url: &Uri,
+        to: &Endpoint,
         body: Vec<u8>,
         stream: bool,
         request_id: &str,
     ) -> Result<Response, Failure> {
-        self.post_with(url, body, stream, request_id, &[]).await
+        self.post_with(to, body, stream, request_id, &[]).await
     }
 
     /// [`post`](Self::post), with `forwarded` headers of the client's, each in place of a
     /// configured header of its name (an Anthropic target's `anthropic-version`).
     pub(super) async fn post_with(
         &self,
-        url: &Uri,
+        to: &Endpoint,
         body: Vec<u8>,
         stream: bool,
         request_id: &str,
@@ -125,8 +126,11 @@ impl Transport {
         };
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = url.clone();
+        *request.uri_mut() = to.uri.clone();
+        // Room for every header, with the `content-length` the client adds: never regrown.
+        *request.headers_mut() = HeaderMap::with_capacity(8 + self.headers.len());
         let headers = request.headers_mut();
+        headers.insert(HOST, to.host.clone());
         // Static values: no copy per request.
         let json = HeaderValue::from_static("application/json");
         let accept =
@@ -146,8 +150,8 @@ impl Transport {
             headers.append(name, value);
         }
         // A plain-HTTP upstream behind a proxy with credentials: the proxy reads them per request.
-        if url.scheme() == Some(&Scheme::HTTP)
-            && let Some(proxy) = self.connector.proxy_for(url)
+        if to.uri.scheme() == Some(&Scheme::HTTP)
+            && let Some(proxy) = self.connector.proxy_for(&to.uri)
             && let Some(auth) = proxy.basic_auth()
         {
             headers.insert(PROXY_AUTHORIZATION, auth.clone());
@@ -211,25 +215,51 @@ async fn read_whole(
     Ok(joined.map_or(single, BytesMut::freeze))
 }
 
+/// Where requests go: the URI and its `host` header, made once (by [`endpoint`], at start-up)
+/// rather than by the client on every request.
+pub(super) struct Endpoint {
+    uri: Uri,
+    host: HeaderValue,
+}
+
+impl Endpoint {
+    fn new(uri: Uri) -> Result<Self, String> {
+        let authority = uri.authority().ok_or_else(|| format!("`{uri}` names no host"))?;
+        let default_port = match uri.scheme_str() {
+            Some("https") => 443,
+            _ => 80,
+        };
+        // As the client would write it: the port only when it is not the scheme's own.
+        let host = match authority.port_u16() {
+            Some(port) if port != default_port => authority.as_str(),
+            _ => authority.host(),
+        };
+        let host = HeaderValue::from_str(host).map_err(|_| format!("`{uri}`: unusable host"))?;
+        Ok(Self { uri, host })
+    }
+}
+
 /// `path` under a configured base URL, however many slashes the base ends with. Parsed once at
 /// start-up, so no request pays for it.
-pub(super) fn endpoint(base_url: &url::Url, path: &str) -> Result<Uri, String> {
+pub(super) fn endpoint(base_url: &url::Url, path: &str) -> Result<Endpoint, String> {
     let text = format!("{}/{path}", base_url.as_str().trim_end_matches('/'));
     let url = url::Url::parse(&text).map_err(|err| {
         // The base URL is shown redacted: it may carry a password or a key in its query.
         format!("`{}/{path}` is not a URL: {err}", crate::config::redacted_url(base_url.as_str()))
     })?;
-    uri(&url)
+    sendable(&url)
 }
 
-/// `url` as the client sends it (its user and password, which no LLM API takes, left out).
-pub(super) fn uri(url: &url::Url) -> Result<Uri, String> {
+/// `url` as the client sends it (its user and password left out: they go as a header, see
+/// [`url_credentials`]).
+pub(super) fn sendable(url: &url::Url) -> Result<Endpoint, String> {
     let path = &url[url::Position::BeforePath..];
     let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
     let text = format!("{}://{authority}{path}", url.scheme());
-    Uri::try_from(text).map_err(|err| {
+    let uri = Uri::try_from(text).map_err(|err| {
         format!("`{}` cannot be sent to: {err}", crate::config::redacted_url(url.as_str()))
-    })
+    })?;
+    Endpoint::new(uri)
 }
 
 /// A `base_url`'s user and password, as the `authorization: Basic` header they stand for (a
@@ -310,13 +340,15 @@ mod tests {
 
     #[test]
     fn an_endpoint_is_its_base_url_and_path_without_the_user_and_password() {
-        let base = url::Url::parse("https://me:pw@llm.internal:8443/v1//").unwrap();
-        let uri = endpoint(&base, "chat/completions").unwrap();
-        assert_eq!(uri.to_string(), "https://llm.internal:8443/v1/chat/completions");
-        let base = url::Url::parse("http://[::1]:8080/v1").unwrap();
-        assert_eq!(
-            endpoint(&base, "embeddings").unwrap().to_string(),
-            "http://[::1]:8080/v1/embeddings"
-        );
+        let url = |text: &str| url::Url::parse(text).unwrap();
+        let to =
+            endpoint(&url("https://me:pw@llm.internal:8443/v1//"), "chat/completions").unwrap();
+        assert_eq!(to.uri.to_string(), "https://llm.internal:8443/v1/chat/completions");
+        assert_eq!(to.host, "llm.internal:8443");
+        let to = endpoint(&url("http://[::1]:8080/v1"), "embeddings").unwrap();
+        assert_eq!(to.uri.to_string(), "http://[::1]:8080/v1/embeddings");
+        assert_eq!(to.host, "[::1]:8080");
+        let to = endpoint(&url("https://api.openai.com:443/v1"), "responses").unwrap();
+        assert_eq!(to.host, "api.openai.com", "no port when it is the scheme's own");
     }
 }

@@ -26,13 +26,12 @@ mod wire;
 
 use std::sync::Arc;
 
-use http::Uri;
 use http::header::{HeaderName, HeaderValue};
 
 use self::request::to_messages;
 use self::response::to_completion;
 use self::stream::StreamState;
-use super::transport::{Connect, MAX_ANSWER_BYTES, Transport, endpoint};
+use super::transport::{Connect, Endpoint, MAX_ANSWER_BYTES, Transport, endpoint};
 use super::{Reply, content_ready, sse, unix_now};
 use crate::config::AnthropicSettings;
 use crate::failure::{Failure, FailureClass};
@@ -44,8 +43,8 @@ const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 pub(super) struct Anthropic {
     transport: Transport,
-    url: Uri,
-    count_url: Uri,
+    url: Endpoint,
+    count_url: Endpoint,
     default_max_tokens: u32,
 }
 
