@@ -363,7 +363,7 @@ def render(args, ballasts, targets, closed, latency, held):
         w(f"| {name} | " + " | ".join(cells) + " |")
     w(f"\nDirect (oha to the upstream): p50 / p99 {direct[500][0]:.3f} / {direct[500][1]:.3f} ms at 500 req/s, "
       f"p50 {direct[25][0]:.3f} ms at 25 req/s. Slow streams: {SLOW_CHUNKS} chunks, one every {SLOW_INTERVAL_MS} ms. "
-      "bare_proxy (axum + reqwest, whole answers only) is the floor of ballast's own stack.\n")
+      "bare_proxy (axum + hyper-util's client, whole answers only) is the floor of ballast's own stack.\n")
     ng = numbers["nginx"]
     for name, _ in ballasts:
         n, h = numbers[name], held[name]
