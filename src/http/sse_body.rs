@@ -261,12 +261,16 @@ fn frame(out: &mut BytesMut, name: Option<&str>, data: &str) {
         out.put_slice(name.as_bytes());
         out.put_u8(b'\n');
     }
-    for line in data.split(['\n', '\r']) {
+    let mut rest = data.as_bytes();
+    loop {
         out.put_slice(b"data: ");
-        out.put_slice(line.as_bytes());
+        let Some(end) = memchr::memchr2(b'\n', b'\r', rest) else { break };
+        out.put_slice(&rest[..end]);
         out.put_u8(b'\n');
+        rest = &rest[end + 1..];
     }
-    out.put_u8(b'\n');
+    out.put_slice(rest);
+    out.put_slice(b"\n\n");
 }
 
 /// A Messages or Responses event: named by its data's `type`, as the SDKs dispatch on it.
@@ -318,6 +322,7 @@ mod tests {
     fn frames_an_event_line_by_line() {
         assert_eq!(framed(None, "{\"a\":1}"), "data: {\"a\":1}\n\n");
         assert_eq!(framed(Some("ping"), "x\ny\rz"), "event: ping\ndata: x\ndata: y\ndata: z\n\n");
+        assert_eq!(framed(None, "a\r\nb\n"), "data: a\ndata: \ndata: b\ndata: \n\n");
         let mut out = BytesMut::new();
         frame_named(&mut out, r#"{"type":"message_stop"}"#);
         assert_eq!(&out[..], b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");

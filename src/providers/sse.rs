@@ -37,6 +37,12 @@ pub struct SseParser {
     buffer: BytesMut,
     /// A `\r` ended the previous chunk, so a leading `\n` in the next one belongs to it.
     skip_lf: bool,
+    lines: Lines,
+}
+
+/// The event being read, line by line.
+#[derive(Debug, Default)]
+struct Lines {
     event: String,
     data: String,
     has_data: bool,
@@ -48,15 +54,16 @@ pub struct SseParser {
 impl SseParser {
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), EventTooLarge> {
         self.buffer.extend_from_slice(bytes);
-        if self.overflowed || self.buffer.len() + self.data.len() > MAX_EVENT_BYTES {
+        if self.lines.overflowed || self.buffer.len() + self.lines.data.len() > MAX_EVENT_BYTES {
             return Err(EventTooLarge);
         }
         Ok(())
     }
 
-    /// The next complete event in what was pushed so far.
+    /// The next complete event in what was pushed so far. Each line is read where it lies in the
+    /// buffer, which then moves past it.
     pub fn next_event(&mut self) -> Option<SseEvent> {
-        if self.overflowed {
+        if self.lines.overflowed {
             return None;
         }
         loop {
@@ -66,20 +73,19 @@ impl SseParser {
                 }
                 self.skip_lf = false;
             }
-            let end = self.buffer.iter().position(|b| *b == b'\n' || *b == b'\r')?;
-            let line = self.buffer.split_to(end);
-            let terminator = self.buffer[0];
-            self.buffer.advance(1);
-            if terminator == b'\r' {
-                self.skip_lf = true;
-            }
-            if let Some(event) = self.take_line(&line) {
-                return Some(event);
+            let end = memchr::memchr2(b'\n', b'\r', &self.buffer)?;
+            let event = self.lines.take(&self.buffer[..end]);
+            self.skip_lf = self.buffer[end] == b'\r';
+            self.buffer.advance(end + 1);
+            if event.is_some() {
+                return event;
             }
         }
     }
+}
 
-    fn take_line(&mut self, line: &[u8]) -> Option<SseEvent> {
+impl Lines {
+    fn take(&mut self, line: &[u8]) -> Option<SseEvent> {
         if line.is_empty() {
             if !self.has_data {
                 self.event.clear();
@@ -94,7 +100,11 @@ impl SseParser {
         if line[0] == b':' {
             return None;
         }
-        let line = String::from_utf8_lossy(line);
+        // Nearly always valid UTF-8: checked at once, decoded lossily only when it is not.
+        let line = match std::str::from_utf8(line) {
+            Ok(line) => std::borrow::Cow::Borrowed(line),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         let (field, value) = match line.split_once(':') {
             Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
             None => (line.as_ref(), ""),
