@@ -332,7 +332,13 @@ impl Metrics {
         elapsed: Duration,
     ) {
         let (api, route) = (api.as_str(), route.map_or("error", Route::as_str));
-        self.requests.with_label_values(&[api, model, route, &status.to_string()]).inc();
+        // A status's own text (no string made per request for a valid code).
+        let code = http::StatusCode::from_u16(status).ok();
+        let status = match &code {
+            Some(code) => std::borrow::Cow::Borrowed(code.as_str()),
+            None => std::borrow::Cow::Owned(status.to_string()),
+        };
+        self.requests.with_label_values(&[api, model, route, &status]).inc();
         let stream = if stream { "true" } else { "false" };
         self.request_duration
             .with_label_values(&[api, model, route, stream])
