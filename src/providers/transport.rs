@@ -130,14 +130,12 @@ impl Transport {
         // Room for every header, with the `content-length` the client adds: never regrown.
         *request.headers_mut() = HeaderMap::with_capacity(8 + self.headers.len());
         let headers = request.headers_mut();
-        headers.insert(HOST, to.host.clone());
         // Static values: no copy per request.
         let json = HeaderValue::from_static("application/json");
         let accept =
             if stream { HeaderValue::from_static("text/event-stream") } else { json.clone() };
         headers.insert(CONTENT_TYPE, json);
         headers.insert(ACCEPT, accept);
-        headers.insert(USER_AGENT, BALLAST);
         let id = HeaderValue::from_str(request_id).map_err(|_| unsendable("the request id"))?;
         headers.insert(X_REQUEST_ID, id);
         let configured =
@@ -149,6 +147,9 @@ impl Transport {
         for (name, value) in crate::telemetry::traces::upstream_headers() {
             headers.append(name, value);
         }
+        // Ours unless the config sets them (a virtual host, another user agent).
+        headers.entry(HOST).or_insert_with(|| to.host.clone());
+        headers.entry(USER_AGENT).or_insert(BALLAST);
         // A plain-HTTP upstream behind a proxy with credentials: the proxy reads them per request.
         if to.uri.scheme() == Some(&Scheme::HTTP)
             && let Some(proxy) = self.connector.proxy_for(&to.uri)

@@ -103,6 +103,26 @@ async fn provider_headers_from_the_config_are_sent() {
     assert_eq!(seen.header("openai-project"), Some("proj_1"));
 }
 
+#[tokio::test]
+async fn the_upstream_gets_ballasts_host_and_user_agent_unless_the_config_sets_its_own() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start(&support::openai_config(&upstream.base_url(), "")).await;
+    assert_eq!(gateway.chat(&chat_request(false)).await.status(), 200);
+    let seen = &upstream.requests()[0];
+    let authority = upstream.base_url().split('/').nth(2).unwrap().to_owned();
+    assert_eq!(seen.header("host"), Some(authority.as_str()));
+    assert!(seen.header("user-agent").is_some_and(|agent| agent.starts_with("ballast/")));
+
+    let upstream = FakeUpstream::start().await;
+    let own = "headers: { Host: llm.internal, User-Agent: team-gateway }";
+    let gateway = TestGateway::start(&support::openai_config(&upstream.base_url(), own)).await;
+    assert_eq!(gateway.chat(&chat_request(false)).await.status(), 200);
+    let seen = &upstream.requests()[0];
+    let all = |name: &str| seen.headers.iter().filter(|(n, _)| n == name).count();
+    assert_eq!((seen.header("host"), all("host")), (Some("llm.internal"), 1));
+    assert_eq!((seen.header("user-agent"), all("user-agent")), (Some("team-gateway"), 1));
+}
+
 const MOCK_CONFIG: &str = "
 cache: { backend: none }
 providers:
