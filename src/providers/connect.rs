@@ -5,7 +5,7 @@
 //! itself. The whole of it (proxy, TCP, TLS) within the provider's `connect` timeout.
 //!
 //! This is what reqwest's client did for ballast, without what ballast does not use (redirects,
-//! cookies, decompression, per-request URL parsing): see ARCHITECTURE.md, "The upstream client".
+//! cookies, decompression, per-request URL parsing): see ARCHITECTURE.md, "Deliberate choices".
 
 use std::future::Future;
 use std::io;
