@@ -8,10 +8,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::support::{
-    FakeUpstream, Reply, StreamEnd, TestGateway, chat_request, chunk_events, openai_config,
-    read_stream,
+    FakeUpstream, Reply, StreamEnd, TestGateway, chat_request, chunk_events, metric_sum,
+    openai_config, read_stream,
 };
 use serde_json::{Value, json};
+
+/// The upstream attempts `gateway` counted with `outcome` (a failure class, or `ok`).
+async fn attempts_that_ended(gateway: &TestGateway, outcome: &str) -> f64 {
+    let metrics = gateway.metrics().await;
+    metric_sum(&metrics, "ballast_upstream_requests_total", &[("outcome", outcome)])
+}
 
 async fn assert_unavailable(response: reqwest::Response) {
     assert_eq!(response.status(), 503);
@@ -126,6 +132,8 @@ async fn a_refused_connection_is_a_failed_attempt() {
     let started = Instant::now();
     assert_unavailable(gateway.chat(&chat_request(false)).await).await;
     assert!(started.elapsed() < Duration::from_secs(2), "refusal is immediate, no timeout wait");
+    assert!(attempts_that_ended(&gateway, "connect").await >= 1.0, "classified as `connect`");
+    assert_eq!(attempts_that_ended(&gateway, "server_error").await, 0.0);
 }
 
 #[tokio::test]
@@ -135,6 +143,9 @@ async fn a_reset_connection_is_a_failed_attempt() {
 
     assert_unavailable(gateway.chat(&chat_request(false)).await).await;
     assert_unavailable(gateway.chat(&chat_request(true)).await).await;
+    // The connection was made: what broke is the answer, a server error.
+    assert!(attempts_that_ended(&gateway, "server_error").await >= 2.0);
+    assert_eq!(attempts_that_ended(&gateway, "connect").await, 0.0);
 }
 
 #[tokio::test]
@@ -206,5 +217,6 @@ async fn connect_bounds_establishing_the_connection() {
         elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
         "{elapsed:?}"
     );
+    assert!(attempts_that_ended(&gateway, "connect").await >= 1.0, "a connect timeout");
     drop(listener);
 }
