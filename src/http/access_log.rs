@@ -7,8 +7,9 @@
 //! The line keeps `TraceLayer`'s target (`tower_http::trace::on_response`), message and fields,
 //! so log filters and pipelines see what they saw. The span is entered while the handler runs
 //! (its fields are the line's `span`); events a stream's body logs name their request id
-//! themselves. With traces on, the span is also the request's OpenTelemetry server span, and it
-//! is kept open with the body, so that a stream's server span lasts as long as the stream.
+//! themselves. With traces on, the span is also the request's OpenTelemetry server span, and the
+//! body enters it on each of its frames (as `TraceLayer` did): tracing-opentelemetry ends a span
+//! at its last exit, so a stream's server span lasts as long as the stream.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -120,7 +121,7 @@ where
             return Poll::Ready(Ok(response));
         }
         let span = this.span.clone();
-        Poll::Ready(Ok(response.map(|body| Body::new(SpanHeld { body, _span: span }))))
+        Poll::Ready(Ok(response.map(|body| Body::new(InSpan { body, span }))))
     }
 }
 
@@ -134,15 +135,15 @@ impl std::fmt::Display for Millis {
 }
 
 pin_project! {
-    /// A body that keeps the request's span open until it is done (traces on only).
-    struct SpanHeld {
+    /// A body polled inside the request's span (traces on only).
+    struct InSpan {
         #[pin]
         body: Body,
-        _span: Span,
+        span: Span,
     }
 }
 
-impl http_body::Body for SpanHeld {
+impl http_body::Body for InSpan {
     type Data = bytes::Bytes;
     type Error = axum::Error;
 
@@ -150,7 +151,9 @@ impl http_body::Body for SpanHeld {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        self.project().body.poll_frame(cx)
+        let this = self.project();
+        let _entered = this.span.enter();
+        this.body.poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {

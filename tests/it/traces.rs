@@ -208,6 +208,8 @@ async fn a_streamed_attempt_span_lasts_until_the_stream_ends_and_carries_its_usa
     assert_eq!(seen["gen_ai.usage.output_tokens"], "3");
     assert_eq!(seen["gen_ai.response.model"], "upstream-model");
     let server = spans.iter().find(|span| span.name == "POST /v1/chat/completions").unwrap();
+    let served = Duration::from_nanos(server.end_time_unix_nano - server.start_time_unix_nano);
+    assert!(served >= took, "the request's span lasts as long as its stream: {served:?}");
     assert_eq!(attempt.parent_span_id, server.span_id);
     assert_eq!(server.parent_span_id, Vec::<u8>::new(), "no traceparent: a new trace");
     drop(gateway.stop());
