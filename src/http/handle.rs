@@ -44,7 +44,7 @@ pub async fn handle(
         Some(caller) => Some(state.limiter().admit(caller, prompt_tokens.unwrap_or(0)).await?),
         None => None,
     };
-    // The request span's fields make the one log line per request (see `http::router::app`).
+    // The request span's fields make the one log line per request (see `http::access_log`).
     let model = Arc::clone(pipeline.model());
     let span = tracing::Span::current();
     span.record("model", &*model);

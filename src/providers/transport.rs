@@ -121,9 +121,6 @@ impl Transport {
         request_id: &str,
         forwarded: &[(HeaderName, HeaderValue)],
     ) -> Result<Response, Failure> {
-        let unsendable = |what: &str| {
-            Failure::new(FailureClass::ClientError, &self.name, format!("cannot send {what}"))
-        };
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = to.uri.clone();
@@ -136,7 +133,9 @@ impl Transport {
             if stream { HeaderValue::from_static("text/event-stream") } else { json.clone() };
         headers.insert(CONTENT_TYPE, json);
         headers.insert(ACCEPT, accept);
-        let id = HeaderValue::from_str(request_id).map_err(|_| unsendable("the request id"))?;
+        let id = HeaderValue::from_str(request_id).map_err(|_| {
+            Failure::new(FailureClass::ClientError, &self.name, "cannot send the request id")
+        })?;
         headers.insert(X_REQUEST_ID, id);
         let configured =
             self.headers.iter().filter(|(name, _)| forwarded.iter().all(|(own, _)| own != name));
