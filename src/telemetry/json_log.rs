@@ -7,9 +7,11 @@
 //! and name and `spans` from the root), so log pipelines see the same thing. What differs is
 //! the cost:
 //!
-//! - a span's fields are written as JSON once, when recorded, into buffers that are reused from
-//!   span to span (a thread-local pool), instead of being re-parsed and re-serialized on every
-//!   `record` as tracing-subscriber's `JsonFields` does;
+//! - a span's fields are written as JSON once, when recorded (`"name":value`, the name escaped
+//!   then too), into buffers that are reused from span to span (a thread-local pool), instead of
+//!   being re-parsed and re-serialized on every `record` as tracing-subscriber's `JsonFields`
+//!   does; a line copies them, and writes the innermost span's object once for both `span` and
+//!   `spans`;
 //! - a line is formatted into a thread-local buffer and appended to a shared one; a writer
 //!   thread writes that to stderr in batches, looking every `TICK` while lines come, and
 //!   sleeping until woken after `IDLE_TICKS` without one. So a request never makes a syscall
@@ -87,32 +89,39 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         LINE.with(|line| {
             let Ok(mut line) = line.try_borrow_mut() else { return };
-            line.clear();
+            let Line { text, current } = &mut *line;
+            text.clear();
             let meta = event.metadata();
-            line.push_str("{\"timestamp\":\"");
-            timestamp(&mut line, SystemTime::now());
-            line.push_str("\",\"level\":\"");
-            line.push_str(meta.level().as_str());
-            line.push_str("\",\"fields\":{");
-            let mut fields = EventFields { line: &mut line, first: true };
+            text.push_str("{\"timestamp\":\"");
+            timestamp(text, SystemTime::now());
+            text.push_str("\",\"level\":\"");
+            text.push_str(meta.level().as_str());
+            text.push_str("\",\"fields\":{");
+            let mut fields = EventFields { line: text, first: true };
             event.record(&mut fields);
-            line.push_str("},\"target\":");
-            string(&mut line, meta.target());
+            text.push_str("},\"target\":");
+            string(text, meta.target());
             // (`from_root` gathers the scope on the stack for up to 16 spans: no allocation.)
-            if let (Some(current), Some(scope)) = (ctx.event_span(event), ctx.event_scope(event)) {
-                line.push_str(",\"span\":");
-                span_object(&mut line, &current);
-                line.push_str(",\"spans\":[");
-                for (i, span) in scope.from_root().enumerate() {
+            if let (Some(span), Some(scope)) = (ctx.event_span(event), ctx.event_scope(event)) {
+                current.clear();
+                span_object(current, &span);
+                text.push_str(",\"span\":");
+                text.push_str(current);
+                text.push_str(",\"spans\":[");
+                for (i, outer) in scope.from_root().enumerate() {
                     if i > 0 {
-                        line.push(',');
+                        text.push(',');
                     }
-                    span_object(&mut line, &span);
+                    if outer.id() == span.id() {
+                        text.push_str(current);
+                    } else {
+                        span_object(text, &outer);
+                    }
                 }
-                line.push(']');
+                text.push(']');
             }
-            line.push_str("}\n");
-            self.out.push(line.as_bytes());
+            text.push_str("}\n");
+            self.out.push(text.as_bytes());
         });
     }
 
@@ -124,9 +133,18 @@ where
     }
 }
 
+/// The line being formatted (each thread formats one at a time), and its innermost span's
+/// object, written once for both `span` and `spans`.
+struct Line {
+    text: String,
+    current: String,
+}
+
 thread_local! {
-    /// The line being formatted (each thread formats one at a time).
-    static LINE: RefCell<String> = RefCell::new(String::with_capacity(1024));
+    static LINE: RefCell<Line> = RefCell::new(Line {
+        text: String::with_capacity(1024),
+        current: String::with_capacity(512),
+    });
     /// Span field buffers of closed spans, for the next ones.
     static SPARE: RefCell<Vec<SpanFields>> = const { RefCell::new(Vec::new()) };
 }
@@ -137,11 +155,11 @@ where
 {
     line.push('{');
     if let Some(fields) = span.extensions().get::<SpanFields>() {
-        for &(name, start, end) in &fields.index {
-            string(line, name);
-            line.push(':');
-            line.push_str(fields.values.get(start as usize..end as usize).unwrap_or("null"));
-            line.push(',');
+        for &(_, start, end) in &fields.index {
+            if let Some(field) = fields.values.get(start as usize..end as usize) {
+                line.push_str(field);
+                line.push(',');
+            }
         }
     }
     line.push_str("\"name\":");
@@ -149,11 +167,11 @@ where
     line.push('}');
 }
 
-/// A span's fields, each value already written as JSON into `values`.
+/// A span's fields, each already written as a JSON member (`"name":value`) into `values`.
 struct SpanFields {
     values: String,
-    /// Field name and the byte range of its value in `values`; a field recorded again points
-    /// at its new value.
+    /// Field name and the byte range of its member in `values`; a field recorded again points
+    /// at its new member.
     index: Vec<(&'static str, u32, u32)>,
 }
 
@@ -179,6 +197,8 @@ impl SpanFields {
     fn put(&mut self, field: &Field, write: impl FnOnce(&mut String)) {
         let name = field.name();
         let start = self.values.len();
+        string(&mut self.values, name);
+        self.values.push(':');
         write(&mut self.values);
         let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(self.values.len())) else {
             return;
@@ -358,14 +378,7 @@ fn output() -> &'static Output {
     let mut started = false;
     let out = OUTPUT.get_or_init(|| {
         started = true;
-        Output {
-            pending: Mutex::new(Pending {
-                bytes: Vec::with_capacity(64 << 10),
-                writer_asleep: false,
-            }),
-            wake: Condvar::new(),
-            writing: Mutex::new(Vec::with_capacity(64 << 10)),
-        }
+        Output::new()
     });
     if started {
         let spawned = std::thread::Builder::new().name("ballast-log".into()).spawn(|| out.run());
@@ -378,6 +391,17 @@ fn output() -> &'static Output {
 }
 
 impl Output {
+    fn new() -> Self {
+        Output {
+            pending: Mutex::new(Pending {
+                bytes: Vec::with_capacity(64 << 10),
+                writer_asleep: false,
+            }),
+            wake: Condvar::new(),
+            writing: Mutex::new(Vec::with_capacity(64 << 10)),
+        }
+    }
+
     fn push(&self, line: &[u8]) {
         let Ok(mut pending) = self.pending.lock() else { return };
         if pending.bytes.len() + line.len() > MAX_PENDING {
@@ -463,6 +487,59 @@ mod tests {
     }
 
     #[test]
+    fn a_line_carries_its_fields_its_innermost_span_and_every_span_from_the_root() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let out: &'static Output = Box::leak(Box::new(Output::new()));
+        let subscriber = tracing_subscriber::registry().with(JsonLog { out });
+        tracing::subscriber::with_default(subscriber, || {
+            let request = tracing::info_span!(
+                "request",
+                request_id = "r1",
+                model = tracing::field::Empty,
+                route = tracing::field::Empty
+            );
+            request.record("model", "m \"1\"");
+            request.record("route", "primary");
+            request.record("route", "error");
+            request.in_scope(|| {
+                tracing::info!(status = 200u64, "in the request");
+                tracing::info_span!("attempt", provider = "p", n = 2).in_scope(|| {
+                    tracing::warn!(ok = false, "in the attempt");
+                });
+            });
+            tracing::info!("outside");
+        });
+        let bytes = std::mem::take(&mut out.pending.lock().unwrap().bytes);
+        let lines: Vec<serde_json::Value> = String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        let request = serde_json::json!({
+            "request_id": "r1", "model": "m \"1\"", "route": "error", "name": "request"
+        });
+        let attempt = serde_json::json!({ "provider": "p", "n": 2, "name": "attempt" });
+        assert_eq!(lines.len(), 3);
+        assert_eq!(
+            lines[0]["fields"],
+            serde_json::json!({ "message": "in the request", "status": 200 })
+        );
+        assert_eq!(lines[0]["level"], "INFO");
+        assert_eq!(lines[0]["span"], request);
+        assert_eq!(lines[0]["spans"], serde_json::json!([request]));
+        assert_eq!(
+            lines[1]["fields"],
+            serde_json::json!({ "message": "in the attempt", "ok": false })
+        );
+        assert_eq!(lines[1]["level"], "WARN");
+        assert_eq!(lines[1]["span"], attempt);
+        assert_eq!(lines[1]["spans"], serde_json::json!([request, attempt]));
+        assert_eq!(lines[2]["fields"], serde_json::json!({ "message": "outside" }));
+        assert!(lines[2].get("span").is_none() && lines[2].get("spans").is_none());
+        assert!(lines.iter().all(|line| line["target"] == module_path!()));
+    }
+
+    #[test]
     fn a_field_recorded_again_shows_its_last_value() {
         let mut fields = SpanFields { values: String::new(), index: Vec::new() };
         struct Probe;
@@ -488,6 +565,9 @@ mod tests {
         fields.record_str(&field, "error");
         let (name, start, end) = fields.index[0];
         assert_eq!(fields.index.len(), 1);
-        assert_eq!((name, &fields.values[start as usize..end as usize]), ("route", "\"error\""));
+        assert_eq!(
+            (name, &fields.values[start as usize..end as usize]),
+            ("route", "\"route\":\"error\"")
+        );
     }
 }
