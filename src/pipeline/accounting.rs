@@ -22,7 +22,7 @@ use crate::anthropic::Usage as MessagesUsage;
 use crate::config::Price;
 use crate::dialect::Api;
 use crate::metrics::{Metrics, QualityFlag};
-use crate::openai::chat::Usage;
+use crate::openai::chat::{Usage, completion_problem};
 use crate::providers::{ChunkStream, Reply};
 use crate::telemetry::traces;
 
@@ -43,9 +43,24 @@ pub struct Accounting {
     pub span: tracing::Span,
 }
 
+/// Reads a whole chat answer once, for the attempt and for accounting: why it is not a
+/// completion (`openai::chat::completion_problem`), or what it shows (none for a completion this
+/// cannot read, a `usage` of another shape say, which is answered but not accounted).
+pub(super) fn read_completion(body: &[u8]) -> Result<Option<Observed>, &'static str> {
+    match serde_json::from_slice::<Completion>(body) {
+        Ok(Completion { error: Some(_), .. }) => Err("upstream answered 200 with an error object"),
+        Ok(Completion { choices: None, .. }) => Err("upstream answered 200 without choices"),
+        Ok(Completion { choices: Some(choices), usage, error: None }) => {
+            Ok(Some(Observed::choices(&choices, usage)))
+        }
+        // Not what accounting reads: the shape check alone says whether it is a completion.
+        Err(_) => completion_problem(body).map_or(Ok(None), Err),
+    }
+}
+
 /// What was seen of one answer.
 #[derive(Debug, Default, PartialEq)]
-struct Observed {
+pub(super) struct Observed {
     usage: Option<(u64, u64)>,
     /// Bytes of streamed text (content, tool-call names and arguments), for a stream's cost
     /// when no usage arrives.
@@ -59,9 +74,9 @@ struct Observed {
 
 #[derive(Deserialize)]
 struct Completion {
-    #[serde(default)]
-    choices: Vec<CompletionChoice>,
+    choices: Option<Vec<CompletionChoice>>,
     usage: Option<Usage>,
+    error: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -250,15 +265,31 @@ impl<'de> Deserialize<'de> for NonEmpty {
 impl Accounting {
     /// Accounts a whole answer: a `chat.completion`, a Message, a Response or embeddings.
     pub fn complete(&self, body: &[u8]) {
-        if !self.span.is_none() {
-            traces::response_model(&self.span, body);
-        }
         let seen = match self.api {
-            Api::Chat => Observed::completion(body),
+            Api::Chat => read_completion(body).ok().flatten(),
             Api::Messages => Observed::message(body),
             Api::Responses => Observed::response(body),
             Api::Embeddings => Observed::embeddings(body),
         };
+        self.whole(body, seen);
+    }
+
+    /// Accounts `reply`, a whole answer with what `read_completion` saw of it when it was read
+    /// already (none: read it here).
+    pub fn account_read(self, reply: Reply, seen: Option<Observed>) -> Reply {
+        match (reply, seen) {
+            (Reply::Complete(body), Some(seen)) => {
+                self.whole(&body, Some(seen));
+                Reply::Complete(body)
+            }
+            (reply, _) => self.account(reply),
+        }
+    }
+
+    fn whole(&self, body: &[u8], seen: Option<Observed>) {
+        if !self.span.is_none() {
+            traces::response_model(&self.span, body);
+        }
         if let Some(seen) = seen {
             self.record(&seen);
             if seen.usage.is_some() {
@@ -359,21 +390,20 @@ impl Drop for StreamAccounting {
 }
 
 impl Observed {
-    /// What a whole `chat.completion` body shows; none when it is not one.
-    fn completion(body: &[u8]) -> Option<Self> {
-        let completion = serde_json::from_slice::<Completion>(body).ok()?;
+    /// What a whole `chat.completion`'s choices and usage show.
+    fn choices(choices: &[CompletionChoice], usage: Option<Usage>) -> Self {
         let mut seen = Self {
-            usage: completion.usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
+            usage: usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
             ..Self::default()
         };
-        for choice in &completion.choices {
+        for choice in choices {
             seen.finish(choice.finish_reason);
             if let Some(message) = &choice.message {
                 let text = message.content.as_ref().is_some_and(|content| content.0);
                 seen.has_content |= text || message.tool_calls.is_some();
             }
         }
-        Some(seen)
+        seen
     }
 
     fn finish(&mut self, reason: Option<Finish>) {
@@ -574,7 +604,7 @@ mod tests {
             let body = format!(
                 r#"{{"id":"x","choices":[{choice}],"usage":{{"prompt_tokens":5,"completion_tokens":3}}}}"#
             );
-            Observed::completion(body.as_bytes()).unwrap()
+            read_completion(body.as_bytes()).unwrap().unwrap()
         };
         let answered = seen(
             r#"{"message":{"role":"assistant","content":"Hi \"there\""},"finish_reason":"stop"}"#,
@@ -601,7 +631,32 @@ mod tests {
         assert!(seen(r#"{"message":{"content":"cut"},"finish_reason":"length"}"#).truncated);
         assert!(seen(r#"{"message":{"content":""},"finish_reason":"content_filter"}"#).filtered);
         assert!(!seen(r#"{"message":{"content":"x"},"finish_reason":"something_new"}"#).truncated);
-        assert_eq!(Observed::completion(b"not json"), None);
+    }
+
+    #[test]
+    fn a_whole_chat_answer_that_is_not_a_completion_says_why_and_an_odd_one_is_not_accounted() {
+        let problem = |body: &str| read_completion(body.as_bytes()).err();
+        assert_eq!(problem(""), Some("upstream answered 200 with an empty body"));
+        assert_eq!(
+            problem("not json"),
+            Some("upstream answered 200 with a body that is not a JSON completion")
+        );
+        let error = r#"{"error":{"message":"overloaded"},"choices":[]}"#;
+        assert_eq!(problem(error), Some("upstream answered 200 with an error object"));
+        assert_eq!(problem(r#"{"id":"x"}"#), Some("upstream answered 200 without choices"));
+        assert_eq!(problem(r#"{"choices":null}"#), Some("upstream answered 200 without choices"));
+        // The same verdicts as the shape check alone, which translated answers get.
+        for body in ["", "not json", error, r#"{"id":"x"}"#, r#"{"choices":null}"#] {
+            assert_eq!(problem(body), completion_problem(body.as_bytes()), "{body}");
+        }
+        // Completions this cannot read are answered, not accounted.
+        assert_eq!(read_completion(br#"{"choices":"odd"}"#), Ok(None));
+        assert_eq!(read_completion(br#"{"choices":[],"usage":{"prompt_tokens":"x"}}"#), Ok(None));
+        assert_eq!(
+            read_completion(br#"{"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":1}}"#)
+                .map(|seen| seen.and_then(|seen| seen.usage)),
+            Ok(Some((2, 1)))
+        );
     }
 
     #[test]

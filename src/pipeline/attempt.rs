@@ -11,12 +11,12 @@ use futures_util::{StreamExt, stream};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::accounting::Accounting;
+use super::accounting::{Accounting, Observed, read_completion};
 use super::call::{Answer, Call, Provenance};
 use super::health::ProviderHealth;
 use crate::checks::AnswerChecks;
 use crate::config::Price;
-use crate::dialect::{self, Carriage};
+use crate::dialect::{self, Api, Carriage};
 use crate::failure::{Failure, FailureClass};
 use crate::metrics::Metrics;
 use crate::providers::{ChunkStream, Provider, Reply};
@@ -67,8 +67,17 @@ impl Attempt {
                 format!("{which} timeout passed"),
             )),
         };
+        // A whole chat answer is read once, here: a 200 that is not a completion fails the
+        // attempt, and what accounting needs of it is kept for accounting.
+        let mut seen = None;
         let result = match result {
-            Ok(reply) => self.check(&call, reply, &span).await,
+            Ok(reply) => match self.read_whole_chat(api, &reply) {
+                Ok(read) => {
+                    seen = read;
+                    self.check(&call, reply, &span).await
+                }
+                Err(failure) => Err(failure),
+            },
             Err(failure) => Err(failure),
         };
         let elapsed = started.elapsed();
@@ -84,12 +93,22 @@ impl Attempt {
             failure.upstream_time = elapsed;
             failure
         })?;
-        let reply = self.accounting(&call, call.usage_hook.clone(), span).account(reply);
+        let reply = self.accounting(&call, call.usage_hook.clone(), span).account_read(reply, seen);
         let mut provenance = Provenance::upstream(&provider.name, self.price, elapsed);
         let carriage = provider.carries(call.request.api());
         provenance.native = carriage == Carriage::Native;
         provenance.dropped = call.request.dropped_for(&provider.name, carriage).to_vec();
         Ok(Answer { reply, provenance })
+    }
+
+    /// What `accounting::read_completion` says of `reply` when it is a whole chat answer.
+    fn read_whole_chat(&self, api: Api, reply: &Reply) -> Result<Option<Observed>, Failure> {
+        match reply {
+            Reply::Complete(body) if api == Api::Chat => read_completion(body).map_err(|problem| {
+                Failure::new(FailureClass::ServerError, &self.provider.name, problem)
+            }),
+            Reply::Complete(_) | Reply::Stream(_) => Ok(None),
+        }
     }
 
     fn accounting(

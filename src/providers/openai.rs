@@ -6,13 +6,11 @@
 use std::sync::Arc;
 
 use http::header::AUTHORIZATION;
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 
 use super::transport::{Connect, Endpoint, MAX_ANSWER_BYTES, Transport, endpoint};
 use super::{Reply, content_ready, embeddings, responses, sse};
 use crate::config::OpenAiSettings;
-use crate::failure::{Failure, FailureClass};
+use crate::failure::Failure;
 use crate::openai::chat::ChatRequest;
 use crate::openai::embeddings::Encoding;
 use crate::openai::stream::carries_content;
@@ -89,25 +87,7 @@ where
         let chunks = sse::chat_chunks(Arc::clone(name), transport.body(response), tidy);
         content_ready(name, Box::pin(chunks), carries_content).await
     } else {
-        let body = transport.read(response, MAX_ANSWER_BYTES).await?;
-        check_completion(name, &body)?;
-        Ok(Reply::Complete(body))
+        // Checked by the attempt (a chat answer) or the translation (`providers::translated`).
+        Ok(Reply::Complete(transport.read(response, MAX_ANSWER_BYTES).await?))
     }
-}
-
-/// A 200 is only a success when it is a completion: not empty, not an error object.
-fn check_completion(provider: &Arc<str>, body: &[u8]) -> Result<(), Failure> {
-    #[derive(Deserialize)]
-    struct Probe {
-        choices: Option<IgnoredAny>,
-        error: Option<IgnoredAny>,
-    }
-    let problem = match serde_json::from_slice::<Probe>(body) {
-        Ok(Probe { error: Some(_), .. }) => "upstream answered 200 with an error object",
-        Ok(Probe { choices: None, .. }) => "upstream answered 200 without choices",
-        Ok(_) => return Ok(()),
-        Err(_) if body.is_empty() => "upstream answered 200 with an empty body",
-        Err(_) => "upstream answered 200 with a body that is not a JSON completion",
-    };
-    Err(Failure::new(FailureClass::ServerError, provider, problem))
 }

@@ -11,6 +11,7 @@ use super::{ChunkStream, Reply, content_ready};
 use crate::dialect::responses::carries_content;
 use crate::dialect::{Messages, Responses, messages};
 use crate::failure::{Failure, FailureClass};
+use crate::openai::chat::completion_problem;
 use crate::tokens::rough_prompt_tokens;
 use crate::translate::messages_chat::stream::{Event, StreamTranslation};
 use crate::translate::messages_chat::to_message;
@@ -27,10 +28,13 @@ pub(super) async fn messages_from_chat(
 ) -> Result<Reply, Failure> {
     let alias = &messages.request.model;
     match reply {
-        Reply::Complete(body) => match to_message(&body, alias) {
-            Some(message) => Ok(Reply::Complete(message.into())),
-            None => Err(not_a_completion(provider)),
-        },
+        Reply::Complete(body) => {
+            check_completion(&body, provider)?;
+            match to_message(&body, alias) {
+                Some(message) => Ok(Reply::Complete(message.into())),
+                None => Err(not_a_completion(provider)),
+            }
+        }
         Reply::Stream(chunks) => {
             // The client's body was parsed for the translation already.
             let estimated_input = rough_prompt_tokens(messages.request.body());
@@ -55,10 +59,13 @@ pub(super) async fn responses_from_chat(
     let request = responses.request.body();
     let head = head(request, &responses.request.model, &new_response_id(), super::unix_now());
     match reply {
-        Reply::Complete(body) => match to_response(&body, &head) {
-            Some(response) => Ok(Reply::Complete(response.into())),
-            None => Err(not_a_completion(provider)),
-        },
+        Reply::Complete(body) => {
+            check_completion(&body, provider)?;
+            match to_response(&body, &head) {
+                Some(response) => Ok(Reply::Complete(response.into())),
+                None => Err(not_a_completion(provider)),
+            }
+        }
         Reply::Stream(chunks) => {
             let mut translation = ResponsesStream::new(head);
             let events = translated(chunks, Arc::clone(provider), move |step| match step {
@@ -67,6 +74,15 @@ pub(super) async fn responses_from_chat(
             });
             content_ready(provider, events, carries_content).await
         }
+    }
+}
+
+/// A 200 that is not a chat completion is a failed attempt, saying why (as a chat answer's is:
+/// `pipeline::attempt`).
+fn check_completion(body: &[u8], provider: &Arc<str>) -> Result<(), Failure> {
+    match completion_problem(body) {
+        Some(problem) => Err(Failure::new(FailureClass::ServerError, provider, problem)),
+        None => Ok(()),
     }
 }
 

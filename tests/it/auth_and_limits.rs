@@ -335,8 +335,16 @@ async fn a_refund_settled_after_its_windows_key_expired_leaves_zero_with_an_expi
         let (client, url) = (gateway.client.clone(), gateway.url("/v1/chat/completions"));
         async move { client.post(url).bearer_auth(KEY_A).json(&request).send().await.unwrap() }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let keys = redis_cli(&redis, &["--scan", "--pattern", "ballast:rl:v1:team-a:tokens:*"]);
+    // Admission comes first (counting a long prompt takes a while the first time in a process);
+    // the upstream then holds the answer for 400 ms.
+    let mut keys = String::new();
+    for _ in 0..250 {
+        keys = redis_cli(&redis, &["--scan", "--pattern", "ballast:rl:v1:team-a:tokens:*"]);
+        if !keys.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(keys.lines().count(), 1, "the admission counted its estimate: {keys}");
     // The window's key expires while the answer is still on its way.
     redis_cli(&redis, &["DEL", &keys]);

@@ -155,13 +155,23 @@ async fn a_200_that_is_not_a_completion_is_a_failed_attempt() {
         Reply::json(200, &json!({"error": {"message": "quota", "type": "server_error"}})),
         Reply::json(200, &json!({"object": "chat.completion"})),
     ];
+    let messages =
+        json!({"model": "chat", "max_tokens": 16, "messages": [{"role": "user", "content": "Hi"}]});
+    let responses = json!({"model": "chat", "input": "Hi"});
     for reply in bodies {
-        let upstream = FakeUpstream::scripted([reply.clone()]).await;
+        // One attempt per request: the gateway in front of it does not retry.
+        let upstream = FakeUpstream::scripted([reply.clone(), reply.clone(), reply.clone()]).await;
         let gateway = TestGateway::in_front_of(&upstream).await;
 
         let response = gateway.chat(&chat_request(false)).await;
-
         assert_eq!(response.status(), 503, "{reply:?}");
+        let failed = attempts_that_ended(&gateway, "server_error").await;
+        assert!(failed >= 1.0, "{reply:?}: counted as a server error");
+        // The same 200 answering a Messages or a Responses request (translated) fails too.
+        assert_eq!(gateway.messages(&messages).await.status(), 529, "{reply:?}");
+        assert_eq!(gateway.responses(&responses).await.status(), 503, "{reply:?}");
+        assert!(attempts_that_ended(&gateway, "server_error").await >= failed + 2.0, "{reply:?}");
+        assert_eq!(attempts_that_ended(&gateway, "ok").await, 0.0, "{reply:?}");
     }
 }
 

@@ -8,4 +8,6 @@ mod response;
 
 pub use crate::json::InvalidRequest;
 pub use request::ChatRequest;
-pub use response::{AssistantMessage, ChatCompletion, Choice, FunctionCall, ToolCall, Usage};
+pub use response::{
+    AssistantMessage, ChatCompletion, Choice, FunctionCall, ToolCall, Usage, completion_problem,
+};

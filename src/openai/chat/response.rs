@@ -64,6 +64,23 @@ impl Usage {
     }
 }
 
+/// Why a 200's body is not a chat completion (empty, not JSON, an error object, no `choices`);
+/// none when it is one. Such a 200 is a failed attempt, not an answer (SPEC §4).
+pub fn completion_problem(body: &[u8]) -> Option<&'static str> {
+    #[derive(Deserialize)]
+    struct Probe {
+        choices: Option<serde::de::IgnoredAny>,
+        error: Option<serde::de::IgnoredAny>,
+    }
+    match serde_json::from_slice::<Probe>(body) {
+        Ok(Probe { error: Some(_), .. }) => Some("upstream answered 200 with an error object"),
+        Ok(Probe { choices: None, .. }) => Some("upstream answered 200 without choices"),
+        Ok(_) => None,
+        Err(_) if body.is_empty() => Some("upstream answered 200 with an empty body"),
+        Err(_) => Some("upstream answered 200 with a body that is not a JSON completion"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
