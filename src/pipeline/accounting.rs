@@ -22,7 +22,7 @@ use crate::anthropic::Usage as MessagesUsage;
 use crate::config::Price;
 use crate::dialect::Api;
 use crate::metrics::{Metrics, QualityFlag};
-use crate::openai::chat::{Usage, completion_problem};
+use crate::openai::chat::{AN_ERROR_OBJECT, NO_CHOICES, Usage, completion_problem};
 use crate::providers::{ChunkStream, Reply};
 use crate::telemetry::traces;
 
@@ -48,8 +48,8 @@ pub struct Accounting {
 /// cannot read, a `usage` of another shape say, which is answered but not accounted).
 pub(super) fn read_completion(body: &[u8]) -> Result<Option<Observed>, &'static str> {
     match serde_json::from_slice::<Completion>(body) {
-        Ok(Completion { error: Some(_), .. }) => Err("upstream answered 200 with an error object"),
-        Ok(Completion { choices: None, .. }) => Err("upstream answered 200 without choices"),
+        Ok(Completion { error: Some(_), .. }) => Err(AN_ERROR_OBJECT),
+        Ok(Completion { choices: None, .. }) => Err(NO_CHOICES),
         Ok(Completion { choices: Some(choices), usage, error: None }) => {
             Ok(Some(Observed::choices(&choices, usage)))
         }

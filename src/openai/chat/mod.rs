@@ -9,5 +9,6 @@ mod response;
 pub use crate::json::InvalidRequest;
 pub use request::ChatRequest;
 pub use response::{
-    AssistantMessage, ChatCompletion, Choice, FunctionCall, ToolCall, Usage, completion_problem,
+    AN_ERROR_OBJECT, AssistantMessage, ChatCompletion, Choice, FunctionCall, NO_CHOICES, ToolCall,
+    Usage, completion_problem,
 };

@@ -64,6 +64,11 @@ impl Usage {
     }
 }
 
+/// A 200 that is an error object (`{"error": …}`), whatever else it holds.
+pub const AN_ERROR_OBJECT: &str = "upstream answered 200 with an error object";
+/// A 200 without `choices` (or with `"choices": null`).
+pub const NO_CHOICES: &str = "upstream answered 200 without choices";
+
 /// Why a 200's body is not a chat completion (empty, not JSON, an error object, no `choices`);
 /// none when it is one. Such a 200 is a failed attempt, not an answer (SPEC §4).
 pub fn completion_problem(body: &[u8]) -> Option<&'static str> {
@@ -73,8 +78,8 @@ pub fn completion_problem(body: &[u8]) -> Option<&'static str> {
         error: Option<serde::de::IgnoredAny>,
     }
     match serde_json::from_slice::<Probe>(body) {
-        Ok(Probe { error: Some(_), .. }) => Some("upstream answered 200 with an error object"),
-        Ok(Probe { choices: None, .. }) => Some("upstream answered 200 without choices"),
+        Ok(Probe { error: Some(_), .. }) => Some(AN_ERROR_OBJECT),
+        Ok(Probe { choices: None, .. }) => Some(NO_CHOICES),
         Ok(_) => None,
         Err(_) if body.is_empty() => Some("upstream answered 200 with an empty body"),
         Err(_) => Some("upstream answered 200 with a body that is not a JSON completion"),
