@@ -2,6 +2,7 @@
 //! else of the crate.
 
 pub mod chat;
+pub mod chunk;
 pub mod embeddings;
 pub mod error;
 pub mod responses;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::chat::{ChatCompletion, Usage};
+use super::chunk::ChunkFacts;
 
 /// The payload of the last SSE event of a successful stream.
 pub const DONE: &str = "[DONE]";
@@ -14,50 +15,21 @@ pub const DONE: &str = "[DONE]";
 /// failed attempt. A chunk that is not a chunk counts as content: it is not this check's to
 /// refuse.
 pub fn carries_content(data: &str) -> bool {
-    use std::borrow::Cow;
-    #[derive(Deserialize)]
-    struct Probe<'a> {
-        #[serde(borrow)]
-        choices: Option<Vec<ProbeChoice<'a>>>,
-        usage: Option<serde::de::IgnoredAny>,
-    }
-    #[derive(Deserialize)]
-    struct ProbeChoice<'a> {
-        #[serde(borrow)]
-        delta: Option<ProbeDelta<'a>>,
-        finish_reason: Option<serde::de::IgnoredAny>,
-    }
-    #[derive(Deserialize)]
-    struct ProbeDelta<'a> {
-        #[serde(borrow)]
-        content: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        refusal: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        reasoning_content: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        reasoning: Option<Cow<'a, str>>,
-        tool_calls: Option<Vec<serde::de::IgnoredAny>>,
-    }
-    let Ok(probe) = serde_json::from_str::<Probe<'_>>(data) else { return true };
-    let texts = |delta: &ProbeDelta<'_>| {
-        [&delta.content, &delta.refusal, &delta.reasoning_content, &delta.reasoning]
-            .into_iter()
-            .any(|text| text.as_deref().is_some_and(|text| !text.is_empty()))
-    };
-    probe.usage.is_some()
-        || probe.choices.unwrap_or_default().iter().any(|choice| {
-            choice.finish_reason.is_some()
-                || choice.delta.as_ref().is_some_and(|delta| {
-                    texts(delta) || delta.tool_calls.as_ref().is_some_and(|calls| !calls.is_empty())
-                })
-        })
+    ChunkFacts::read(data).is_none_or(|facts| facts.carries_content())
 }
+
+/// The key of a chunk's usage, as it is found without parsing.
+const USAGE_KEY: &[u8] = b"\"usage\"";
 
 /// Whether a chunk payload is the final usage chunk (usage and no choices). Chunks without a
 /// non-null usage are recognised without parsing.
 pub fn is_usage_only(data: &str) -> bool {
-    if !data.contains("\"usage\":{") && !data.contains("\"usage\": {") {
+    let bytes = data.as_bytes();
+    let opens_usage = |at: usize| {
+        let after = bytes[at + USAGE_KEY.len()..].iter().filter(|b| !b.is_ascii_whitespace());
+        after.take(2).eq(b":{")
+    };
+    if !memchr::memmem::find_iter(bytes, USAGE_KEY).any(opens_usage) {
         return false;
     }
     #[derive(Deserialize)]

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::call::{Spent, UsageHook};
@@ -21,8 +21,10 @@ use super::observe::{Observer, observe};
 use crate::anthropic::Usage as MessagesUsage;
 use crate::config::Price;
 use crate::dialect::Api;
+use crate::json::text_size::NonEmpty;
 use crate::metrics::{Metrics, QualityFlag};
 use crate::openai::chat::{AN_ERROR_OBJECT, NO_CHOICES, Usage, completion_problem};
+use crate::openai::chunk::ChunkFacts;
 use crate::providers::{ChunkStream, Reply};
 use crate::telemetry::traces;
 
@@ -91,66 +93,6 @@ struct Message {
     tool_calls: Option<IgnoredAny>,
 }
 
-#[derive(Deserialize)]
-struct Chunk {
-    choices: Option<ChunkChoices>,
-    usage: Option<Usage>,
-}
-
-/// A chunk's choices, folded as they are read: every chunk of a stream is parsed here, without a
-/// `Vec` of them.
-#[derive(Default)]
-struct ChunkChoices {
-    count: usize,
-    /// Their finish reasons, content and streamed text.
-    seen: Observed,
-}
-
-impl<'de> Deserialize<'de> for ChunkChoices {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fold;
-        impl<'de> Visitor<'de> for Fold {
-            type Value = ChunkChoices;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a list of choices")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(
-                self,
-                mut choices: A,
-            ) -> Result<ChunkChoices, A::Error> {
-                let mut folded = ChunkChoices::default();
-                while let Some(choice) = choices.next_element::<ChunkChoice>()? {
-                    folded.count += 1;
-                    let seen = &mut folded.seen;
-                    seen.finish(choice.finish_reason);
-                    if let Some(delta) = &choice.delta {
-                        seen.has_content |= delta.content.as_ref().is_some_and(|content| content.0)
-                            || delta.tool_calls.is_some();
-                        seen.streamed += delta.content.as_ref().map_or(0, |content| content.1);
-                        seen.streamed += delta.tool_calls.as_ref().map_or(0, tool_call_text);
-                    }
-                }
-                Ok(folded)
-            }
-        }
-        deserializer.deserialize_seq(Fold)
-    }
-}
-
-#[derive(Deserialize)]
-struct ChunkChoice {
-    finish_reason: Option<Finish>,
-    delta: Option<Delta>,
-}
-
-#[derive(Deserialize)]
-struct Delta {
-    content: Option<NonEmpty>,
-    /// Read as values to stay as lenient as before about their shape; tool-call deltas are
-    /// small.
-    tool_calls: Option<serde_json::Value>,
-}
-
 /// The finish reasons accounting tells apart; the others are all alike here.
 #[derive(Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -213,53 +155,6 @@ struct EventDelta<'a> {
     thinking: Option<NonEmpty>,
     #[serde(borrow)]
     stop_reason: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// Whether a message's `content` has something in it (a non-empty string or array of parts),
-/// and the bytes of its text when it is a string. Read without copying the text: answers can be
-/// long, and every chunk of a stream passes here.
-struct NonEmpty(bool, u64);
-
-impl<'de> Deserialize<'de> for NonEmpty {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Check;
-        impl<'de> Visitor<'de> for Check {
-            type Value = NonEmpty;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_str<E>(self, text: &str) -> Result<NonEmpty, E> {
-                Ok(NonEmpty(!text.is_empty(), text.len() as u64))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut parts: A) -> Result<NonEmpty, A::Error> {
-                let mut any = false;
-                while parts.next_element::<IgnoredAny>()?.is_some() {
-                    any = true;
-                }
-                Ok(NonEmpty(any, 0))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NonEmpty, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(NonEmpty(false, 0))
-            }
-            fn visit_unit<E>(self) -> Result<NonEmpty, E> {
-                Ok(NonEmpty(false, 0))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<NonEmpty, E> {
-                Ok(NonEmpty(false, 0))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<NonEmpty, E> {
-                Ok(NonEmpty(false, 0))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<NonEmpty, E> {
-                Ok(NonEmpty(false, 0))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<NonEmpty, E> {
-                Ok(NonEmpty(false, 0))
-            }
-        }
-        deserializer.deserialize_any(Check)
-    }
 }
 
 impl Accounting {
@@ -367,9 +262,7 @@ impl Observer for StreamAccounting {
             self.model_seen = traces::response_model(&self.accounting.span, chunk.as_bytes());
         }
         match self.accounting.api {
-            Api::Chat => {
-                self.seen.chunk(chunk);
-            }
+            Api::Chat => self.seen.chunk(chunk),
             Api::Messages => self.seen.event(chunk),
             Api::Responses => self.seen.responses_event(chunk),
             // Never streamed.
@@ -414,20 +307,15 @@ impl Observed {
         }
     }
 
-    /// Takes in one chunk; true when it is a usage-only chunk (no choices).
-    fn chunk(&mut self, data: &str) -> bool {
-        let Ok(chunk) = serde_json::from_str::<Chunk>(data) else { return false };
-        let ChunkChoices { count, seen } = chunk.choices.unwrap_or_default();
-        self.truncated |= seen.truncated;
-        self.filtered |= seen.filtered;
-        self.has_content |= seen.has_content;
-        self.streamed += seen.streamed;
-        match chunk.usage {
-            Some(usage) => {
-                self.usage = Some((usage.prompt_tokens, usage.completion_tokens));
-                count == 0
-            }
-            None => false,
+    /// Takes in one chunk.
+    fn chunk(&mut self, data: &str) {
+        let Some(facts) = ChunkFacts::read(data) else { return };
+        self.truncated |= facts.length;
+        self.filtered |= facts.content_filter;
+        self.has_content |= facts.content || facts.tool_calls;
+        self.streamed += facts.streamed;
+        if facts.usage.is_some() {
+            self.usage = facts.usage;
         }
     }
 }
@@ -585,15 +473,6 @@ impl Observed {
     }
 }
 
-/// Bytes of the function names and arguments in a chunk's `tool_calls`.
-fn tool_call_text(tool_calls: &serde_json::Value) -> u64 {
-    let calls = tool_calls.as_array().map_or(&[][..], Vec::as_slice);
-    let text = |call: &serde_json::Value, field: &str| {
-        call["function"][field].as_str().map_or(0, |text| text.len() as u64)
-    };
-    calls.iter().map(|call| text(call, "name") + text(call, "arguments")).sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,17 +562,14 @@ mod tests {
     #[test]
     fn reads_usage_content_and_finish_reasons_from_chunks() {
         let mut seen = Observed::default();
-        assert!(!seen.chunk(r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}"#));
+        seen.chunk(r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}"#);
         assert!(!seen.has_content);
-        assert!(
-            !seen.chunk(
-                r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#
-            )
+        seen.chunk(r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#);
+        seen.chunk(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#);
+        assert_eq!(seen.usage, None);
+        seen.chunk(
+            r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9}}"#,
         );
-        assert!(!seen.chunk(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#));
-        assert!(seen.chunk(
-            r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9}}"#
-        ));
         assert_eq!(
             seen,
             Observed {
@@ -706,10 +582,9 @@ mod tests {
             }
         );
         // vLLM-style usage chunks carry `choices: null`.
-        assert!(
-            Observed::default()
-                .chunk(r#"{"choices":null,"usage":{"prompt_tokens":1,"completion_tokens":1}}"#)
-        );
+        let mut vllm = Observed::default();
+        vllm.chunk(r#"{"choices":null,"usage":{"prompt_tokens":1,"completion_tokens":1}}"#);
+        assert_eq!(vllm.usage, Some((1, 1)));
     }
 
     #[test]

@@ -5,8 +5,12 @@
 //! its slot. What an observer holds is dropped with the stream, whichever way it ends: read to
 //! its end, broken, or dropped because the client went away.
 
-use futures_util::{StreamExt, stream};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
+use futures_util::Stream;
+
+use crate::failure::Failure;
 use crate::providers::ChunkStream;
 
 /// What a stage does with a stream's chunks; every method has a default that does nothing.
@@ -25,29 +29,46 @@ pub trait Observer: Send + 'static {
 
 /// `chunks`, unchanged, with `observer` told of each one and of a clean end.
 pub fn observe(chunks: ChunkStream, observer: impl Observer) -> ChunkStream {
-    stream::unfold(Some((chunks, observer)), |state| async move {
-        let (mut chunks, mut observer) = state?;
-        match chunks.next().await {
-            Some(Ok(chunk)) => {
-                observer.chunk(&chunk);
-                Some((Ok(chunk), Some((chunks, observer))))
-            }
-            Some(Err(failure)) => Some((Err(failure), None)),
+    Box::pin(Observed { chunks, observer: Some(observer) })
+}
+
+/// A stream being watched; the observer is dropped as soon as the stream ends or breaks.
+struct Observed<O> {
+    chunks: ChunkStream,
+    observer: Option<O>,
+}
+
+// Nothing in it is pinned in place: the stream is boxed, the observer only used by `&mut`.
+impl<O> Unpin for Observed<O> {}
+
+impl<O: Observer> Stream for Observed<O> {
+    type Item = Result<String, Failure>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let Some(observer) = &mut this.observer else { return Poll::Ready(None) };
+        let item = ready!(this.chunks.as_mut().poll_next(cx));
+        match &item {
+            Some(Ok(chunk)) => observer.chunk(chunk),
+            Some(Err(_)) => this.observer = None,
             None => {
-                observer.ended();
-                None
+                if let Some(observer) = this.observer.take() {
+                    observer.ended();
+                }
             }
         }
-    })
-    .boxed()
+        Poll::Ready(item)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
 
+    use futures_util::{StreamExt, stream};
+
     use super::*;
-    use crate::failure::{Failure, FailureClass};
+    use crate::failure::FailureClass;
 
     #[derive(Default)]
     struct Seen {

@@ -8,10 +8,12 @@
 //! upstream cannot make the gateway buffer without bound.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 
 use crate::failure::{Failure, FailureClass};
 use crate::openai::stream::DONE;
@@ -119,8 +121,11 @@ impl Lines {
                 }
                 if self.has_data {
                     self.data.push('\n');
+                    self.data.push_str(value);
+                } else {
+                    // Empty (taken by the last event): one allocation of the right size.
+                    self.data = value.to_owned();
                 }
-                self.data.push_str(value);
                 self.has_data = true;
             }
             "event" => value.clone_into(&mut self.event),
@@ -159,73 +164,117 @@ where
     S: Stream<Item = Result<Bytes, Failure>> + Send + Unpin + 'static,
     F: FnMut(SseEvent) -> Step + Send + 'static,
 {
-    struct State<S, F> {
-        body: S,
-        parser: SseParser,
-        on_event: F,
-        ready: VecDeque<String>,
-        ended: bool,
-    }
-    let state = State {
+    Translate {
+        provider,
         body,
         parser: SseParser::default(),
         on_event,
         ready: VecDeque::new(),
         ended: false,
-    };
-    futures_util::stream::unfold(Some(state), move |state| {
-        let provider = Arc::clone(&provider);
-        async move {
-            let mut state = state?;
-            loop {
-                if let Some(chunk) = state.ready.pop_front() {
-                    return Some((Ok(chunk), Some(state)));
+        broken: false,
+    }
+}
+
+/// The stream [`translate`] returns.
+struct Translate<S, F> {
+    provider: Arc<str>,
+    body: S,
+    parser: SseParser,
+    on_event: F,
+    /// Chunks made of events already read, to pass on first.
+    ready: VecDeque<String>,
+    /// The terminal event came: what is ready is all there is.
+    ended: bool,
+    /// It yielded its `Err`: nothing more.
+    broken: bool,
+}
+
+// Nothing in it is pinned in place: the body is `Unpin`, and the rest is only used by `&mut`.
+impl<S, F> Unpin for Translate<S, F> {}
+
+impl<S, F> Translate<S, F>
+where
+    S: Stream<Item = Result<Bytes, Failure>> + Unpin,
+    F: FnMut(SseEvent) -> Step,
+{
+    /// The next chunk of the events read so far; `None` when they make none yet.
+    fn next_of_read(&mut self) -> Option<Result<String, Failure>> {
+        loop {
+            if let Some(chunk) = self.ready.pop_front() {
+                return Some(Ok(chunk));
+            }
+            if self.ended {
+                return None;
+            }
+            let event = self.parser.next_event()?;
+            match (self.on_event)(event) {
+                // Nothing is ready before it (`ready` was empty): it goes out at once.
+                Step::Chunk(chunk) => return Some(Ok(chunk)),
+                Step::Chunks(chunks) => self.ready.extend(chunks),
+                Step::End(chunks) => {
+                    self.ready.extend(chunks);
+                    self.ended = true;
                 }
-                if state.ended {
-                    return None;
-                }
-                if let Some(event) = state.parser.next_event() {
-                    match (state.on_event)(event) {
-                        // Nothing is ready before it (`ready` was empty): it goes out at once.
-                        Step::Chunk(chunk) => return Some((Ok(chunk), Some(state))),
-                        Step::Chunks(chunks) => state.ready.extend(chunks),
-                        Step::End(chunks) => {
-                            state.ready.extend(chunks);
-                            state.ended = true;
-                        }
-                        Step::Fail(detail) => {
-                            let failure =
-                                Failure::new(FailureClass::ServerError, &provider, detail);
-                            return Some((Err(failure), None));
-                        }
-                        Step::Error { detail, event, api } => {
-                            let failure =
-                                Failure::from_stream_error(&provider, detail, &event, api);
-                            return Some((Err(failure), None));
-                        }
-                    }
-                    continue;
-                }
-                let failure = match state.body.next().await {
-                    Some(Ok(bytes)) => match state.parser.push(&bytes) {
-                        Ok(()) => continue,
-                        Err(EventTooLarge) => Failure::new(
-                            FailureClass::ServerError,
-                            &provider,
-                            format!("upstream sent an event larger than {MAX_EVENT_BYTES} bytes"),
-                        ),
-                    },
-                    Some(Err(failure)) => failure,
-                    None => Failure::new(
+                Step::Fail(detail) => {
+                    return Some(Err(Failure::new(
                         FailureClass::ServerError,
-                        &provider,
-                        "upstream stream ended without its terminal event",
-                    ),
-                };
-                return Some((Err(failure), None));
+                        &self.provider,
+                        detail,
+                    )));
+                }
+                Step::Error { detail, event, api } => {
+                    return Some(Err(Failure::from_stream_error(
+                        &self.provider,
+                        detail,
+                        &event,
+                        api,
+                    )));
+                }
             }
         }
-    })
+    }
+}
+
+impl<S, F> Stream for Translate<S, F>
+where
+    S: Stream<Item = Result<Bytes, Failure>> + Unpin,
+    F: FnMut(SseEvent) -> Step,
+{
+    type Item = Result<String, Failure>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if this.broken {
+                return Poll::Ready(None);
+            }
+            if let Some(item) = this.next_of_read() {
+                this.broken = item.is_err();
+                return Poll::Ready(Some(item));
+            }
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            let failure = match ready!(Pin::new(&mut this.body).poll_next(cx)) {
+                Some(Ok(bytes)) => match this.parser.push(&bytes) {
+                    Ok(()) => continue,
+                    Err(EventTooLarge) => Failure::new(
+                        FailureClass::ServerError,
+                        &this.provider,
+                        format!("upstream sent an event larger than {MAX_EVENT_BYTES} bytes"),
+                    ),
+                },
+                Some(Err(failure)) => failure,
+                None => Failure::new(
+                    FailureClass::ServerError,
+                    &this.provider,
+                    "upstream stream ended without its terminal event",
+                ),
+            };
+            this.broken = true;
+            return Poll::Ready(Some(Err(failure)));
+        }
+    }
 }
 
 /// Turns an OpenAI-style SSE body into its `data:` payloads, each passed through `tidy` (which
@@ -264,6 +313,8 @@ fn is_error_payload(data: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::StreamExt;
+
     use super::*;
 
     fn parse_all(chunks: &[&[u8]]) -> Vec<SseEvent> {
