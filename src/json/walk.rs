@@ -5,7 +5,8 @@
 //! integers and nulls where it is asked to, exactly: a read says `None`, "not sure", for whatever
 //! a parse into the expected type might take differently (an escaped key, an escape it does not
 //! decode, a control character, a number that is not a plain unsigned integer). Every other value
-//! is skipped by its strings and brackets alone, without checking its grammar. Callers fall back
+//! is skipped by its strings and brackets alone, without checking its grammar (nor keys for
+//! control characters). Callers fall back
 //! to a full parse when it is not sure; on valid JSON a sure reading agrees with the parse (the
 //! chunk reader's property test holds it to serde_json's).
 
@@ -117,7 +118,9 @@ impl<'a> Walker<'a> {
             return None;
         }
         let start = self.at;
-        let end = start + string_stop(&self.text[start..])?;
+        // Not checked for control characters: a key with one matches none the caller asks for,
+        // and its member is skipped.
+        let end = start + memchr::memchr2(b'"', b'\\', &self.text[start..])?;
         if self.text[end] != b'"' {
             return None;
         }
@@ -270,15 +273,14 @@ impl<'a> Walker<'a> {
     fn skip_string(&mut self) -> Option<()> {
         self.at += 1;
         loop {
-            let stop = self.at + string_stop(&self.text[self.at..])?;
+            // `get`: a backslash may have been the last byte.
+            let stop = self.at + memchr::memchr2(b'"', b'\\', self.text.get(self.at..)?)?;
             self.at = stop + 1;
-            match self.text[stop] {
-                b'"' => return Some(()),
-                // The escaped byte, whatever it is.
-                b'\\' => self.at += 1,
-                // A control character, which a parse refuses: skipping is not checking.
-                _ => {}
+            if self.text[stop] == b'"' {
+                return Some(());
             }
+            // The escaped byte, whatever it is.
+            self.at += 1;
         }
     }
 }
@@ -288,7 +290,8 @@ fn is_space(byte: u8) -> bool {
 }
 
 /// Where the string text at the start of `bytes` stops: its first quote, backslash or control
-/// character. Eight bytes at a time: strings are most of what a chunk is.
+/// character. Eight bytes at a time (keys and skipped strings, which need no check for control
+/// characters, are searched by `memchr2`).
 #[inline]
 fn string_stop(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -356,12 +359,32 @@ mod tests {
     }
 
     #[test]
+    fn every_prefix_of_a_text_is_walked_without_a_panic() {
+        let json = r#"{"a":"x\"\\","b":[{"c":"\u00e9\ud83d\ude00"},12,null],"d":"\n"}"#;
+        for end in 0..json.len() {
+            let prefix = &json[..end];
+            let read = Walker::new(prefix).members(|walker, key| match key {
+                b"a" | b"d" => walker.string().map(drop),
+                _ => walker.skip(),
+            });
+            assert_eq!(read, None, "{prefix}");
+        }
+    }
+
+    #[test]
     fn an_escaped_key_or_an_unfinished_object_is_not_sure() {
         let skip_all = |json: &str| Walker::new(json).members(|walker, _| walker.skip());
         assert_eq!(skip_all(r#"{"a":1,"b":[2]}"#), Some(()));
         assert_eq!(skip_all("{}"), Some(()));
-        for odd in [r#"{"\u0061":1}"#, r#"{"a":1"#, r#"{"a" 1}"#, r#"{"a":[1}"#, "[1]", r#"{"a":}"#]
-        {
+        for odd in [
+            r#"{"\u0061":1}"#,
+            r#"{"a":"\"#,
+            r#"{"a":1"#,
+            r#"{"a" 1}"#,
+            r#"{"a":[1}"#,
+            "[1]",
+            r#"{"a":}"#,
+        ] {
             assert_eq!(skip_all(odd), None, "{odd}");
         }
     }
