@@ -47,9 +47,6 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// A frame is written once it holds this much, without waiting for more.
 pub const BATCH_BYTES: usize = 16 * 1024;
 
-/// The least room `pending` is given when it is full: a few usual events.
-const FRAME_ROOM: usize = 1024;
-
 /// Messages' keep-alive, as Anthropic sends it.
 const PING: &str = r#"{"type": "ping"}"#;
 
@@ -259,12 +256,8 @@ impl Body for SseBody {
 /// One event: its `event:` line when named, then its data, a `data:` line per line of it (an
 /// SSE parser would end a line at any `\n` or `\r` in it), then the blank line.
 fn frame(out: &mut BytesMut, name: Option<&str>, data: &str) {
-    // One reservation for the usual event (a name, one line of data), not one per part, and
-    // room for a few more of a burst: a frame of several grows once or twice, not per event.
-    let needed = name.map_or(0, |name| name.len() + 8) + data.len() + 8;
-    if out.capacity() - out.len() < needed {
-        out.reserve(needed.max(FRAME_ROOM));
-    }
+    // One reservation for the usual event (a name, one line of data), not one per part.
+    out.reserve(name.map_or(0, |name| name.len() + 8) + data.len() + 8);
     if let Some(name) = name {
         out.put_slice(b"event: ");
         out.put_slice(name.as_bytes());

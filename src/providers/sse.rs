@@ -102,17 +102,18 @@ impl Lines {
         if line[0] == b':' {
             return None;
         }
-        // Nearly always valid UTF-8: checked at once, decoded lossily only when it is not.
-        let line = match std::str::from_utf8(line) {
-            Ok(line) => std::borrow::Cow::Borrowed(line),
-            Err(_) => String::from_utf8_lossy(line),
-        };
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line.as_ref(), ""),
+        // The field is what comes before the first colon: found in the bytes, so only the value
+        // is checked as UTF-8.
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(colon) => {
+                let value = &line[colon + 1..];
+                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &b""[..]),
         };
         match field {
-            "data" => {
+            b"data" => {
+                let value = text(value);
                 if self.data.len() + value.len() + 1 > MAX_EVENT_BYTES {
                     self.overflowed = true;
                     self.data = String::new();
@@ -121,17 +122,26 @@ impl Lines {
                 }
                 if self.has_data {
                     self.data.push('\n');
-                    self.data.push_str(value);
+                    self.data.push_str(&value);
                 } else {
                     // Empty (taken by the last event): one allocation of the right size.
-                    self.data = value.to_owned();
+                    self.data = value.into_owned();
                 }
                 self.has_data = true;
             }
-            "event" => value.clone_into(&mut self.event),
+            b"event" => text(value).as_ref().clone_into(&mut self.event),
             _ => {}
         }
         None
+    }
+}
+
+/// A field's value as text: nearly always valid UTF-8, checked at once, decoded lossily only when
+/// it is not.
+fn text(value: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(value) {
+        Ok(value) => std::borrow::Cow::Borrowed(value),
+        Err(_) => String::from_utf8_lossy(value),
     }
 }
 

@@ -130,6 +130,11 @@ proptest! {
         prop_assert!(walked.is_some(), "{}", text);
         prop_assert_eq!(walked, ChunkFacts::parsed(&text));
     }
+}
+
+proptest! {
+    // Cheap, and a bug in how a cut text ends is rare among generated cases: more of them.
+    #![proptest_config(config(CASES * 8))]
 
     #[test]
     fn reading_a_mangled_chunk_never_panics(
