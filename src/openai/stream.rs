@@ -1,5 +1,8 @@
 //! Streamed chat-completion chunks (`chat.completion.chunk`) and the `[DONE]` terminator.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use serde::{Deserialize, Serialize};
 
 use super::chat::{ChatCompletion, Usage};
@@ -21,6 +24,10 @@ pub fn carries_content(data: &str) -> bool {
 /// The key of a chunk's usage, as it is found without parsing.
 const USAGE_KEY: &[u8] = b"\"usage\"";
 
+/// Its searcher, built once: every chunk of a stream whose client did not ask for usage is
+/// searched.
+static USAGE_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(USAGE_KEY));
+
 /// Whether a chunk payload is the final usage chunk (usage and no choices). Chunks without a
 /// non-null usage are recognised without parsing.
 pub fn is_usage_only(data: &str) -> bool {
@@ -29,7 +36,7 @@ pub fn is_usage_only(data: &str) -> bool {
         let after = bytes[at + USAGE_KEY.len()..].iter().filter(|b| !b.is_ascii_whitespace());
         after.take(2).eq(b":{")
     };
-    if !memchr::memmem::find_iter(bytes, USAGE_KEY).any(opens_usage) {
+    if !USAGE_FINDER.find_iter(bytes).any(opens_usage) {
         return false;
     }
     #[derive(Deserialize)]
@@ -157,7 +164,25 @@ pub fn chunks_of(completion: &ChatCompletion, include_usage: bool) -> Vec<ChatCo
 
 #[cfg(test)]
 mod content_tests {
-    use super::carries_content;
+    use super::{carries_content, is_usage_only};
+
+    #[test]
+    fn only_a_chunk_with_a_usage_and_no_choices_is_usage_only() {
+        for usage_only in [
+            r#"{"id":"x","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
+            r#"{"choices":null, "usage" : {"prompt_tokens":1,"completion_tokens":2}}"#,
+            r#"{"usage":{"prompt_tokens":1}}"#,
+        ] {
+            assert!(is_usage_only(usage_only), "{usage_only}");
+        }
+        for other in [
+            r#"{"choices":[{"delta":{"content":"\"usage\":{"}}],"usage":null}"#,
+            r#"{"choices":[{"delta":{}}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
+            r#"{"choices":[],"usage":null}"#,
+        ] {
+            assert!(!is_usage_only(other), "{other}");
+        }
+    }
 
     #[test]
     fn only_chunks_past_the_opening_carry_content() {
