@@ -5,7 +5,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Whether a message's `content` has something in it (a non-empty string or array of parts),
 /// and the bytes of its text when it is a string. Read without copying the text: answers can be
-/// long, and every chunk of a stream passes here.
+/// long (a whole answer's parse, and a stream chunk's when the one-pass read is not sure of it).
 pub struct NonEmpty(pub bool, pub u64);
 
 impl<'de> Deserialize<'de> for NonEmpty {

@@ -6,9 +6,9 @@
 //! a parse into the expected type might take differently (an escaped key, an escape it does not
 //! decode, a control character, a number that is not a plain unsigned integer). Every other value
 //! is skipped by its strings and brackets alone, without checking its grammar (nor keys for
-//! control characters). Callers fall back
-//! to a full parse when it is not sure; on valid JSON a sure reading agrees with the parse (the
-//! chunk reader's property test holds it to serde_json's).
+//! control characters). Callers fall back to a full parse when it is not sure; on valid JSON a
+//! sure reading agrees with the parse (the chunk reader's property test and fuzz target hold it
+//! to serde_json's).
 
 /// A position in a JSON text.
 pub struct Walker<'a> {

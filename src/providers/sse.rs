@@ -103,7 +103,8 @@ impl Lines {
             return None;
         }
         // The field is what comes before the first colon: found in the bytes, so only the value
-        // is checked as UTF-8.
+        // is checked as UTF-8 (nearly always valid: borrowed as it is, decoded lossily only when
+        // it is not).
         let (field, value) = match memchr::memchr(b':', line) {
             Some(colon) => {
                 let value = &line[colon + 1..];
@@ -113,7 +114,7 @@ impl Lines {
         };
         match field {
             b"data" => {
-                let value = text(value);
+                let value = String::from_utf8_lossy(value);
                 if self.data.len() + value.len() + 1 > MAX_EVENT_BYTES {
                     self.overflowed = true;
                     self.data = String::new();
@@ -129,19 +130,10 @@ impl Lines {
                 }
                 self.has_data = true;
             }
-            b"event" => text(value).as_ref().clone_into(&mut self.event),
+            b"event" => String::from_utf8_lossy(value).as_ref().clone_into(&mut self.event),
             _ => {}
         }
         None
-    }
-}
-
-/// A field's value as text: nearly always valid UTF-8, checked at once, decoded lossily only when
-/// it is not.
-fn text(value: &[u8]) -> std::borrow::Cow<'_, str> {
-    match std::str::from_utf8(value) {
-        Ok(value) => std::borrow::Cow::Borrowed(value),
-        Err(_) => String::from_utf8_lossy(value),
     }
 }
 
@@ -254,10 +246,10 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if this.broken {
+            return Poll::Ready(None);
+        }
         loop {
-            if this.broken {
-                return Poll::Ready(None);
-            }
             if let Some(item) = this.next_of_read() {
                 this.broken = item.is_err();
                 return Poll::Ready(Some(item));
@@ -351,6 +343,12 @@ mod tests {
             events,
             [data("{\"a\":1}"), SseEvent { event: "ping".into(), data: "x\ny".into() }]
         );
+    }
+
+    #[test]
+    fn an_invalid_utf8_byte_in_a_value_decodes_to_a_replacement_character() {
+        let events = parse_all(&[b"event: p\xffq\ndata: a\xffb\ndata\xff: ignored\n\n"]);
+        assert_eq!(events, [SseEvent { event: "p\u{fffd}q".into(), data: "a\u{fffd}b".into() }]);
     }
 
     #[test]
