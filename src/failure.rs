@@ -281,6 +281,16 @@ impl Failure {
         )
     }
 
+    /// [`from_client`](Self::from_client) for ballast's own plain-HTTP client.
+    pub fn from_plain(provider: &Arc<str>, err: &crate::providers::plain::Error) -> Self {
+        use crate::providers::plain::Error;
+        let (class, kind) = match err {
+            Error::Connect(_) => (FailureClass::Connect, "cannot connect"),
+            _ => (FailureClass::ServerError, "request failed"),
+        };
+        Self::new(class, provider, Sources { kind, first: Some(err) }.to_string())
+    }
+
     /// An answer's body broke off.
     pub fn interrupted(provider: &Arc<str>, err: &(dyn std::error::Error + 'static)) -> Self {
         let detail = Sources { kind: "answer interrupted", first: Some(err) }.to_string();

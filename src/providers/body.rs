@@ -11,14 +11,70 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use http_body::Body;
+use http_body::{Body, Frame};
 use hyper::body::Incoming;
 
+use super::plain::{self, PlainBody};
 use crate::failure::{Failure, FailureClass};
 use crate::quiet::Quiet;
 
+/// An upstream answer's body, from whichever client got it.
+pub enum Answer {
+    /// hyper-util's (TLS, proxies, HTTP/2).
+    Pooled(Incoming),
+    /// ballast's own, for plain HTTP/1.1.
+    Plain(PlainBody),
+}
+
+/// Why an [`Answer`]'s body broke off: its client's own error.
+#[derive(Debug)]
+pub enum AnswerError {
+    Pooled(hyper::Error),
+    Plain(plain::Error),
+}
+
+impl Body for Answer {
+    type Data = Bytes;
+    type Error = AnswerError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, AnswerError>>> {
+        match self.get_mut() {
+            Self::Pooled(body) => Pin::new(body).poll_frame(cx).map_err(AnswerError::Pooled),
+            Self::Plain(body) => Pin::new(body).poll_frame(cx).map_err(AnswerError::Plain),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Pooled(body) => body.is_end_stream(),
+            Self::Plain(body) => body.is_end_stream(),
+        }
+    }
+}
+
+impl std::fmt::Display for AnswerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Pooled(err) => err.fmt(f),
+            Self::Plain(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for AnswerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Pooled(err) => err.source(),
+            Self::Plain(err) => err.source(),
+        }
+    }
+}
+
 /// The chunks of one upstream body (trailers, which no LLM API sends, are passed over).
-pub struct UpstreamBody<B = Incoming> {
+pub struct UpstreamBody<B = Answer> {
     provider: Arc<str>,
     body: B,
     idle: Duration,

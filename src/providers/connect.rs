@@ -40,6 +40,8 @@ const PROXY_VARIABLES: [&str; 6] =
 /// Makes upstream connections for one provider's client (cheap to clone: the pool clones it).
 #[derive(Clone)]
 pub struct Connector {
+    /// TCP alone, for plain-HTTP upstreams reached without a proxy (`super::plain`).
+    tcp: HttpConnector,
     hop: HttpsConnector<HttpConnector>,
     /// The TLS set-up for an upstream reached through a tunnel (the same as `hop`'s).
     tls: tokio_rustls::TlsConnector,
@@ -66,14 +68,29 @@ impl Connector {
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(tcp);
+            .wrap_connector(tcp.clone());
         let tls = Arc::new(tunnel).into();
-        Self { hop, tls, proxies: proxies.map(Arc::new), timeout }
+        Self { tcp, hop, tls, proxies: proxies.map(Arc::new), timeout }
     }
 
     /// The proxy that `uri` goes through, if the environment names one for it.
     pub fn proxy_for(&self, uri: &Uri) -> Option<hyper_util::client::proxy::matcher::Intercept> {
         self.proxies.as_ref()?.intercept(uri)
+    }
+
+    /// Whether requests to `uri` go over a plain TCP connection of ballast's own client: an
+    /// `http` upstream that no proxy is named for.
+    pub fn is_plain(&self, uri: &Uri) -> bool {
+        uri.scheme() == Some(&Scheme::HTTP) && self.proxy_for(uri).is_none()
+    }
+
+    /// A TCP connection to `uri`'s host (no TLS, no proxy), within the `connect` timeout.
+    pub async fn plain(&self, uri: &Uri) -> Result<TcpStream, BoxError> {
+        let connecting = self.tcp.clone().call(uri.clone());
+        match tokio::time::timeout(self.timeout, connecting).await {
+            Ok(connected) => Ok(connected?.into_inner()),
+            Err(_) => Err(timed_out(self.timeout)),
+        }
     }
 
     async fn connect(mut self, dst: Uri) -> Result<Conn, BoxError> {
@@ -115,10 +132,14 @@ impl Service<Uri> for Connector {
         Box::pin(async move {
             match tokio::time::timeout(timeout, connector.connect(dst)).await {
                 Ok(connected) => connected,
-                Err(_) => Err(format!("no connection within {timeout:?} (connect)").into()),
+                Err(_) => Err(timed_out(timeout)),
             }
         })
     }
+}
+
+fn timed_out(timeout: Duration) -> BoxError {
+    format!("no connection within {timeout:?} (connect)").into()
 }
 
 /// rustls with the platform's verifier (the system's roots, `SSL_CERT_FILE` honoured on Linux),

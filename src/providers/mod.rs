@@ -13,6 +13,7 @@ mod embeddings;
 mod mock;
 mod mock_embeddings;
 mod openai;
+pub mod plain;
 mod responses;
 pub mod sse;
 mod translated;

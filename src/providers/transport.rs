@@ -18,12 +18,12 @@ use http::header::{
 use http::uri::Scheme;
 use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as Pooled;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::body::UpstreamBody;
+use super::body::{Answer, UpstreamBody};
 use super::connect::Connector;
+use super::plain::{self, Plain};
 use crate::config::Timeouts;
 use crate::failure::{Failure, FailureClass};
 use crate::workers::PerWorker;
@@ -34,13 +34,15 @@ pub(super) const MAX_ANSWER_BYTES: usize = 16 << 20;
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The most of an error body read (to pass a client error's message on).
 const MAX_ERROR_BYTES: usize = 64 << 10;
+/// How long an unused upstream connection is kept open.
+const IDLE_CONNECTION: Duration = Duration::from_secs(60);
 const BALLAST: HeaderValue =
     HeaderValue::from_static(concat!("ballast/", env!("CARGO_PKG_VERSION")));
 
 /// One connection pool and the client that uses it.
 type Client = Pooled<Connector, Full<Bytes>>;
 /// An upstream's answer, its body not read yet.
-pub(super) type Response = http::Response<Incoming>;
+pub(super) type Response = http::Response<Answer>;
 
 /// Builds a network provider's [`Transport`] from its credential header (name and value) and
 /// the headers it sends on every request; the name and timeouts are the provider's.
@@ -55,6 +57,8 @@ pub(super) type Connect<'a> = &'a dyn Fn(
 pub(super) struct Transport {
     pub(super) name: Arc<str>,
     clients: PerWorker<Client>,
+    /// ballast's own client for plain-HTTP upstreams reached without a proxy, per worker too.
+    plain: PerWorker<Plain>,
     /// What every client connects with (asked, too, which proxy an upstream goes through).
     connector: Connector,
     credential: Option<(HeaderName, HeaderValue)>,
@@ -76,6 +80,7 @@ impl Transport {
     ) -> Result<Self, String> {
         let connector = Connector::new(timeouts.connect)?;
         let clients = PerWorker::try_new(workers, |_| Ok::<_, String>(client(&connector)))?;
+        let plain = PerWorker::try_new(workers, |_| Ok::<_, String>(Plain::new(IDLE_CONNECTION)))?;
         let credential = match credential {
             Some((header, value)) => {
                 // The error names the header, never the value.
@@ -92,6 +97,7 @@ impl Transport {
         Ok(Self {
             name: Arc::clone(name),
             clients,
+            plain,
             connector,
             credential,
             headers,
@@ -121,12 +127,8 @@ impl Transport {
         request_id: &str,
         forwarded: &[(HeaderName, HeaderValue)],
     ) -> Result<Response, Failure> {
-        let mut request = Request::new(Full::new(Bytes::from(body)));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = to.uri.clone();
         // Room for every header, with the `content-length` the client adds: never regrown.
-        *request.headers_mut() = HeaderMap::with_capacity(8 + self.headers.len());
-        let headers = request.headers_mut();
+        let mut headers = HeaderMap::with_capacity(8 + self.headers.len());
         // Static values: no copy per request.
         let json = HeaderValue::from_static("application/json");
         let accept =
@@ -149,19 +151,27 @@ impl Transport {
         // Ours unless the config sets them (a virtual host, another user agent).
         headers.entry(HOST).or_insert_with(|| to.host.clone());
         headers.entry(USER_AGENT).or_insert(BALLAST);
-        // A plain-HTTP upstream behind a proxy with credentials: the proxy reads them per request.
-        if to.uri.scheme() == Some(&Scheme::HTTP)
-            && let Some(proxy) = self.connector.proxy_for(&to.uri)
-            && let Some(auth) = proxy.basic_auth()
-        {
-            headers.insert(PROXY_AUTHORIZATION, auth.clone());
-        }
-        let response = self
-            .clients
-            .get()
-            .request(request)
-            .await
-            .map_err(|err| Failure::from_client(&self.name, &err))?;
+        let response = if self.connector.is_plain(&to.uri) {
+            let path = to.uri.path_and_query().map_or("/", |path| path.as_str());
+            let head = plain::head::request(path, &headers, body.len());
+            let sent = self.plain.get().send(&self.connector, &to.uri, &head, Bytes::from(body));
+            sent.await.map_err(|err| Failure::from_plain(&self.name, &err))?.map(Answer::Plain)
+        } else {
+            // A plain-HTTP upstream behind a proxy with credentials: the proxy reads them per
+            // request.
+            if to.uri.scheme() == Some(&Scheme::HTTP)
+                && let Some(proxy) = self.connector.proxy_for(&to.uri)
+                && let Some(auth) = proxy.basic_auth()
+            {
+                headers.insert(PROXY_AUTHORIZATION, auth.clone());
+            }
+            let mut request = Request::new(Full::new(Bytes::from(body)));
+            *request.method_mut() = Method::POST;
+            *request.uri_mut() = to.uri.clone();
+            *request.headers_mut() = headers;
+            let sent = self.clients.get().request(request).await;
+            sent.map_err(|err| Failure::from_client(&self.name, &err))?.map(Answer::Pooled)
+        };
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -288,7 +298,7 @@ pub(super) fn url_credentials(
 fn client(connector: &Connector) -> Client {
     Pooled::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_idle_timeout(IDLE_CONNECTION)
         .build(connector.clone())
 }
 

@@ -163,8 +163,9 @@ async fn a_request_with_a_thousand_invalid_tool_arguments_logs_one_line_that_cou
 async fn requests_are_answered_while_stderr_is_stuck_and_the_dropped_lines_are_counted() {
     let upstream = FakeUpstream::start().await;
     let config = openai_config(&upstream.base_url(), "");
-    // At trace every request logs many lines: the pipe (64 KiB) fills, then the 4 MiB that may
-    // wait, and only then are lines dropped.
+    // At trace every request logs many lines (the server's, hyper's; upstream connections are
+    // ballast's own and say little): the pipe (64 KiB) fills, then the 4 MiB that may wait,
+    // and only then are lines dropped.
     let gateway = GatewayProcess::start_with_logs_unread(&config, &[("BALLAST_LOG", "trace")]);
     let client = reqwest::Client::new();
     let body = json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]});
@@ -175,7 +176,7 @@ async fn requests_are_answered_while_stderr_is_stuck_and_the_dropped_lines_are_c
             .map_or(0, |value| value.trim().parse().unwrap())
     };
     let mut seen = 0;
-    for _ in 0..100 {
+    for _ in 0..400 {
         let sends = (0..20).map(|_| {
             let request = client
                 .post(gateway.url("/v1/chat/completions"))

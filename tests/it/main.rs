@@ -33,6 +33,7 @@ mod responses;
 mod retries;
 mod streaming;
 mod traces;
+mod upstream_connections;
 mod upstream_failures;
 mod warm;
 mod workers;

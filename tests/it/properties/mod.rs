@@ -1,14 +1,15 @@
 //! Property tests (proptest) of the parsers that read what clients and upstreams send.
 //!
-//! One module per parser: the SSE parser, the stream chunk reader, request parsing, and the
-//! cache key's normalisation,
-//! with the JSON generators and shuffling serialiser they share in `json`. Each property runs a
-//! few hundred generated cases; together they take a few seconds. The same code paths are
-//! fuzzed by the cargo-fuzz targets under `fuzz/`.
+//! One module per parser: the SSE parser, the stream chunk reader, the plain client's body
+//! framing, request parsing, and the cache key's normalisation, with the JSON generators and
+//! shuffling serialiser they share in `json`. Each property runs a few hundred generated cases;
+//! together they take a few seconds. The same code paths are fuzzed by the cargo-fuzz targets
+//! under `fuzz/`.
 
 mod cache_key;
 mod chunk;
 mod json;
+mod plain;
 mod request_parsing;
 mod sse;
 

@@ -17,6 +17,9 @@ pub enum Reply {
     Reset,
     /// Wait, then do the inner reply.
     Delay(Duration, Box<Reply>),
+    /// The inner reply, then the connection closed without a word (as by a server whose
+    /// keep-alive time ran out).
+    ThenClose(Box<Reply>),
     /// A `text/event-stream` answer of whole SSE events (`event:` and `data:` lines, as
     /// Anthropic sends them), each sent as written followed by a blank line, `gap` apart.
     Events { events: Vec<String>, gap: Duration, end: StreamEnd },

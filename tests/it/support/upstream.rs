@@ -42,6 +42,8 @@ struct Shared {
     requests: Mutex<Vec<Recorded>>,
     hang_ups: Mutex<usize>,
     hung_up: Notify,
+    /// Connections accepted.
+    connections: Mutex<usize>,
 }
 
 /// A scripted upstream on a free port.
@@ -75,6 +77,7 @@ impl FakeUpstream {
                 // Head and body go out in separate writes: without this, Nagle's algorithm and
                 // delayed ACKs add ~40 ms to every answer.
                 let _ = stream.set_nodelay(true);
+                *accept_shared.connections.lock().unwrap() += 1;
                 connections.spawn(serve_connection(stream, Arc::clone(&accept_shared)));
             }
         });
@@ -116,6 +119,11 @@ impl FakeUpstream {
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// How many connections the gateway opened to it.
+    pub fn connections(&self) -> usize {
+        *self.shared.connections.lock().unwrap()
     }
 
     pub fn hits(&self) -> usize {
@@ -162,11 +170,21 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
 
 /// Plays one reply; false when the connection is finished with.
 async fn play(mut reply: Reply, stream: &mut TcpStream, shared: &Shared) -> bool {
-    while let Reply::Delay(wait, inner) = reply {
-        tokio::time::sleep(wait).await;
-        reply = *inner;
+    let mut close = false;
+    loop {
+        match reply {
+            Reply::Delay(wait, inner) => {
+                tokio::time::sleep(wait).await;
+                reply = *inner;
+            }
+            Reply::ThenClose(inner) => {
+                close = true;
+                reply = *inner;
+            }
+            _ => break,
+        }
     }
-    match reply {
+    let open = match reply {
         Reply::Respond { status, headers, body } => {
             let mut head = format!(
                 "HTTP/1.1 {status} Fake\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
@@ -192,8 +210,9 @@ async fn play(mut reply: Reply, stream: &mut TcpStream, shared: &Shared) -> bool
             let _ = stream.set_zero_linger();
             false
         }
-        Reply::Delay(..) => unreachable!("delays are unwrapped above"),
-    }
+        Reply::Delay(..) | Reply::ThenClose(..) => unreachable!("unwrapped above"),
+    };
+    open && !close
 }
 
 async fn play_stream(
