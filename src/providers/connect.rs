@@ -402,6 +402,17 @@ mod tests {
         );
     }
 
+    #[test]
+    fn only_an_http_upstream_without_a_proxy_goes_over_plain_tcp() {
+        let (_, client) = certificates();
+        let direct = Connector::with_proxies(Duration::from_secs(5), client.clone(), None);
+        assert!(direct.is_plain(&"http://127.0.0.1:8000/v1".parse().unwrap()));
+        assert!(!direct.is_plain(&"https://api.openai.com/v1".parse().unwrap()));
+        let matcher = Matcher::builder().http("http://127.0.0.1:3128").build();
+        let proxied = Connector::with_proxies(Duration::from_secs(5), client, Some(matcher));
+        assert!(!proxied.is_plain(&"http://llm.internal/v1".parse().unwrap()));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_connection_not_made_within_the_connect_timeout_fails_when_it_passes() {
         // A proxy that takes the connection and never answers the `CONNECT`.

@@ -1,10 +1,12 @@
 //! The HTTP side of a network provider: its clients, credential header, `post` and body reads.
 //!
-//! One hyper-util client per provider and worker thread (its own pool, connections made by
-//! [`Connector`]: `connect` timeout, TLS, proxies), the key header built once and marked
-//! sensitive, non-2xx answers read and classified into a [`Failure`], and bodies read through
-//! [`UpstreamBody`] (the `idle` timeout on every gap), whole ones bounded. Nothing follows a
-//! redirect: an LLM API never sends one, and following it could carry the key elsewhere.
+//! Per provider and worker thread, two clients with their own pools: ballast's own HTTP/1.1
+//! client for plain-HTTP upstreams reached without a proxy ([`plain`]), hyper-util's for the
+//! rest (TLS, proxies, HTTP/2); connections are made by [`Connector`] (`connect` timeout, TLS,
+//! proxies). The key header is built once and marked sensitive, non-2xx answers are read and
+//! classified into a [`Failure`], and bodies read through [`UpstreamBody`] (the `idle` timeout
+//! on every gap), whole ones bounded. Nothing follows a redirect: an LLM API never sends one,
+//! and following it could carry the key elsewhere.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -154,7 +156,7 @@ impl Transport {
         let response = if self.connector.is_plain(&to.uri) {
             let path = to.uri.path_and_query().map_or("/", |path| path.as_str());
             let head = plain::head::request(path, &headers, body.len());
-            let sent = self.plain.get().send(&self.connector, &to.uri, &head, Bytes::from(body));
+            let sent = self.plain.get().send(&self.connector, &to.uri, &head, &body);
             sent.await.map_err(|err| Failure::from_plain(&self.name, &err))?.map(Answer::Plain)
         } else {
             // A plain-HTTP upstream behind a proxy with credentials: the proxy reads them per

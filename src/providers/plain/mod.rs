@@ -23,7 +23,7 @@ use std::future::poll_fn;
 use std::io;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use http::{Response, Uri};
 use tokio::io::AsyncWriteExt;
 
@@ -87,7 +87,7 @@ impl Plain {
         connector: &Connector,
         uri: &Uri,
         head: &[u8],
-        body: Bytes,
+        body: &[u8],
     ) -> Result<Response<PlainBody>, Error> {
         let to = uri
             .authority()
@@ -104,7 +104,7 @@ impl Plain {
                     Conn { io, buf: BytesMut::new() }
                 }
             };
-            match write(&mut conn, head, &body).await {
+            match write(&mut conn, head, body).await {
                 Ok(()) => break conn,
                 Err(err) if reused => {
                     tracing::debug!(upstream = %to, error = %err, "an idle upstream connection was reset; the request goes on a new one");
@@ -148,6 +148,7 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use bytes::Bytes;
     use http_body_util::BodyExt;
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
@@ -250,8 +251,7 @@ mod tests {
     /// Sends a request and reads the whole answer: its status and body.
     async fn exchange(client: &Plain, server: &Server) -> Result<(u16, Bytes), Error> {
         let head = head::request("/v1/chat/completions", &http::HeaderMap::new(), 2);
-        let answer =
-            client.send(&connector(), &server.uri, &head, Bytes::from_static(b"{}")).await?;
+        let answer = client.send(&connector(), &server.uri, &head, b"{}").await?;
         let status = answer.status().as_u16();
         Ok((status, answer.into_body().collect().await?.to_bytes()))
     }
@@ -282,7 +282,7 @@ mod tests {
         assert_eq!(client.pool.len(), 0);
         // Server side, the second connection stays open: the body's end is unknown until then.
         let head = head::request("/", &http::HeaderMap::new(), 0);
-        let answer = client.send(&connector(), &server.uri, &head, Bytes::new()).await.unwrap();
+        let answer = client.send(&connector(), &server.uri, &head, &[]).await.unwrap();
         let mut body = answer.into_body();
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(first, "until close");
@@ -330,7 +330,7 @@ mod tests {
         let server = server(&[Then::Answer(long), Then::Answer(OK)]).await;
         let client = Plain::new(Duration::from_secs(60));
         let head = head::request("/", &http::HeaderMap::new(), 0);
-        let answer = client.send(&connector(), &server.uri, &head, Bytes::new()).await.unwrap();
+        let answer = client.send(&connector(), &server.uri, &head, &[]).await.unwrap();
         let mut body = answer.into_body();
         assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap(), "a");
         drop(body);
@@ -346,7 +346,7 @@ mod tests {
         let server = server(&[Then::AnswerInTwo(stream, "0\r\n\r\n"), Then::Answer(OK)]).await;
         let client = Plain::new(Duration::from_secs(60));
         let head = head::request("/", &http::HeaderMap::new(), 0);
-        let answer = client.send(&connector(), &server.uri, &head, Bytes::new()).await.unwrap();
+        let answer = client.send(&connector(), &server.uri, &head, &[]).await.unwrap();
         let mut body = answer.into_body();
         assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap(), "data: [DONE]\n\n");
         // Done at `[DONE]`: the last chunk comes 20 ms later, and the connection is kept.
@@ -363,7 +363,7 @@ mod tests {
         let uri: Uri = format!("http://{closed}/v1").parse().unwrap();
         let client = Plain::new(Duration::from_secs(60));
         let head = head::request("/v1", &http::HeaderMap::new(), 0);
-        let err = client.send(&connector(), &uri, &head, Bytes::new()).await.err().unwrap();
+        let err = client.send(&connector(), &uri, &head, &[]).await.err().unwrap();
         assert!(matches!(err, Error::Connect(_)), "{err:?}");
     }
 
