@@ -162,6 +162,9 @@ impl Body for PlainBody {
 
 /// Reads what the socket has into `conn.buf` (`Ok(0)`: the upstream closed it), with room for
 /// `*read` bytes, doubled (up to [`LARGEST_READ`]) when a read fills it.
+///
+/// Through `AsyncRead`, not `try_read_buf`: a read shorter than the room clears the socket's
+/// readiness, so the pool's check of an idle connection needs no `recv` of its own.
 pub(super) fn fill(
     conn: &mut Conn,
     read: &mut usize,
@@ -171,17 +174,9 @@ pub(super) fn fill(
         conn.buf.reserve(*read);
     }
     let room = conn.buf.capacity() - conn.buf.len();
-    loop {
-        ready!(conn.io.poll_read_ready(cx))?;
-        match conn.io.try_read_buf(&mut conn.buf) {
-            Ok(n) => {
-                if n == room {
-                    *read = (*read * 2).min(LARGEST_READ);
-                }
-                return Poll::Ready(Ok(n));
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(err) => return Poll::Ready(Err(err)),
-        }
+    let n = ready!(tokio_util::io::poll_read_buf(Pin::new(&mut conn.io), cx, &mut conn.buf))?;
+    if n == room {
+        *read = (*read * 2).min(LARGEST_READ);
     }
+    Poll::Ready(Ok(n))
 }
