@@ -21,11 +21,12 @@ mod pool;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
+use std::task::{Poll, ready};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf as _, BytesMut};
 use http::{Response, Uri};
-use tokio::io::AsyncWriteExt;
 
 pub use body::PlainBody;
 use framing::Malformed;
@@ -94,7 +95,7 @@ impl Plain {
             .cloned()
             .ok_or_else(|| Error::Connect("the URL names no host".into()))?;
         let mut parked = self.pool.take(&to);
-        let mut conn = loop {
+        let (mut conn, written) = loop {
             let reused = parked.is_some();
             let mut conn = match parked.take() {
                 Some(conn) => conn,
@@ -105,7 +106,7 @@ impl Plain {
                 }
             };
             match write(&mut conn, head, body).await {
-                Ok(()) => break conn,
+                Ok(written) => break (conn, written),
                 Err(err) if reused => {
                     tracing::debug!(upstream = %to, error = %err, "an idle upstream connection was reset; the request goes on a new one");
                 }
@@ -113,7 +114,9 @@ impl Plain {
             }
         };
         let head = read_head(&mut conn).await?;
-        let back = head.reusable.then(|| (self.pool.clone(), to));
+        // A connection whose request was cut short by its answer carries no other.
+        let reusable = head.reusable && written == Written::All;
+        let back = reusable.then(|| (self.pool.clone(), to));
         let mut response = Response::new(PlainBody::new(conn, head.framing, back));
         *response.status_mut() = head.status;
         *response.version_mut() = head.version;
@@ -137,10 +140,39 @@ async fn read_head(conn: &mut Conn) -> Result<head::Head, Error> {
     }
 }
 
-/// Writes the head and the body (in one `writev` when the socket takes them at once).
-async fn write(conn: &mut Conn, head: &[u8], body: &[u8]) -> io::Result<()> {
+/// How much of a request went out before its answer began.
+#[derive(Debug, PartialEq, Eq)]
+enum Written {
+    All,
+    /// The upstream answered (say, a 413 for a body too large) before it took the whole
+    /// request, and stopped reading it.
+    Answered,
+}
+
+/// Writes the head and the body (in one `writev` when the socket takes them at once). While
+/// the socket takes no more, it watches for an answer that comes before the whole request, as
+/// hyper's client does: waiting to finish writing would wait for the attempt's timeout.
+async fn write(conn: &mut Conn, head: &[u8], body: &[u8]) -> io::Result<Written> {
     let mut both = bytes::Buf::chain(head, body);
-    conn.io.write_all_buf(&mut both).await
+    let mut read = body::FIRST_READ;
+    poll_fn(|cx| {
+        while both.has_remaining() {
+            match tokio_util::io::poll_write_buf(Pin::new(&mut conn.io), cx, &mut both) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => {
+                    return match ready!(body::fill(conn, &mut read, cx)) {
+                        Ok(0) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+                        Ok(_) => Poll::Ready(Ok(Written::Answered)),
+                        Err(err) => Poll::Ready(Err(err)),
+                    };
+                }
+            }
+        }
+        Poll::Ready(Ok(Written::All))
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -150,7 +182,7 @@ mod tests {
 
     use bytes::Bytes;
     use http_body_util::BodyExt;
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
@@ -355,6 +387,34 @@ mod tests {
         assert_eq!(client.pool.len(), 1);
         exchange(&client, &server).await.unwrap();
         assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_before_the_whole_request_is_read_without_waiting_for_the_rest() {
+        // An upstream that reads the head alone, answers 413 and takes no more of the body.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri: Uri = format!("http://{}/v1", listener.local_addr().unwrap()).parse().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut more = [0u8; 1024];
+                let n = stream.read(&mut more).await.unwrap();
+                seen.extend_from_slice(&more[..n]);
+            }
+            let answer = "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 2\r\n\r\n{}";
+            stream.write_all(answer.as_bytes()).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let client = Plain::new(Duration::from_secs(60));
+        let body = vec![b'x'; 64 << 20];
+        let head = head::request("/v1", &http::HeaderMap::new(), body.len());
+        let connector = connector();
+        let sent = client.send(&connector, &uri, &head, &body);
+        let answer = tokio::time::timeout(Duration::from_secs(10), sent).await.unwrap().unwrap();
+        assert_eq!(answer.status(), 413);
+        assert_eq!(answer.into_body().collect().await.unwrap().to_bytes(), "{}");
+        assert_eq!(client.pool.len(), 0, "a connection with half a request on it is not kept");
     }
 
     #[tokio::test]
