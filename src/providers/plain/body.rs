@@ -22,8 +22,10 @@ use super::Error;
 use super::framing::{Framing, Step};
 use super::pool::{Conn, Pool};
 
-/// How long a dropped body's end is waited for, to keep its connection.
-const DRAIN_TIME: Duration = Duration::from_secs(1);
+/// How long a dropped body's end is waited for, to keep its connection. Short: a stream's last
+/// chunk follows its `[DONE]` at once, and a client that hung up mid-stream keeps the upstream
+/// generating (and billing) until the connection closes.
+const DRAIN_TIME: Duration = Duration::from_millis(50);
 
 /// The smallest read from an upstream; reads double while they fill the buffer.
 pub(super) const FIRST_READ: usize = 2 << 10;
