@@ -62,6 +62,10 @@ impl Drop for PlainBody {
     fn drop(&mut self) {
         let (Some(mut conn), Some(back)) = (self.conn.take(), self.back.take()) else { return };
         let mut framing = std::mem::replace(&mut self.framing, Framing::Done);
+        // Only a chunked body can have nothing but its end to come; a length's end is data.
+        if !matches!(framing, Framing::Chunked { .. }) {
+            return;
+        }
         // What already came, and what the socket holds now.
         for _ in 0..2 {
             match at_end(&mut framing, &mut conn) {
