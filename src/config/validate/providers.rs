@@ -526,6 +526,20 @@ models:
     }
 
     #[test]
+    fn a_configured_framing_header_is_refused() {
+        let found = problems(&file(
+            "{ kind: openai, base_url: 'http://llm.internal/v1', api_key: k, headers: { Content-Length: 5, transfer-encoding: chunked, x-ok: y } }",
+        ));
+        assert_eq!(
+            found,
+            [
+                "providers.p.headers.Content-Length: framing header: ballast sets it for each request",
+                "providers.p.headers.transfer-encoding: framing header: ballast sets it for each request",
+            ]
+        );
+    }
+
+    #[test]
     fn every_problem_of_one_provider_is_reported_together() {
         let found = problems(&file(
             "{ kind: azure, headers: { 'bad header': x }, timeouts: { conect: 1s }, latency: 1s }",

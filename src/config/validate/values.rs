@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderName, HeaderValue};
 use reqwest::Url;
 use yaml_serde::Value;
@@ -151,6 +152,11 @@ pub fn headers(
             }
         };
         match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(text)) {
+            // The body's framing is ballast's to write, per request: a configured one would
+            // contradict the body sent.
+            (Ok(name), _) if name == CONTENT_LENGTH || name == TRANSFER_ENCODING => {
+                out.push(header_path.problem("framing header: ballast sets it for each request"));
+            }
             (Ok(name), Ok(mut value)) => {
                 value.set_sensitive(true);
                 headers.push((name, value));
