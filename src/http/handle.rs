@@ -36,12 +36,16 @@ pub async fn handle(
         .as_ref()
         .is_some_and(|caller| caller.rate_limit.is_some_and(|l| l.tokens_per_minute.is_some()));
     let prompt_tokens = if limits_tokens || pipeline.has_context_windows() {
-        tokens::prompt_tokens(&request).await
+        // Boxed, as the other rarely taken awaits here: the handler's future stays small for
+        // the requests that skip them (it lives while an answer's head is awaited).
+        Box::pin(tokens::prompt_tokens(&request)).await
     } else {
         None
     };
     let admission = match &caller {
-        Some(caller) => Some(state.limiter().admit(caller, prompt_tokens.unwrap_or(0)).await?),
+        Some(caller) => {
+            Some(Box::pin(state.limiter().admit(caller, prompt_tokens.unwrap_or(0))).await?)
+        }
         None => None,
     };
     // The request span's fields make the one log line per request (see `http::access_log`).
@@ -82,7 +86,7 @@ pub async fn handle(
                 let reply = answer.reply;
                 let conversations = state.conversations();
                 answer.reply =
-                    conversations.keep(&scope, &request, &answer.provenance, reply).await;
+                    Box::pin(conversations.keep(&scope, &request, &answer.provenance, reply)).await;
             }
             let provenance = &answer.provenance;
             span.record("provider", provenance.provider.as_deref().unwrap_or("-"));

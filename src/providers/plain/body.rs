@@ -28,7 +28,7 @@ use super::pool::{Conn, Pool};
 const DRAIN_TIME: Duration = Duration::from_millis(50);
 
 /// The smallest read from an upstream; reads double while they fill the buffer.
-pub(super) const FIRST_READ: usize = 2 << 10;
+pub(super) const FIRST_READ: usize = 1 << 10;
 const LARGEST_READ: usize = 64 << 10;
 
 /// The body of one answer, with the connection it comes on.
