@@ -11,18 +11,12 @@ use ballast::providers::plain::head;
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 
+#[path = "pieces.rs"]
+mod pieces;
+
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, wire)) = data.split_first() else {
+    let Some(mut pieces) = pieces::pieces(data) else {
         return;
-    };
-    // Low bits: the first cut; bit 7: whether to cut a second time, at the middle of the rest.
-    let first = usize::from(selector & 0x7f).min(wire.len());
-    let (start, tail) = wire.split_at(first);
-    let mut pieces: Vec<&[u8]> = if selector & 0x80 != 0 {
-        let (middle, rest) = tail.split_at(tail.len() / 2);
-        vec![start, middle, rest]
-    } else {
-        vec![start, tail]
     };
     pieces.reverse();
     let mut buf = BytesMut::new();

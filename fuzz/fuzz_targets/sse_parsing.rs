@@ -7,19 +7,14 @@
 use ballast::providers::sse::{MAX_EVENT_BYTES, SseParser};
 use libfuzzer_sys::fuzz_target;
 
+#[path = "pieces.rs"]
+mod pieces;
+
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, body)) = data.split_first() else {
+    let Some(pieces) = pieces::pieces(data) else {
         return;
     };
-    // Low bits: the first cut; bit 7: whether to cut a second time, at the middle of the rest.
-    let first = usize::from(selector & 0x7f).min(body.len());
-    let (head, tail) = body.split_at(first);
-    let pieces: Vec<&[u8]> = if selector & 0x80 != 0 {
-        let (middle, rest) = tail.split_at(tail.len() / 2);
-        vec![head, middle, rest]
-    } else {
-        vec![head, tail]
-    };
+    let input = data.len() - 1;
     let mut parser = SseParser::default();
     for piece in pieces {
         if parser.push(piece).is_err() {
@@ -31,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
                 event.data.len() <= MAX_EVENT_BYTES,
                 "event data of {} bytes from {} input bytes",
                 event.data.len(),
-                body.len()
+                input
             );
         }
     }

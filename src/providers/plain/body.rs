@@ -67,23 +67,17 @@ impl Drop for PlainBody {
             return;
         }
         // What already came, and what the socket holds now.
-        for _ in 0..2 {
-            match at_end(&mut framing, &mut conn) {
-                Some(true) => return park(conn, back),
-                Some(false) => {}
-                None => return,
-            }
-            if conn.buf.capacity() - conn.buf.len() < FIRST_READ / 4 {
-                conn.buf.reserve(FIRST_READ);
-            }
-            if !matches!(conn.io.try_read_buf(&mut conn.buf), Ok(1..)) {
-                break;
-            }
+        let mut read = FIRST_READ;
+        match at_end(&mut framing, &mut conn) {
+            Some(true) => return park(conn, back),
+            Some(false) => {}
+            None => return,
         }
-        // The rest is on its way (or never comes): a task waits for it, on this worker.
+        make_room(&mut conn, read);
+        let _ = conn.io.try_read_buf(&mut conn.buf);
+        // Whatever else is on its way (or never comes), a task waits for, on this worker.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         runtime.spawn(async move {
-            let mut read = FIRST_READ;
             let drained = tokio::time::timeout(DRAIN_TIME, async {
                 loop {
                     match at_end(&mut framing, &mut conn) {
@@ -176,13 +170,18 @@ pub(super) fn fill(
     read: &mut usize,
     cx: &mut Context<'_>,
 ) -> Poll<std::io::Result<usize>> {
-    if conn.buf.capacity() - conn.buf.len() < *read / 4 {
-        conn.buf.reserve(*read);
-    }
+    make_room(conn, *read);
     let room = conn.buf.capacity() - conn.buf.len();
     let n = ready!(tokio_util::io::poll_read_buf(Pin::new(&mut conn.io), cx, &mut conn.buf))?;
     if n == room {
         *read = (*read * 2).min(LARGEST_READ);
     }
     Poll::Ready(Ok(n))
+}
+
+/// Room for a read of `read` bytes in `conn.buf`, unless a quarter of it is there already.
+fn make_room(conn: &mut Conn, read: usize) {
+    if conn.buf.capacity() - conn.buf.len() < read / 4 {
+        conn.buf.reserve(read);
+    }
 }

@@ -288,6 +288,13 @@ mod tests {
         Ok((status, answer.into_body().collect().await?.to_bytes()))
     }
 
+    /// Sends a request and returns its answer's body, unread.
+    async fn open(client: &Plain, server: &Server) -> PlainBody {
+        let head = head::request("/", &http::HeaderMap::new(), 0);
+        let answer = client.send(&connector(), &server.uri, &head, &[]).await.unwrap();
+        answer.into_body()
+    }
+
     #[tokio::test]
     async fn a_connection_carries_the_next_request_once_its_answer_is_read() {
         let server = server(&[Then::Answer(OK), Then::Answer(CHUNKED)]).await;
@@ -313,9 +320,7 @@ mod tests {
         assert_eq!(exchange(&client, &server).await.unwrap().1, "{}");
         assert_eq!(client.pool.len(), 0);
         // Server side, the second connection stays open: the body's end is unknown until then.
-        let head = head::request("/", &http::HeaderMap::new(), 0);
-        let answer = client.send(&connector(), &server.uri, &head, &[]).await.unwrap();
-        let mut body = answer.into_body();
+        let mut body = open(&client, &server).await;
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(first, "until close");
         drop(body);
@@ -361,9 +366,7 @@ mod tests {
         let long = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\n";
         let server = server(&[Then::Answer(long), Then::Answer(OK)]).await;
         let client = Plain::new(Duration::from_secs(60));
-        let head = head::request("/", &http::HeaderMap::new(), 0);
-        let answer = client.send(&connector(), &server.uri, &head, &[]).await.unwrap();
-        let mut body = answer.into_body();
+        let mut body = open(&client, &server).await;
         assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap(), "a");
         drop(body);
         assert_eq!(client.pool.len(), 0);
@@ -377,9 +380,7 @@ mod tests {
                       e\r\ndata: [DONE]\n\n\r\n";
         let server = server(&[Then::AnswerInTwo(stream, "0\r\n\r\n"), Then::Answer(OK)]).await;
         let client = Plain::new(Duration::from_secs(60));
-        let head = head::request("/", &http::HeaderMap::new(), 0);
-        let answer = client.send(&connector(), &server.uri, &head, &[]).await.unwrap();
-        let mut body = answer.into_body();
+        let mut body = open(&client, &server).await;
         assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap(), "data: [DONE]\n\n");
         // Done at `[DONE]`: the last chunk comes 20 ms later, and the connection is kept.
         drop(body);
